@@ -1,0 +1,61 @@
+"""The ``blursynth`` command group: logging, verbosity, version, and the subcommands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from blursynth import __version__
+from blursynth.cli.average import average
+
+
+class _PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_logging(verbosity: int) -> None:
+    """-q: errors only; default: warnings; -v: info; -vv: debug. rich on a terminal, plain lines otherwise."""
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(max(-1, min(verbosity, 2)), logging.DEBUG)
+    root = logging.getLogger("blursynth")
+    root.handlers.clear()
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_time=False, show_path=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="blursynth")
+@click.option("-v", "--verbose", count=True, help="More output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Build motion-deblurring training datasets from high-fps video.
+
+    Frames are averaged in linear light, B = g((1/M) sum g^-1(S[i])) with g(x) = x^(1/2.2) by default,
+    the middle frame is the sharp ground truth, and pairs are written to HDF5 shards with a manifest
+    that records everything needed to regenerate them.
+
+    \b
+    Example:
+      blursynth average examples/clips out/ --recipe gopro --val-fraction 0.25
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbosity"] = -1 if quiet else verbose
+    configure_logging(ctx.obj["verbosity"])
+
+
+cli.add_command(average)
+
+
+def main() -> None:
+    cli(prog_name="blursynth")

@@ -1,0 +1,60 @@
+"""Options shared by the commands that write datasets (rasterio-style shared option module)."""
+
+from __future__ import annotations
+
+import click
+
+from blursynth.config import BACKENDS, COMPRESSIONS, CRF_NAMES
+
+seed = click.option("--seed", type=int, default=0, show_default=True,
+                    help="Global seed; every random choice derives from (seed, source key).")
+val_fraction = click.option("--val-fraction", type=float, default=0.0, show_default=True,
+                            help="Fraction of whole sources assigned to the val split.")
+shard_size = click.option("--shard-size", type=int, default=100, show_default=True, help="Samples per shard.")
+layout = click.option("--layout", default="h5", show_default=True,
+                      help="Output layouts: h5, gopro or both (h5,gopro).")
+compression = click.option("--compression", type=click.Choice(COMPRESSIONS), default=None,
+                           help="HDF5 compression of the image datasets (default: none, fastest).")
+crf = click.option("--crf", type=click.Choice(CRF_NAMES), default=None,
+                   help="Camera response model [recipe default: gamma].")
+gamma = click.option("--gamma", type=float, default=None, help="Exponent of the gamma CRF [recipe default: 2.2].")
+device = click.option("--device", default="auto", show_default=True,
+                      help="auto (cuda when available), cpu, cuda or cuda:N.")
+backend = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                       help="Accumulator: stream (CPU running sums) or torch (batched on --device); "
+                            "auto = torch on CUDA, stream on CPU.")
+batch_frames = click.option("--batch-frames", type=int, default=16, show_default=True,
+                            help="Frames uploaded per batch by the torch backend.")
+overwrite = click.option("--overwrite", is_flag=True,
+                         help="Replace an existing output made with other settings (default: refuse).")
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value):
+    """-v/-q are accepted after the subcommand too (``blursynth average ... -v``)."""
+    if not value:
+        return value
+    from blursynth.cli.main import configure_logging
+
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    level = -1 if param.name == "quiet" else int(value)
+    root.obj["verbosity"] = level
+    configure_logging(level)
+    return value
+
+
+verbose = click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity,
+                       help="More output (-vv for debug).")
+quiet = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                     help="Only errors; no progress.")
+
+
+def apply(*decorators):
+    """Apply several option decorators in the order they are listed."""
+
+    def wrap(fn):
+        for deco in reversed(decorators):
+            fn = deco(fn)
+        return fn
+
+    return wrap

@@ -1,0 +1,82 @@
+"""Progress display: a rich progress bar on a terminal, plain log lines otherwise, nothing with -q."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from blursynth.run.progress import ProgressSink
+
+log = logging.getLogger("blursynth.progress")
+
+
+class RichProgress(ProgressSink):
+    """Sources done, frames decoded (with frames/s) and samples written, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self._t0 = time.perf_counter()
+        self._frames = 0
+
+    def start(self, total_sources: int, total_frames: int) -> None:
+        self._progress.start()
+        self._sources = self._progress.add_task("sources", total=total_sources, rate="")
+        self._frame_task = self._progress.add_task("frames", total=total_frames, rate="")
+        self._sample_task = self._progress.add_task("samples", total=None, rate="")
+
+    def advance(self, frames: int = 0, samples: int = 0) -> None:
+        if frames:
+            self._frames += frames
+            rate = self._frames / max(1e-9, time.perf_counter() - self._t0)
+            self._progress.update(self._frame_task, advance=frames, rate=f"{rate:.0f} frames/s")
+        if samples:
+            self._progress.update(self._sample_task, advance=samples)
+
+    def source_finished(self, key: str, status: str, samples: int, reason: str | None = None) -> None:
+        self._progress.update(self._sources, advance=1, rate=key[-40:])
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class LogProgress(ProgressSink):
+    """One INFO-level line per finished source (shown with -v, or by default when not on a terminal)."""
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._done = 0
+        self._frames = 0
+        self._t0 = time.perf_counter()
+
+    def start(self, total_sources: int, total_frames: int) -> None:
+        self._total = total_sources
+        log.info("processing %d sources, %d frames", total_sources, total_frames)
+
+    def advance(self, frames: int = 0, samples: int = 0) -> None:
+        self._frames += frames
+
+    def source_finished(self, key: str, status: str, samples: int, reason: str | None = None) -> None:
+        self._done += 1
+        rate = self._frames / max(1e-9, time.perf_counter() - self._t0)
+        extra = f" ({reason})" if reason else ""
+        log.warning if status in ("failed", "partial") else None
+        log.info("[%d/%d] %s: %s, %d samples, %.0f frames/s%s", self._done, self._total, key, status, samples,
+                 rate, extra)
+
+
+def create_progress(verbosity: int) -> ProgressSink:
+    if verbosity < 0:
+        return ProgressSink()
+    if sys.stderr.isatty():
+        return RichProgress()
+    logging.getLogger("blursynth.progress").setLevel(logging.INFO)
+    return LogProgress()

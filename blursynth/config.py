@@ -1,0 +1,171 @@
+"""Frozen configuration objects and the recipe preset table.
+
+A recipe is a named set of defaults. Options the user gives explicitly override the preset. The table is
+meant to grow: the WILD recipe (Noroozi et al.) adds downsampling and flow filtering in a later issue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from blursynth.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RecipePreset:
+    """Defaults of one dataset recipe.
+
+    Attributes:
+        name: recipe name as typed on the command line.
+        frames: inclusive (min, max) odd number of frames averaged per sample.
+        stride: frames between window starts; None means non-overlapping, back-to-back windows.
+        crf: camera response model.
+        gamma: exponent of the gamma CRF.
+        citation: where the numbers come from.
+    """
+
+    name: str
+    frames: tuple[int, int]
+    stride: int | None
+    crf: str
+    gamma: float
+    citation: str
+
+
+RECIPES: dict[str, RecipePreset] = {
+    # Nah et al. 2017, Sec. 2: 240 fps GoPro, "averaged varying number (7 - 13) of successive latent frames",
+    # CRF approximated by a gamma curve with gamma = 2.2; the sharp image is the mid-frame.
+    "gopro": RecipePreset("gopro", (7, 13), None, "gamma", 2.2, "Nah et al. 2017, Sec. 2"),
+    # LODE (BladeNet) Sec. 3: "an odd number randomly sampled from 7 to 13 ... mid-frame as ground truth",
+    # CRF calibrated following Nah et al.
+    "lode": RecipePreset("lode", (7, 13), None, "gamma", 2.2, "LODE/BladeNet, Sec. 3"),
+}
+
+CRF_NAMES = ("gamma", "srgb", "linear")
+LAYOUTS = ("h5", "gopro")
+COMPRESSIONS = ("lzf", "gzip")
+BACKENDS = ("auto", "stream", "torch")
+
+
+def parse_frames(text: str) -> tuple[int, int]:
+    """Parse ``--frames``: ``"9"`` or an odd range ``"7-13"``.
+
+    Raises:
+        ConfigError: when the text is not a number or range, a bound is even or < 1, or the range is reversed.
+    """
+    match = re.fullmatch(r"\s*(-?\d+)\s*(?:[-:]\s*(-?\d+)\s*)?", str(text))
+    if not match:
+        raise ConfigError(f"--frames: expected an odd number like 9 or an odd range like 7-13, got {text!r}")
+    lo = int(match.group(1))
+    hi = int(match.group(2)) if match.group(2) is not None else lo
+    if lo < 1 or hi < 1:
+        raise ConfigError(f"--frames: frame counts must be at least 1, got {text!r}")
+    if lo > hi:
+        raise ConfigError(f"--frames: range is reversed ({lo} > {hi}); write it as {hi}-{lo}")
+    if lo % 2 == 0 or hi % 2 == 0:
+        raise ConfigError(
+            f"--frames: frame counts must be odd so that a middle frame exists, got {text!r}"
+        )
+    return lo, hi
+
+
+def parse_layout(text: str) -> tuple[str, ...]:
+    """Parse ``--layout h5``, ``gopro`` or ``h5,gopro``."""
+    parts = tuple(dict.fromkeys(p.strip().lower() for p in str(text).split(",") if p.strip()))
+    bad = [p for p in parts if p not in LAYOUTS]
+    if not parts or bad:
+        raise ConfigError(f"--layout: expected one or more of {', '.join(LAYOUTS)}, got {text!r}")
+    return parts
+
+
+@dataclass(frozen=True)
+class AverageConfig:
+    """Fully resolved configuration of ``blursynth average``.
+
+    Fields listed in ``OUTPUT_FIELDS`` determine the produced bytes; they form the fingerprint that an
+    existing output folder must match to be resumed.
+    """
+
+    inputs: tuple[str, ...]
+    out: str
+    recipe: str = "gopro"
+    frames: tuple[int, int] = (7, 13)
+    stride: int | None = None
+    max_per_source: int | None = None
+    crf: str = "gamma"
+    gamma: float = 2.2
+    seed: int = 0
+    val_fraction: float = 0.0
+    shard_size: int = 100
+    layout: tuple[str, ...] = ("h5",)
+    compression: str | None = None
+    fps: float | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    batch_frames: int = 32
+    overwrite: bool = False
+    extra: dict = field(default_factory=dict)
+
+    OUTPUT_FIELDS = (
+        "recipe", "frames", "stride", "max_per_source", "crf", "gamma", "seed", "val_fraction",
+        "shard_size", "layout", "compression", "fps",
+    )
+
+    def __post_init__(self) -> None:
+        check_average_config(self)
+
+    def fingerprint(self) -> dict:
+        """The settings that determine the output bytes (JSON-serialisable)."""
+        data = dataclasses.asdict(self)
+        return {k: _jsonable(data[k]) for k in self.OUTPUT_FIELDS}
+
+    def to_dict(self) -> dict:
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def resolve_recipe(recipe: str, **overrides) -> dict:
+    """Merge a recipe preset with explicit overrides (None means 'not given')."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"--recipe: unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    preset = RECIPES[recipe]
+    values = {"frames": preset.frames, "stride": preset.stride, "crf": preset.crf, "gamma": preset.gamma}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
+def check_average_config(cfg: AverageConfig) -> None:
+    """Named checks with messages that say what was expected and what was found."""
+    if not cfg.inputs:
+        raise ConfigError("no INPUT given: pass at least one video, video folder or frame folder")
+    lo, hi = cfg.frames
+    if lo < 1 or hi < lo or lo % 2 == 0 or hi % 2 == 0:
+        raise ConfigError(f"--frames: expected an odd range with 1 <= min <= max, got {lo}-{hi}")
+    if cfg.stride is not None and cfg.stride < 1:
+        raise ConfigError(f"--stride: expected a positive number of frames, got {cfg.stride}")
+    if cfg.max_per_source is not None and cfg.max_per_source < 1:
+        raise ConfigError(f"--max-per-source: expected a positive number, got {cfg.max_per_source}")
+    if cfg.crf not in CRF_NAMES:
+        raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
+    if not (0.1 <= cfg.gamma <= 10.0):
+        raise ConfigError(f"--gamma: expected a value in [0.1, 10], got {cfg.gamma}")
+    if not (0.0 <= cfg.val_fraction < 1.0):
+        raise ConfigError(f"--val-fraction: expected a value in [0, 1), got {cfg.val_fraction}")
+    if cfg.shard_size < 1:
+        raise ConfigError(f"--shard-size: expected a positive number of samples, got {cfg.shard_size}")
+    if cfg.compression not in (None, *COMPRESSIONS):
+        raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
+    if cfg.fps is not None and cfg.fps <= 0:
+        raise ConfigError(f"--fps: expected a positive frame rate, got {cfg.fps}")
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+    if cfg.batch_frames < 1:
+        raise ConfigError(f"--batch-frames: expected a positive number, got {cfg.batch_frames}")
+    parse_layout(",".join(cfg.layout))

@@ -1,0 +1,1 @@
+"""Pure array operations: camera response, window planning, accumulation."""

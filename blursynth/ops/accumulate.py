@@ -1,0 +1,271 @@
+"""Window averaging in linear light: a CPU streaming path and a torch batched path.
+
+Both consume frames in order, one ``push`` per decoded frame, and return the windows that the frame
+completes, encoded back to uint8 by :func:`blursynth.ops.crf.encode_sum`. Frames are linearised with an
+integer lookup table and summed in exact integers, so both paths produce the same sums; the forward CRF is
+the same torch function, so on the same device they produce the same bytes.
+
+* :class:`StreamingAccumulator` keeps one running int32 sum per output: each frame is looked up (``cv2.LUT``)
+  and added once; frames leaving the window are subtracted (or the sum restarted when that is cheaper).
+  No window is ever recomputed from scratch, and only the frames of the current window are held.
+* :class:`TorchAccumulator` uploads frames in batches, looks them up on the device, takes an int64 prefix
+  sum along time and reads every window as ``P[stop] - P[start]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from blursynth.errors import ConfigError, MissingDependencyError
+from blursynth.ops.crf import CRF, encode_sum
+from blursynth.ops.windows import Window
+
+Emitted = list[tuple[Window, list[np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One averaged output: a CRF with its inverse table for the source's bit depth.
+
+    Attributes:
+        crf: camera response re-applied after averaging.
+        lut: int32 (2**bits,) inverse table from :meth:`CRF.inverse_lut`.
+        q: full scale of the table.
+    """
+
+    crf: CRF
+    lut: np.ndarray
+    q: int
+
+    @classmethod
+    def create(cls, crf: CRF, bit_depth: int, n_max: int) -> Channel:
+        lut, q = crf.inverse_lut(bit_depth, n_max)
+        return cls(crf, lut, q)
+
+
+def lookup(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Map a frame through an integer table. Shape (H, W, 3) uint8/uint16 -> int32."""
+    if frame.dtype == np.uint8:
+        return cv2.LUT(frame, lut)  # vectorised, ~0.5 ms for a 1280x720 RGB frame
+    return np.take(lut, frame)
+
+
+class StreamingAccumulator:
+    """Running integer sums on the CPU.
+
+    Args:
+        windows: the plan, sorted by start.
+        channels: outputs to produce for every window.
+    """
+
+    def __init__(self, windows: Sequence[Window], channels: Sequence[Channel]) -> None:
+        self.windows = list(windows)
+        self.channels = list(channels)
+        self._next = 0  # first window not emitted yet
+        self._lo = 0  # the sums cover the added frames in [lo, hi)
+        self._hi = 0
+        self._sums: list[np.ndarray | None] = [None] * len(self.channels)
+        self._buf: dict[int, list[np.ndarray]] = {}
+        self._needed = _needed_mask(self.windows)
+
+    def push(self, index: int, frame: np.ndarray) -> Emitted:
+        """Add frame ``index`` (frames must come in order) and return the windows it completes."""
+        if index != self._hi:
+            raise ValueError(f"frames must be pushed in order: expected {self._hi}, got {index}")
+        if self._next < len(self.windows):
+            self._advance(self.windows[self._next].start)
+        self._hi = index + 1
+        if index < len(self._needed) and self._needed[index]:
+            linear = [lookup(frame, ch.lut) for ch in self.channels]
+            self._buf[index] = linear
+            for c, lin in enumerate(linear):
+                if self._sums[c] is None:
+                    self._sums[c] = lin.copy()
+                else:
+                    np.add(self._sums[c], lin, out=self._sums[c])
+        return self._emit()
+
+    def finish(self) -> Emitted:
+        """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
+        return []
+
+    def _advance(self, start: int) -> None:
+        """Drop the frames before ``start`` from the sums."""
+        if start <= self._lo:
+            return
+        drop = [i for i in self._buf if i < start]
+        keep = [i for i in self._buf if i >= start]
+        if len(drop) > len(keep):  # cheaper to restart the sums from the frames we keep
+            for c in range(len(self.channels)):
+                self._sums[c] = None
+                for i in keep:
+                    lin = self._buf[i][c]
+                    if self._sums[c] is None:
+                        self._sums[c] = lin.copy()
+                    else:
+                        np.add(self._sums[c], lin, out=self._sums[c])
+        else:
+            for i in drop:
+                for c in range(len(self.channels)):
+                    np.subtract(self._sums[c], self._buf[i][c], out=self._sums[c])
+        for i in drop:
+            del self._buf[i]
+        self._lo = start
+
+    def _emit(self) -> Emitted:
+        out: Emitted = []
+        while self._next < len(self.windows) and self.windows[self._next].stop <= self._hi:
+            w = self.windows[self._next]
+            self._advance(w.start)
+            encoded = []
+            for c, ch in enumerate(self.channels):
+                total = self._sums[c]
+                tail = [self._buf[i][c] for i in self._buf if i >= w.stop]
+                if tail:  # a longer earlier window already pulled in frames past this one's end
+                    total = total.copy()
+                    for lin in tail:
+                        np.subtract(total, lin, out=total)
+                encoded.append(encode_sum(torch.from_numpy(total), w.n, ch.q, ch.crf).numpy())
+            out.append((w, encoded))
+            self._next += 1
+        return out
+
+
+class TorchAccumulator:
+    """Batched prefix sums on a torch device.
+
+    Args:
+        windows: the plan, sorted by start.
+        channels: outputs to produce for every window.
+        device: torch device (``cpu``, ``cuda``, ``cuda:1``).
+        batch_frames: frames uploaded per batch.
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        channels: Sequence[Channel],
+        *,
+        device: torch.device,
+        batch_frames: int = 16,
+    ) -> None:
+        self.windows = list(windows)
+        self.channels = list(channels)
+        self.device = device
+        self.batch_frames = max(1, int(batch_frames))
+        self._luts = [torch.from_numpy(ch.lut.astype(np.int64)).to(device) for ch in self.channels]
+        self._pending: list[np.ndarray] = []
+        self._base = 0  # index of the first pending frame
+        self._carry: list[torch.Tensor | None] = [None] * len(self.channels)  # P[base]
+        self._prefix: list[dict[int, torch.Tensor]] = [{} for _ in self.channels]
+        self._bounds = {w.start for w in self.windows} | {w.stop for w in self.windows}
+        self._next = 0
+        last = max((w.stop for w in self.windows), default=0)
+        self._last_needed = last
+
+    def push(self, index: int, frame: np.ndarray) -> Emitted:
+        """Add frame ``index`` (frames must come in order) and return the windows completed so far."""
+        if index >= self._last_needed:
+            return []
+        if index != self._base + len(self._pending):
+            raise ValueError(f"frames must be pushed in order: expected {self._base + len(self._pending)}")
+        self._pending.append(frame)
+        if len(self._pending) >= self.batch_frames or index + 1 == self._last_needed:
+            return self._flush()
+        return []
+
+    def finish(self) -> Emitted:
+        return self._flush() if self._pending else []
+
+    def _flush(self) -> Emitted:
+        batch = torch.from_numpy(np.stack(self._pending))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        idx = batch.to(torch.int64)
+        n = len(self._pending)
+        for c, lut in enumerate(self._luts):
+            prefix = lut[idx].cumsum(0)  # (B, H, W, 3) int64: sum of frames base..base+k
+            carry = self._carry[c]
+            if carry is None:
+                carry = torch.zeros(prefix.shape[1:], dtype=torch.int64, device=self.device)
+            if self._base in self._bounds:
+                self._prefix[c][self._base] = carry
+            prefix += carry
+            for k in range(n):
+                if self._base + k + 1 in self._bounds:
+                    self._prefix[c][self._base + k + 1] = prefix[k].clone()
+            self._carry[c] = prefix[-1].clone()
+        self._base += n
+        self._pending = []
+        return self._emit()
+
+    def _emit(self) -> Emitted:
+        ready = []
+        while self._next < len(self.windows) and self.windows[self._next].stop <= self._base:
+            ready.append(self.windows[self._next])
+            self._next += 1
+        if not ready:
+            return []
+        encoded: list[list[np.ndarray]] = [[] for _ in ready]
+        for c, ch in enumerate(self.channels):
+            table = self._prefix[c]
+            sums = torch.stack([table[w.stop] - table[w.start] for w in ready])
+            for j, w in enumerate(ready):
+                encoded[j].append(encode_sum(sums[j], w.n, ch.q, ch.crf).cpu().numpy())
+            # Boundaries no later window needs can go.
+            keep_from = self.windows[self._next].start if self._next < len(self.windows) else self._base
+            for b in [b for b in table if b < keep_from]:
+                del table[b]
+        return list(zip(ready, encoded))
+
+
+def _needed_mask(windows: Sequence[Window]) -> np.ndarray:
+    last = max((w.stop for w in windows), default=0)
+    mask = np.zeros(last, dtype=bool)
+    for w in windows:
+        mask[w.start : w.stop] = True
+    return mask
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda[:i]`` must exist."""
+    text = str(device).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device: expected auto, cpu or cuda[:i], got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MissingDependencyError(
+                f"--device {device}: CUDA is not available (no GPU or a CPU-only torch build); use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device: expected auto, cpu or cuda[:i], got {device!r}")
+    return dev
+
+
+def create_accumulator(
+    backend: str,
+    windows: Sequence[Window],
+    channels: Sequence[Channel],
+    *,
+    device: torch.device,
+    batch_frames: int = 16,
+):
+    """``stream`` (CPU running sums), ``torch`` (batched on ``device``) or ``auto`` (torch on CUDA)."""
+    if backend == "auto":
+        backend = "torch" if device.type == "cuda" else "stream"
+    if backend == "stream":
+        return StreamingAccumulator(windows, channels)
+    if backend == "torch":
+        return TorchAccumulator(windows, channels, device=device, batch_frames=batch_frames)
+    raise ConfigError(f"--backend: expected auto, stream or torch, got {backend!r}")

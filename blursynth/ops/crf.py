@@ -1,0 +1,120 @@
+"""Camera response functions (CRF) and their lookup tables.
+
+Nah et al. 2017 (Sec. 2, Eq. 2-3) synthesise a blurry image as B = g((1/M) sum_i g^-1(S_hat[i])) with the CRF
+approximated by g(x) = x^(1/gamma), gamma = 2.2. We invert the CRF with an integer lookup table: code value
+v of a b-bit image maps to round(g^-1(v / (2^b - 1)) * Q), where Q (the "full scale") is chosen so that the
+sum of up to n_max frames fits in int32. Integer sums are exact and associative, so the streaming CPU path,
+the batched torch path and a resumed run produce the same sums whatever the summation order. The forward
+CRF is applied once per window, in float32, and the result is **rounded** (never truncated) to uint8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from blursynth.errors import ConfigError
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CRF:
+    """A camera response model.
+
+    Attributes:
+        name: ``gamma``, ``srgb`` or ``linear``.
+        gamma: exponent of the ``gamma`` model (ignored by the others).
+    """
+
+    name: str
+    gamma: float = 2.2
+
+    # -- float64 reference (numpy), used to build the tables and by tests --------------------------------
+    def to_linear(self, x: np.ndarray) -> np.ndarray:
+        """g^-1: encoded values in [0, 1] to linear light in [0, 1] (float64)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.name == "gamma":
+            return np.power(x, self.gamma)
+        if self.name == "srgb":
+            return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4))
+        return x.copy()
+
+    def from_linear(self, y: np.ndarray) -> np.ndarray:
+        """g: linear light in [0, 1] to encoded values in [0, 1] (float64)."""
+        y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
+        if self.name == "gamma":
+            return np.power(y, 1.0 / self.gamma)
+        if self.name == "srgb":
+            return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1.0 / 2.4) - 0.055)
+        return y.copy()
+
+    # -- torch forward, shared by every accumulation backend ---------------------------------------------
+    def from_linear_torch(self, y: torch.Tensor) -> torch.Tensor:
+        """g on a float32 tensor of linear values in [0, 1], in place where possible."""
+        y = y.clamp_(0.0, 1.0)
+        if self.name == "gamma":
+            return y.pow_(1.0 / self.gamma)
+        if self.name == "srgb":
+            low = y * 12.92
+            high = y.pow(1.0 / 2.4).mul_(1.055).sub_(0.055)
+            return torch.where(y <= 0.0031308, low, high)
+        return y
+
+    # -- lookup tables ------------------------------------------------------------------------------------
+    def full_scale(self, bit_depth: int, n_max: int) -> int:
+        """Integer value that linear 1.0 maps to, so that n_max frames sum within int32."""
+        if n_max < 1:
+            raise ConfigError(f"window size must be at least 1, got {n_max}")
+        if self.name == "linear":
+            # Identity table: the sum of raw code values is exact and needs no extra precision.
+            q = (1 << bit_depth) - 1
+        else:
+            q = INT32_MAX // n_max
+        if q * n_max > INT32_MAX or q < (1 << bit_depth) - 1:
+            raise ConfigError(f"window of {n_max} frames is too long for {bit_depth}-bit int32 accumulation")
+        return q
+
+    def inverse_lut(self, bit_depth: int, n_max: int) -> tuple[np.ndarray, int]:
+        """Integer table for g^-1.
+
+        Args:
+            bit_depth: bits per sample of the decoded frames (8 or 16).
+            n_max: the largest number of frames that will be summed.
+
+        Returns:
+            (lut, q): ``lut`` int32 of shape (2**bit_depth,), ``lut[v] = round(g^-1(v / vmax) * q)``.
+        """
+        vmax = (1 << bit_depth) - 1
+        q = self.full_scale(bit_depth, n_max)
+        codes = np.arange(vmax + 1, dtype=np.float64) / vmax
+        lut = np.rint(self.to_linear(codes) * q).astype(np.int64)
+        return lut.astype(np.int32), q
+
+
+def create_crf(name: str, gamma: float = 2.2) -> CRF:
+    """Factory for camera response models: ``gamma`` (default 2.2), ``srgb`` (IEC 61966-2-1) or ``linear``."""
+    if name not in ("gamma", "srgb", "linear"):
+        raise ConfigError(f"--crf: expected gamma, srgb or linear, got {name!r}")
+    if name == "gamma" and not gamma > 0:
+        raise ConfigError(f"--gamma: expected a positive exponent, got {gamma}")
+    return CRF(name=name, gamma=float(gamma))
+
+
+def encode_sum(sums: torch.Tensor, n: int, q: int, crf: CRF) -> torch.Tensor:
+    """Turn an exact integer sum of n linearised frames into the encoded uint8 image.
+
+    Args:
+        sums: integer tensor (..., H, W, 3), the sum of ``n`` frames mapped through ``inverse_lut``.
+        n: number of frames summed.
+        q: the full scale returned by ``inverse_lut``.
+        crf: the camera response to re-apply.
+
+    Returns:
+        uint8 tensor of the same shape: round(255 * g(sums / (n q))).
+    """
+    mean = sums.to(torch.float32).mul_(1.0 / (n * q))
+    encoded = crf.from_linear_torch(mean)
+    return encoded.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)

@@ -1,0 +1,1 @@
+"""Recipes turn sources into :class:`blursynth.sample.Sample` objects."""

@@ -1,0 +1,283 @@
+"""The frame-averaging recipes (GOPRO: Nah et al. 2017; LODE) as planned, resumable work units.
+
+Planning (``plan_average``) probes every source, draws its windows from the seeded generator, assigns whole
+sources to splits and gives every source a fixed range of shard numbers (in key order). A work unit
+(``AverageUnit``) is one source; ``run_unit`` decodes it once, streams frames through the accumulator and
+writes the samples of the shards that are not complete yet. Because the plan is a pure function of the
+sources and the configuration, a resumed or re-scheduled run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blursynth.config import AverageConfig
+from blursynth.errors import SourceError
+from blursynth.io.frames import probe_frames, read_frames
+from blursynth.io.prefetch import prefetch
+from blursynth.io.sources import Source, discover_sources
+from blursynth.io.video import SourceInfo, probe_video, read_video
+from blursynth.ops.accumulate import Channel, create_accumulator, resolve_device
+from blursynth.ops.crf import create_crf
+from blursynth.ops.splits import assign_splits
+from blursynth.ops.windows import Window, plan_windows
+from blursynth.run.progress import ProgressSink
+from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers
+from blursynth.sample import Sample
+from blursynth.seeding import create_rng
+from blursynth.shards.manifest import quick_hash
+from blursynth.shards.writer import ShardWriter
+
+log = logging.getLogger("blursynth.average")
+
+#: Below this frame rate consecutive frames are too far apart in time and averages ghost.
+MIN_FPS = 100.0
+
+
+@dataclass(frozen=True)
+class AverageUnit:
+    """One source to turn into samples; picklable, so executors can ship it to workers."""
+
+    source: Source
+    info: SourceInfo
+    windows: tuple[Window, ...]
+    split: str
+    slots: tuple[ShardSlot, ...]
+    config: AverageConfig
+
+
+@dataclass
+class AveragePlan:
+    units: list[AverageUnit]
+    sources: list[dict]  # manifest entries for every discovered source
+    failures: list[dict]  # sources that cannot be used at all
+
+
+def probe_source(source: Source, fps: float | None) -> SourceInfo:
+    if source.kind == "video":
+        return probe_video(source.path)
+    return probe_frames(source.path, fps)
+
+
+def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
+    """Probe the sources and plan windows, splits and shard numbers."""
+    splits = assign_splits([s.key for s in sources], cfg.val_fraction, cfg.seed)
+    entries: list[dict] = []
+    failures: list[dict] = []
+    planned: list[tuple[Source, SourceInfo, list[Window]]] = []
+    warned_fps = False
+    for src in sources:
+        entry = {"key": src.key, "path": src.path, "kind": src.kind, "split": splits[src.key]}
+        entries.append(entry)
+        try:
+            info = probe_source(src, cfg.fps)
+            entry.update(size=info.size_bytes, hash=quick_hash(src.path))
+        except SourceError as exc:
+            log.warning("skipping %s", exc)
+            entry.update(status="failed", reason=exc.reason, failed_path=exc.path)
+            failures.append({"source": src.key, "path": exc.path, "reason": exc.reason})
+            continue
+        except OSError as exc:
+            reason = f"cannot read ({exc.strerror or exc})"
+            log.warning("skipping %s: %s", src.path, reason)
+            entry.update(status="failed", reason=reason, failed_path=src.path)
+            failures.append({"source": src.key, "path": src.path, "reason": reason})
+            continue
+        entry.update(
+            frames=info.num_frames, fps=info.fps, width=info.width, height=info.height,
+            bit_depth=info.bit_depth, pix_fmt=info.pix_fmt, codec=info.codec,
+        )
+        if info.fps is None and not warned_fps:
+            log.warning("frame folders have no frame rate; pass --fps so samples record it")
+            warned_fps = True
+        elif info.fps is not None and info.fps < MIN_FPS:
+            log.warning(
+                "%s: %.4g fps is below %g fps; averaging frames this far apart ghosts (staircase artifacts)",
+                src.path, info.fps, MIN_FPS,
+            )
+            entry["warning"] = f"{info.fps:.4g} fps < {MIN_FPS:g} fps"
+        rng = create_rng(cfg.seed, "windows", src.key)
+        windows = plan_windows(
+            info.num_frames, cfg.frames, rng, stride=cfg.stride, max_windows=cfg.max_per_source
+        )
+        entry["windows"] = len(windows)
+        if not windows:
+            reason = f"shorter than one window ({info.num_frames} frames < {cfg.frames[0]})"
+            log.warning("skipping %s: %s", src.path, reason)
+            entry.update(status="skipped", reason=reason)
+            failures.append({"source": src.key, "path": src.path, "reason": reason})
+            continue
+        planned.append((src, info, windows))
+
+    units = []
+    counters: dict[str, int] = {}
+    for src, info, windows in planned:
+        split = splits[src.key]
+        slots = allocate_slots(split, len(windows), cfg.shard_size, counters)
+        units.append(AverageUnit(src, info, tuple(windows), split, slots, cfg))
+    return AveragePlan(units, entries, failures)
+
+
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint8:
+        return frame
+    # 16-bit -> 8-bit with rounding: round(v / 257) == (v + 128) // 257 for v in [0, 65535].
+    return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
+    """Produce the samples of one source, skipping shards that are already complete.
+
+    A source that fails while decoding (truncated, corrupt, a frame of another size) keeps the samples of
+    the windows that were complete; the shard in progress is committed and marked ``final`` so a resume
+    does not wait for shards that can never exist.
+    """
+    progress = progress or ProgressSink()
+    out = Path(out)
+    cfg = unit.config
+    key = unit.source.key
+    markers, finished = completed_markers(out, unit.slots)
+    done = [m for m in markers.values() if m is not None]
+    if finished:
+        samples = sum(int(m.get("count", 0)) for m in done)
+        progress.source_finished(key, "resumed", samples)
+        return UnitResult(key, "resumed", samples=samples, shards=done)
+
+    todo = [slot for slot in unit.slots if markers[slot.shard] is None]
+    slot_of = {}
+    for slot in todo:
+        for w in unit.windows[slot.first : slot.stop]:
+            slot_of[w.index] = slot
+    windows = [w for w in unit.windows if w.index in slot_of]
+    centers = {w.center for w in windows}
+    last_needed = max(w.stop for w in windows)
+
+    crf = create_crf(cfg.crf, cfg.gamma)
+    n_max = cfg.frames[1]
+    channels = [Channel.create(crf, unit.info.bit_depth, n_max)]
+    if "gopro" in cfg.layout:  # GOPRO_Large ships blur/ (linear CRF) next to blur_gamma/
+        channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
+    device = resolve_device(cfg.device)
+    acc = create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames)
+
+    result = UnitResult(key, "ok", shards=list(done))
+    writer: ShardWriter | None = None
+    current: ShardSlot | None = None
+    sharp: dict[int, np.ndarray] = {}
+    progress.source_started(key, last_needed)
+
+    def open_writer(slot: ShardSlot) -> ShardWriter:
+        return ShardWriter(
+            out, slot.split, slot.shard, layouts=cfg.layout, compression=cfg.compression,
+            capacity=slot.stop - slot.first,
+        )
+
+    def commit(final: bool, status: str, reason: str | None = None) -> None:
+        nonlocal writer, current
+        stats = {"sources": {key: {"status": status, "samples": writer.count, "path": unit.source.path}},
+                 "failures": [] if reason is None else [{"source": key, "path": unit.source.path,
+                                                         "reason": reason}],
+                 "windows": [current.first, current.stop], "final": final}
+        result.shards.append(writer.close(stats))
+        writer, current = None, None
+
+    def handle(emitted) -> None:
+        nonlocal writer, current
+        for w, encoded in emitted:
+            slot = slot_of[w.index]
+            if current is not None and slot.shard != current.shard:
+                commit(final=False, status="ok")
+            if writer is None:
+                writer, current = open_writer(slot), slot
+            writer.add(_make_sample(unit, w, encoded, sharp.pop(w.center)))
+            result.samples += 1
+            progress.advance(samples=1)
+            if w.index == unit.windows[slot.stop - 1].index:
+                commit(final=slot.shard == unit.slots[-1].shard, status="ok")
+
+    reader = read_video if unit.source.kind == "video" else read_frames
+    frames = prefetch(reader(unit.source.path, unit.info), depth=4)
+    try:
+        try:
+            for index, frame in frames:
+                if index in centers:
+                    sharp[index] = _to_uint8(frame)
+                handle(acc.push(index, frame))
+                result.frames += 1
+                progress.advance(frames=1)
+                if index + 1 >= last_needed:
+                    break
+            handle(acc.finish())
+        finally:
+            frames.close()
+        if result.frames < last_needed:
+            raise SourceError(unit.source.path, f"ended after {result.frames} of {last_needed} frames")
+    except SourceError as exc:
+        result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
+        log.warning("%s: %s", exc.path, exc.reason)
+        if writer is None:  # nothing open: commit an empty marker so a resume knows the source is finished
+            slot = next((s for s in todo if not any(m.get("shard") == s.shard for m in result.shards)), todo[0])
+            writer, current = open_writer(slot), slot
+        commit(final=True, status=result.status, reason=f"{exc.path}: {exc.reason}")
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    progress.source_finished(key, result.status, result.samples, result.reason)
+    return result
+
+
+def _make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
+    cfg, info = unit.config, unit.info
+    meta = {
+        "source": unit.source.key,
+        "sample": f"{unit.source.key}#{w.index:05d}",
+        "split": unit.split,
+        "frames": w.frames,
+        "center": w.center,
+        "n_frames": w.n,
+        "fps": info.fps,
+        "time": (w.center / info.fps) if info.fps else None,
+        "exposure": (w.n / info.fps) if info.fps else None,
+        "crf": cfg.crf,
+        "gamma": cfg.gamma if cfg.crf == "gamma" else None,
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "bit_depth": info.bit_depth,
+    }
+    extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}
+    return Sample(blur=encoded[0], sharp=sharp, meta=meta, extras=extras)
+
+
+def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
+    """Run ``blursynth average``: discover, plan, execute and write the manifest.
+
+    Returns:
+        :class:`blursynth.run.job.JobSummary`.
+
+    Raises:
+        InputError, ConfigError, OutputError: with one-line messages naming the file and the reason.
+    """
+    from blursynth.run.job import run_job
+
+    resolve_device(cfg.device)  # fail early on --device cuda without a GPU
+    sources = discover_sources(cfg.inputs, exclude=[cfg.out])
+    plan = plan_average(cfg, sources)
+    return run_job(
+        command="average",
+        out=cfg.out,
+        config=cfg.to_dict(),
+        fingerprint=cfg.fingerprint(),
+        units=plan.units,
+        unit_key=lambda u: u.source.key,
+        unit_fn=run_unit,
+        source_entries=plan.sources,
+        failures=plan.failures,
+        overwrite=cfg.overwrite,
+        progress=progress or ProgressSink(),
+        total_frames=sum(max(w.stop for w in u.windows) for u in plan.units),
+    )

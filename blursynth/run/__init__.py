@@ -1,0 +1,1 @@
+"""Running work units: executors and progress reporting."""

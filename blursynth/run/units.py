@@ -1,0 +1,64 @@
+"""Work units: a fixed set of shard slots, committed one by one, each trusted only through its marker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blursynth.shards.files import read_json
+from blursynth.shards.writer import stats_path
+
+
+@dataclass(frozen=True)
+class ShardSlot:
+    """Shard ``shard`` of ``split`` holds items ``first .. stop - 1`` of its unit's plan."""
+
+    split: str
+    shard: int
+    first: int
+    stop: int
+
+
+@dataclass
+class UnitResult:
+    """What one unit did: status ``ok``, ``partial``, ``failed`` or ``resumed`` (all shards already done)."""
+
+    key: str
+    status: str
+    samples: int = 0
+    frames: int = 0
+    shards: list[dict] = field(default_factory=list)
+    reason: str | None = None
+
+
+def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, int]) -> tuple[ShardSlot, ...]:
+    """Give ``count`` items ceil(count / shard_size) consecutive shard numbers of ``split``.
+
+    Called in unit order, so numbering depends on the plan only, never on completion order.
+    """
+    slots = []
+    for k in range(math.ceil(count / shard_size)):
+        first = k * shard_size
+        slots.append(ShardSlot(split, counters.get(split, 0), first, min(count, first + shard_size)))
+        counters[split] = counters.get(split, 0) + 1
+    return tuple(slots)
+
+
+def load_marker(out: Path, slot: ShardSlot) -> dict | None:
+    """The slot's ``_stats.json`` marker, or None when the shard is not complete."""
+    path = stats_path(out, slot.split, slot.shard)
+    if not path.exists():
+        return None
+    try:
+        marker = read_json(path)
+    except (OSError, ValueError):
+        return None  # a marker that cannot be read is not trusted: the shard is redone
+    return marker if isinstance(marker, dict) else None
+
+
+def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int, dict | None], bool]:
+    """Markers per shard number, and whether the unit is finished (all shards, or one marked ``final``)."""
+    markers = {slot.shard: load_marker(out, slot) for slot in slots}
+    done = [m for m in markers.values() if m is not None]
+    return markers, (len(done) == len(slots) or any(m.get("final") for m in done))

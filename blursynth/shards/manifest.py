@@ -1,0 +1,162 @@
+"""``OUT/manifest.json``: tool version, resolved configuration, every source and every shard.
+
+It is written when a run starts (``status: running``) and rewritten at the end (``complete``). A second run
+into the same OUT compares the output-determining settings and the source fingerprints with the recorded
+ones: equal means resume, different is refused unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from blursynth import __version__
+from blursynth.errors import ConfigError, OutputError
+from blursynth.shards.files import PARTIAL, atomic_write_json, read_json
+
+MANIFEST = "manifest.json"
+FORMAT = "blursynth-manifest"
+SPLITS = ("train", "val")
+_CHUNK = 1 << 20
+
+
+def quick_hash(path: str | os.PathLike) -> str:
+    """A cheap content fingerprint: blake2b over the size and the first, middle and last MiB.
+
+    For a frame folder: over the file names and sizes, and the sampled content of its first, middle and
+    last frames. Hashing whole multi-GB videos would cost as much as decoding them.
+    """
+    path = Path(path)
+    h = hashlib.blake2b(digest_size=16)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        for p in files:
+            h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
+        for p in {files[0], files[len(files) // 2], files[-1]} if files else ():
+            h.update(quick_hash(p).encode())
+        return "blake2b-sampled:" + h.hexdigest()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        for offset in sorted({0, max(0, size // 2 - _CHUNK // 2), max(0, size - _CHUNK)}):
+            f.seek(offset)
+            h.update(f.read(_CHUNK))
+    return "blake2b-sampled:" + h.hexdigest()
+
+
+def manifest_path(out: str | os.PathLike) -> Path:
+    return Path(out) / MANIFEST
+
+
+def load_manifest(out: str | os.PathLike) -> dict | None:
+    path = manifest_path(out)
+    if not path.exists():
+        return None
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{path}: unreadable manifest ({exc}); use --overwrite to start over") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise OutputError(f"{path}: not a blursynth manifest; choose another OUT")
+    return data
+
+
+def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict, overwrite: bool) -> bool:
+    """Check that OUT can be written and is either new, a resumable run of the same job, or overwritable.
+
+    Args:
+        out: output folder.
+        command: ``average``, ``local``, ...
+        fingerprint: output-determining settings.
+        sources: ``{key: hash}`` of the sources.
+        overwrite: remove a previous run's files when the job differs.
+
+    Returns:
+        True when OUT did not exist (the caller created it and may remove it if nothing is produced).
+
+    Raises:
+        OutputError: OUT is a file, not writable, or a non-empty folder that is not a blursynth output.
+        ConfigError: OUT holds a different job and ``overwrite`` is False.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    created = not out.exists()
+    if created:
+        try:
+            out.mkdir(parents=True)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: output folder is not writable")
+    previous = load_manifest(out)
+    if previous is None:
+        leftovers = [p.name for p in out.iterdir()]
+        if leftovers:
+            raise OutputError(
+                f"{out}: folder is not empty and holds no blursynth manifest ({leftovers[0]} ...); "
+                "choose a new or empty OUT"
+            )
+    else:
+        same = (
+            previous.get("command") == command
+            and previous.get("fingerprint") == fingerprint
+            and {s["key"]: s.get("hash") for s in previous.get("sources", [])} == sources
+        )
+        if not same:
+            if not overwrite:
+                what = _difference(previous, command, fingerprint, sources)
+                raise ConfigError(
+                    f"{out}: holds a dataset made with other settings ({what}); "
+                    "rerun with the same settings to resume, or pass --overwrite"
+                )
+            remove_outputs(out)
+    _remove_partials(out)
+    return created
+
+
+def _difference(previous: dict, command: str, fingerprint: dict, sources: dict) -> str:
+    if previous.get("command") != command:
+        return f"command {previous.get('command')!r} vs {command!r}"
+    old = previous.get("fingerprint", {})
+    for key in sorted(set(old) | set(fingerprint)):
+        if old.get(key) != fingerprint.get(key):
+            return f"{key}={old.get(key)!r} vs {fingerprint.get(key)!r}"
+    return "different sources"
+
+
+def _remove_partials(out: Path) -> None:
+    for split in SPLITS:
+        folder = out / split
+        if folder.is_dir():
+            for p in folder.rglob(f"*{PARTIAL}*"):
+                p.unlink(missing_ok=True)
+
+
+def remove_outputs(out: str | os.PathLike) -> None:
+    """Remove what a blursynth run writes into OUT (splits and manifest), nothing else."""
+    out = Path(out)
+    for split in SPLITS:
+        shutil.rmtree(out / split, ignore_errors=True)
+    manifest_path(out).unlink(missing_ok=True)
+
+
+def write_manifest(out: str | os.PathLike, *, command: str, status: str, config: dict, fingerprint: dict,
+                   sources: list[dict], shards: list[dict], totals: dict | None = None) -> dict:
+    data = {
+        "format": FORMAT,
+        "version": 1,
+        "tool": "blursynth",
+        "tool_version": __version__,
+        "command": command,
+        "status": status,
+        "config": config,
+        "fingerprint": fingerprint,
+        "sources": sources,
+        "shards": shards,
+        "totals": totals or {},
+    }
+    atomic_write_json(manifest_path(out), data)
+    return data

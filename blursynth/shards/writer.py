@@ -1,0 +1,206 @@
+"""ShardWriter: one shard = one ``NNNNN.h5`` (and/or GOPRO PNG tree entries) + its ``NNNNN_stats.json``.
+
+Commit protocol (img2dataset's stats-last marker, plus atomic files): the HDF5 file is written as
+``NNNNN.h5.partial``, flushed, fsynced and renamed; only then is ``NNNNN_stats.json`` written (itself
+atomically). A shard is complete if and only if its stats marker exists, so a crash at any point never
+leaves a shard that looks complete. See docs/shard-format.md for the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from blursynth import __version__
+from blursynth.sample import Sample
+from blursynth.shards.files import PARTIAL, atomic_write_json, fsync_path
+
+FORMAT = "blursynth-shard"
+FORMAT_VERSION = 1
+
+
+def shard_name(shard: int) -> str:
+    return f"{shard:05d}"
+
+
+def stats_path(out: Path, split: str, shard: int) -> Path:
+    return Path(out) / split / f"{shard_name(shard)}_stats.json"
+
+
+def h5_path(out: Path, split: str, shard: int) -> Path:
+    return Path(out) / split / f"{shard_name(shard)}.h5"
+
+
+def gopro_dir_name(source_key: str) -> str:
+    """GOPRO_Large has one folder per sequence: nested keys become ``a__b``, video extensions are dropped."""
+    stem, ext = os.path.splitext(source_key)
+    base = stem if ext.lower() in {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"} else source_key
+    return base.replace("/", "__")
+
+
+class ShardWriter:
+    """Writes the samples of one shard.
+
+    Args:
+        out: output root.
+        split: ``train`` or ``val``.
+        shard: shard number (5 digits in file names).
+        layouts: ``h5`` and/or ``gopro``.
+        compression: None, ``lzf`` or ``gzip`` for the HDF5 image datasets.
+        capacity: expected number of samples (datasets are resized down if fewer arrive).
+        extra_datasets: names of ``Sample.extras`` arrays to store in the HDF5 file as well.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        split: str,
+        shard: int,
+        *,
+        layouts: tuple[str, ...] = ("h5",),
+        compression: str | None = None,
+        capacity: int = 1,
+        extra_datasets: tuple[str, ...] = (),
+    ) -> None:
+        self.out = Path(out)
+        self.split = split
+        self.shard = shard
+        self.layouts = layouts
+        self.compression = compression
+        self.capacity = max(1, int(capacity))
+        self.extra_datasets = extra_datasets
+        self.count = 0
+        self.size: tuple[int, int] | None = None
+        self._h5: h5py.File | None = None
+        self._final = h5_path(self.out, split, shard)
+        self._partial = self._final.with_name(self._final.name + PARTIAL)
+        self._pngs: list[Path] = []
+        (self.out / split).mkdir(parents=True, exist_ok=True)
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def add(self, sample: Sample) -> None:
+        """Append one sample. All samples of a shard have one resolution."""
+        if self.size is None:
+            self.size = sample.size
+            if "h5" in self.layouts:
+                self._open_h5(*self.size, sample)
+        elif sample.size != self.size:
+            raise ValueError(f"shard {self.shard} holds {self.size} images, got {sample.size}")
+        if self._h5 is not None:
+            self._write_h5(sample)
+        if "gopro" in self.layouts:
+            self._write_gopro(sample)
+        self.count += 1
+
+    def _open_h5(self, height: int, width: int, sample: Sample) -> None:
+        self._partial.unlink(missing_ok=True)
+        f = h5py.File(self._partial, "w")
+        kw = {"compression": self.compression} if self.compression else {}
+        n = self.capacity
+        for name in ("blur", "sharp"):
+            f.create_dataset(
+                name, shape=(n, height, width, 3), maxshape=(None, height, width, 3), dtype=np.uint8,
+                chunks=(1, height, width, 3), **kw,
+            )
+        for name in self.extra_datasets:
+            arr = sample.extras[name]
+            f.create_dataset(
+                name, shape=(n, *arr.shape), maxshape=(None, *arr.shape), dtype=arr.dtype,
+                chunks=(1, *arr.shape), **kw,
+            )
+        f.create_dataset("meta", shape=(n,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"))
+        self._h5 = f
+
+    def _write_h5(self, sample: Sample) -> None:
+        f = self._h5
+        i = self.count
+        if i >= f["blur"].shape[0]:
+            for name in ("blur", "sharp", "meta", *self.extra_datasets):
+                f[name].resize(i + 1, axis=0)
+        f["blur"][i] = sample.blur
+        f["sharp"][i] = sample.sharp
+        for name in self.extra_datasets:
+            f[name][i] = sample.extras[name]
+        f["meta"][i] = json.dumps(sample.meta, sort_keys=True)
+
+    def _write_gopro(self, sample: Sample) -> None:
+        """GOPRO_Large tree: ``<split>/<seq>/{blur,blur_gamma,sharp}/NNNNNN.png`` named by the sharp frame."""
+        seq = self.out / self.split / gopro_dir_name(sample.meta["source"])
+        name = f"{int(sample.meta['center']):06d}.png"
+        images = {"blur_gamma": sample.blur, "sharp": sample.sharp}
+        if "blur_linear" in sample.extras:
+            images["blur"] = sample.extras["blur_linear"]
+        for folder, rgb in images.items():
+            target = seq / folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + PARTIAL + ".png")
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            if not ok:
+                raise OSError(f"{target}: PNG encoding failed")
+            with open(tmp, "wb") as fh:
+                fh.write(buf.tobytes())
+            os.replace(tmp, target)
+            self._pngs.append(target)
+
+    # -- committing ------------------------------------------------------------------------------------
+    def close(self, stats: dict) -> dict:
+        """Finish the shard: finalise and rename the HDF5 file, then write the stats marker (last).
+
+        Args:
+            stats: extra fields for the marker (per-source status, failures).
+
+        Returns:
+            The marker's content.
+        """
+        file_name = None
+        if self._h5 is not None:
+            f = self._h5
+            if f["blur"].shape[0] != self.count:
+                for name in ("blur", "sharp", "meta", *self.extra_datasets):
+                    f[name].resize(self.count, axis=0)
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = FORMAT_VERSION
+            f.attrs["split"] = self.split
+            f.attrs["shard"] = self.shard
+            f.attrs["count"] = self.count
+            f.attrs["height"], f.attrs["width"] = self.size
+            f.attrs["tool_version"] = __version__
+            f.flush()
+            f.close()
+            self._h5 = None
+            fsync_path(self._partial)
+            os.replace(self._partial, self._final)
+            fsync_path(self._final.parent)
+            file_name = self._final.name
+        marker = {
+            "format": FORMAT + "-stats",
+            "version": FORMAT_VERSION,
+            "split": self.split,
+            "shard": self.shard,
+            "file": file_name,
+            "layouts": list(self.layouts),
+            "count": self.count,
+            "height": self.size[0] if self.size else None,
+            "width": self.size[1] if self.size else None,
+            **stats,
+        }
+        atomic_write_json(stats_path(self.out, self.split, self.shard), marker)
+        return marker
+
+    def abort(self) -> None:
+        """Drop everything this writer produced (used on errors and Ctrl-C)."""
+        if self._h5 is not None:
+            try:
+                self._h5.close()
+            except Exception:  # noqa: BLE001 - the file is being discarded anyway
+                pass
+            self._h5 = None
+        self._partial.unlink(missing_ok=True)
+        for png in self._pngs:
+            png.unlink(missing_ok=True)
+        self._pngs.clear()

@@ -1,0 +1,91 @@
+"""Fixture factories: tiny but format-faithful inputs written under tmp_path (torchvision's
+``create_video_file`` / ``inject_fake_data`` style). Nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+
+def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth-but-detailed RGB texture (sum of upsampled noise octaves), float64 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.float64)
+    for cell in (2, 6, 18):
+        small = rng.random((height // cell + 3, width // cell + 3, 3))
+        img += cv2.resize(small, (width + 3 * cell, height + 3 * cell), interpolation=cv2.INTER_CUBIC)[
+            :height, :width
+        ]
+    img -= img.min()
+    return img / img.max()
+
+
+def pan_frames(texture: np.ndarray, n: int, height: int, width: int, velocity: float) -> np.ndarray:
+    """Crops of ``texture`` moving ``velocity`` px/frame to the right, sampled with bilinear interpolation.
+
+    Returns (n, height, width, 3) uint8 (rounded). The crop starts at x = 2.
+    """
+    out = np.empty((n, height, width, 3), np.uint8)
+    tex = texture.astype(np.float32)
+    for i in range(n):
+        m = np.float32([[1, 0, 2 + velocity * i], [0, 0 + 1, 2]])
+        warped = cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        out[i] = np.clip(np.rint(warped * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 240, codec: str = "ffv1",
+                pix_fmt: str | None = None, options: dict | None = None) -> Path:
+    """Encode RGB frames (uint8, or uint16 for 10-bit) with PyAV.
+
+    ``ffv1`` with ``bgr0`` (the default) is lossless RGB, so decoded frames equal ``frames`` exactly.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else "yuv420p")
+        if options:
+            stream.options = options
+        src_fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format=src_fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_frame_folder(folder: Path, frames: np.ndarray, ext: str = ".png", start: int = 0) -> Path:
+    """Write frames as ``frame{i}.png`` (unpadded on purpose: exercises natural sort)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        bgr = cv2.cvtColor(f, cv2.COLOR_RGB2BGR)
+        assert cv2.imwrite(str(folder / f"frame{start + i}{ext}"), bgr)
+    return folder
+
+
+@pytest.fixture
+def texture() -> np.ndarray:
+    return textured_image(64, 160, seed=1)
+
+
+@pytest.fixture
+def pan_video(tmp_path: Path, texture: np.ndarray):
+    """A lossless 48x64 FFV1 clip, 40 frames at 240 fps, panning 0.75 px/frame. Returns (path, frames)."""
+    frames = pan_frames(texture, 40, 48, 64, 0.75)
+    return write_video(tmp_path / "videos" / "pan.mkv", frames), frames
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def device(request) -> str:
+    """kornia-style device parametrisation: the CPU case always runs, CUDA where present."""
+    return request.param
