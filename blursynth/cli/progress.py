@@ -16,8 +16,14 @@ class RichProgress(ProgressSink):
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -68,8 +74,8 @@ class LogProgress(ProgressSink):
         self._done += 1
         rate = self._frames / max(1e-9, time.perf_counter() - self._t0)
         extra = f" ({reason})" if reason else ""
-        log.warning if status in ("failed", "partial") else None
-        log.info("[%d/%d] %s: %s, %d samples, %.0f frames/s%s", self._done, self._total, key, status, samples,
+        emit = log.warning if status in ("failed", "partial") else log.info
+        emit("[%d/%d] %s: %s, %d samples, %.0f frames/s%s", self._done, self._total, key, status, samples,
                  rate, extra)
 
 

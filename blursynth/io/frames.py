@@ -13,6 +13,7 @@ from blursynth.errors import SourceError
 from blursynth.io.sources import list_images
 from blursynth.io.video import SourceInfo
 
+
 def probe_frames(folder: str, fps: float | None = None) -> SourceInfo:
     """Check a frame folder: every image readable from its header and all of the same size.
 

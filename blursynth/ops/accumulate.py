@@ -221,7 +221,7 @@ class TorchAccumulator:
             keep_from = self.windows[self._next].start if self._next < len(self.windows) else self._base
             for b in [b for b in table if b < keep_from]:
                 del table[b]
-        return list(zip(ready, encoded))
+        return list(zip(ready, encoded, strict=True))
 
 
 def _needed_mask(windows: Sequence[Window]) -> np.ndarray:

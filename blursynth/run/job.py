@@ -83,7 +83,7 @@ def run_job(
     run = create_executor(executor)
     progress.start(len(units), total_frames)
     try:
-        for unit, result in zip(units, run.map(lambda u: unit_fn(u, out, progress), units)):
+        for unit, result in zip(units, run.map(lambda u: unit_fn(u, out, progress), units), strict=True):
             summary.results.append(result)
             summary.samples += sum(int(m.get("count", 0)) for m in result.shards)
             summary.shards.extend(result.shards)
