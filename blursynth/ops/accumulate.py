@@ -14,6 +14,7 @@ the same torch function, so on the same device they produce the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,7 +131,7 @@ class StreamingAccumulator:
                     total = total.copy()
                     for lin in tail:
                         np.subtract(total, lin, out=total)
-                encoded.append(encode_sum(torch.from_numpy(total), w.n, ch.q, ch.crf).numpy())
+                encoded.append(encode_sum(total, w.n, ch.q, ch.crf))
             out.append((w, encoded))
             self._next += 1
         return out
@@ -222,6 +223,23 @@ class TorchAccumulator:
             for b in [b for b in table if b < keep_from]:
                 del table[b]
         return list(zip(ready, encoded, strict=True))
+
+
+@contextlib.contextmanager
+def single_threaded_kernels():
+    """Run OpenCV and torch CPU kernels on one thread inside the block.
+
+    The decoder already keeps both cores busy (FFmpeg frame threads); letting cv2/torch spawn their own
+    thread pools on top oversubscribes the CPU and measurably slows the whole pipeline.
+    """
+    cv_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv_threads)
+        torch.set_num_threads(torch_threads)
 
 
 def _needed_mask(windows: Sequence[Window]) -> np.ndarray:

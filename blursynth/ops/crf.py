@@ -6,12 +6,19 @@ v of a b-bit image maps to round(g^-1(v / (2^b - 1)) * Q), where Q (the "full sc
 sum of up to n_max frames fits in int32. Integer sums are exact and associative, so the streaming CPU path,
 the batched torch path and a resumed run produce the same sums whatever the summation order. The forward
 CRF is applied once per window, in float32, and the result is **rounded** (never truncated) to uint8.
+
+Precision: the table rounds each linear value to 1/q, so the mean of a window is off by at most 0.5/q.
+The forward gamma curve is steepest where it matters least; at the darkest mean that can still round to a
+non-zero code, m = (0.5/255)^2.2 ~ 1.1e-6, its slope is 255/2.2 * m^(1/2.2 - 1) ~ 2e5 codes per unit, so with
+q ~ 1.65e8 (N_max = 13) the error is ~6e-4 of a code value: far below the 1-LSB rounding step.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -103,18 +110,68 @@ def create_crf(name: str, gamma: float = 2.2) -> CRF:
     return CRF(name=name, gamma=float(gamma))
 
 
-def encode_sum(sums: torch.Tensor, n: int, q: int, crf: CRF) -> torch.Tensor:
+@functools.lru_cache(maxsize=256)
+def rounding_thresholds(crf: CRF, n: int, q: int) -> np.ndarray:
+    """Integer decision thresholds of the forward CRF for a sum of ``n`` frames.
+
+    Returns:
+        int64 (257,) ``T`` with ``T[0] = -1``, ``T[256] = +inf`` (int32 max) and, for k in 1..255,
+        ``T[k] = ceil(n q g^-1((k - 0.5) / 255))``: the encoded value of a sum S is k exactly when
+        ``T[k] <= S < T[k + 1]``, i.e. round-half-up of 255 g(S / (n q)) evaluated exactly.
+    """
+    k = np.arange(1, 256, dtype=np.float64)
+    t = np.ceil(n * q * crf.to_linear((k - 0.5) / 255.0) - 1e-9)
+    out = np.empty(257, dtype=np.int64)
+    out[0], out[256] = -1, INT32_MAX
+    out[1:256] = np.minimum(t, INT32_MAX)
+    return out
+
+
+def encode_sum(sums, n: int, q: int, crf: CRF):
     """Turn an exact integer sum of n linearised frames into the encoded uint8 image.
 
     Args:
-        sums: integer tensor (..., H, W, 3), the sum of ``n`` frames mapped through ``inverse_lut``.
+        sums: integer array (numpy int32, the CPU path) or tensor (any device, the torch path) of shape
+            (..., H, W, 3): the sum of ``n`` frames mapped through ``inverse_lut``.
         n: number of frames summed.
         q: the full scale returned by ``inverse_lut``.
         crf: the camera response to re-apply.
 
     Returns:
-        uint8 tensor of the same shape: round(255 * g(sums / (n q))).
+        uint8 array or tensor of the same shape: round(255 * g(sums / (n q))), rounded half up and decided
+        exactly in integers (see :func:`rounding_thresholds`), so both paths return identical bytes.
     """
-    mean = sums.to(torch.float32).mul_(1.0 / (n * q))
-    encoded = crf.from_linear_torch(mean)
-    return encoded.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+    if isinstance(sums, np.ndarray):
+        return _encode_numpy(sums, n, q, crf)
+    return _encode_torch(sums, n, q, crf)
+
+
+def _estimate_numpy(sums: np.ndarray, n: int, q: int, crf: CRF) -> np.ndarray:
+    """float32 forward CRF with OpenCV kernels (~4 ms for 1280x720 on one core); within 1 code of exact."""
+    scale = 1.0 / (n * q)
+    if crf.name == "linear":
+        return cv2.convertScaleAbs(sums, alpha=255.0 * scale)
+    x = sums.astype(np.float32)
+    if crf.name == "gamma":
+        # 255 * (S / nq)^(1/g) == S^(1/g) * 255 / (nq)^(1/g): one pow and one fused scale+round pass.
+        return cv2.convertScaleAbs(cv2.pow(x, 1.0 / crf.gamma), alpha=255.0 * scale ** (1.0 / crf.gamma))
+    x *= np.float32(scale)
+    return cv2.convertScaleAbs(crf.from_linear_torch(torch.from_numpy(x)).numpy(), alpha=255.0)
+
+
+def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF) -> np.ndarray:
+    shape = sums.shape
+    flat = np.ascontiguousarray(sums).reshape(-1, shape[-2] * shape[-1]) if sums.ndim >= 2 else sums[None]
+    est = _estimate_numpy(flat, n, q, crf)
+    # Exact correction of the float estimate (off by one in ~1e-4 of pixels near a rounding boundary):
+    # v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by cv2.LUT (0.5 ms per pass).
+    t = rounding_thresholds(crf, n, q).astype(np.int32)
+    below = cv2.compare(flat, cv2.LUT(est, t[:256]), cv2.CMP_LT)
+    above = cv2.compare(flat, cv2.LUT(est, t[1:]), cv2.CMP_GE)
+    out = cv2.subtract(cv2.add(est, cv2.bitwise_and(above, 1)), cv2.bitwise_and(below, 1))
+    return out.reshape(shape)
+
+
+def _encode_torch(sums: torch.Tensor, n: int, q: int, crf: CRF) -> torch.Tensor:
+    t = torch.from_numpy(rounding_thresholds(crf, n, q)[1:256]).to(sums.device)
+    return torch.bucketize(sums.to(torch.int64), t, right=True).to(torch.uint8)

@@ -9,6 +9,7 @@ sources and the configuration, a resumed or re-scheduled run writes the same byt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,13 @@ from blursynth.io.frames import probe_frames, read_frames
 from blursynth.io.prefetch import prefetch
 from blursynth.io.sources import Source, discover_sources
 from blursynth.io.video import SourceInfo, probe_video, read_video
-from blursynth.ops.accumulate import Channel, create_accumulator, resolve_device
+from blursynth.ops.accumulate import (
+    Channel,
+    StreamingAccumulator,
+    create_accumulator,
+    resolve_device,
+    single_threaded_kernels,
+)
 from blursynth.ops.crf import create_crf
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, plan_windows
@@ -201,8 +208,9 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
 
     reader = read_video if unit.source.kind == "video" else read_frames
     frames = prefetch(reader(unit.source.path, unit.info), depth=4)
+    kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()
     try:
-        try:
+        with contextlib.closing(frames), kernels:
             for index, frame in frames:
                 if index in centers:
                     sharp[index] = _to_uint8(frame)
@@ -212,8 +220,6 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
                 if index + 1 >= last_needed:
                     break
             handle(acc.finish())
-        finally:
-            frames.close()
         if result.frames < last_needed:
             raise SourceError(unit.source.path, f"ended after {result.frames} of {last_needed} frames")
     except SourceError as exc:

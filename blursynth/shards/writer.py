@@ -122,11 +122,22 @@ class ShardWriter:
         if i >= f["blur"].shape[0]:
             for name in ("blur", "sharp", "meta", *self.extra_datasets):
                 f[name].resize(i + 1, axis=0)
-        f["blur"][i] = sample.blur
-        f["sharp"][i] = sample.sharp
+        self._put(f["blur"], i, sample.blur)
+        self._put(f["sharp"], i, sample.sharp)
         for name in self.extra_datasets:
-            f[name][i] = sample.extras[name]
+            self._put(f[name], i, sample.extras[name])
         f["meta"][i] = json.dumps(sample.meta, sort_keys=True)
+
+    def _put(self, dset: h5py.Dataset, i: int, array: np.ndarray) -> None:
+        """Write one image as one chunk. h5py's ``dset[i] = a`` costs ~5.6 ms for 1280x720x3; writing the
+        chunk directly costs ~0.6 ms (uncompressed) and ``write_direct`` ~0.8 ms plus the filter."""
+        array = np.ascontiguousarray(array, dtype=dset.dtype)
+        if array.shape != dset.shape[1:]:
+            raise ValueError(f"{dset.name}: expected shape {dset.shape[1:]}, got {array.shape}")
+        if self.compression is None:
+            dset.id.write_direct_chunk((i,) + (0,) * array.ndim, array.tobytes())
+        else:
+            dset.write_direct(array[None], dest_sel=np.s_[i : i + 1])
 
     def _write_gopro(self, sample: Sample) -> None:
         """GOPRO_Large tree: ``<split>/<seq>/{blur,blur_gamma,sharp}/NNNNNN.png`` named by the sharp frame."""
