@@ -36,7 +36,7 @@ from blursynth.run.progress import ProgressSink
 from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers
 from blursynth.sample import Sample
 from blursynth.seeding import create_rng
-from blursynth.shards.manifest import quick_hash
+from blursynth.shards.manifest import check_out, quick_hash
 from blursynth.shards.writer import ShardWriter
 
 log = logging.getLogger("blursynth.average")
@@ -77,6 +77,8 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
     failures: list[dict] = []
     planned: list[tuple[Source, SourceInfo, list[Window]]] = []
     warned_fps = False
+    # With one source its failure becomes the run's one-line error; a warning would only repeat it.
+    skip_log = log.warning if len(sources) > 1 else log.debug
     for src in sources:
         entry = {"key": src.key, "path": src.path, "kind": src.kind, "split": splits[src.key]}
         entries.append(entry)
@@ -84,13 +86,13 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
             info = probe_source(src, cfg.fps)
             entry.update(size=info.size_bytes, hash=quick_hash(src.path))
         except SourceError as exc:
-            log.warning("skipping %s", exc)
+            skip_log("skipping %s", exc)
             entry.update(status="failed", reason=exc.reason, failed_path=exc.path)
             failures.append({"source": src.key, "path": exc.path, "reason": exc.reason})
             continue
         except OSError as exc:
             reason = f"cannot read ({exc.strerror or exc})"
-            log.warning("skipping %s: %s", src.path, reason)
+            skip_log("skipping %s: %s", src.path, reason)
             entry.update(status="failed", reason=reason, failed_path=src.path)
             failures.append({"source": src.key, "path": src.path, "reason": reason})
             continue
@@ -114,7 +116,7 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
         entry["windows"] = len(windows)
         if not windows:
             reason = f"shorter than one window ({info.num_frames} frames < {cfg.frames[0]})"
-            log.warning("skipping %s: %s", src.path, reason)
+            skip_log("skipping %s: %s", src.path, reason)
             entry.update(status="skipped", reason=reason)
             failures.append({"source": src.key, "path": src.path, "reason": reason})
             continue
@@ -271,6 +273,7 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
     from blursynth.run.job import run_job
 
     resolve_device(cfg.device)  # fail early on --device cuda without a GPU
+    check_out(cfg.out)  # and on an OUT that can never be written, before probing any source
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
     return run_job(

@@ -63,6 +63,28 @@ def load_manifest(out: str | os.PathLike) -> dict | None:
     return data
 
 
+def check_out(out: str | os.PathLike) -> None:
+    """Cheap early check that OUT is a folder or can become one (nothing is created).
+
+    Raises:
+        OutputError: OUT is a file, lies under a file, or its nearest existing ancestor is not writable.
+    """
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out}: exists and is not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise OutputError(f"{out}: output folder is not writable")
+        return
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{out}: cannot create output folder ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: cannot create output folder ({parent} is not writable)")
+
+
 def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict, overwrite: bool) -> bool:
     """Check that OUT can be written and is either new, a resumable run of the same job, or overwritable.
 
