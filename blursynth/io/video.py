@@ -69,11 +69,43 @@ def _bit_depth(stream) -> int:
     return 16 if bits > 8 else 8
 
 
+def _duration_frames(container, stream, fps: float | None) -> int | None:
+    """Frames the container's recorded duration implies (for containers without a frame count)."""
+    if not fps:
+        return None
+    seconds = None
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1e6
+    return int(round(seconds * fps)) if seconds and seconds > 0 else None
+
+
+def _count_frames(path: str, container, stream, fps: float | None) -> int:
+    """The container's frame count, or the packets a demux pass finds.
+
+    Without a stored count (Matroska, ...), a file cut short still has a whole header: when its recorded
+    duration implies clearly more frames than packets were found, the larger number is used so that
+    decoding reports the truncation instead of silently producing fewer frames.
+    """
+    stored = int(stream.frames or 0)
+    if stored > 0:
+        return stored
+    try:
+        counted = sum(1 for p in container.demux(stream) if p.size)
+    except av.error.FFmpegError as exc:
+        raise SourceError(path, f"truncated or corrupt: cannot read packets ({_reason(exc)})") from None
+    expected = _duration_frames(container, stream, fps)
+    if expected is not None and counted < 0.98 * expected - 1:
+        return expected
+    return counted
+
+
 def probe_video(path: str) -> SourceInfo:
     """Open a video, count its frames and decode the first one.
 
     Raises:
-        SourceError: not a video, no video stream, no decodable frame.
+        SourceError: not a video, no video stream, unreadable packets, no decodable frame.
     """
     size = os.path.getsize(path)
     if size == 0:
@@ -81,15 +113,14 @@ def probe_video(path: str) -> SourceInfo:
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        num = int(stream.frames or 0)
-        if num <= 0:
-            try:
-                num = sum(1 for p in container.demux(stream) if p.size)
-            except av.error.FFmpegError as exc:
-                raise SourceError(path, f"cannot read packets ({_reason(exc)})") from None
-            container.seek(0)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(Fraction(rate)) if rate else None
+        num = _count_frames(path, container, stream, fps)
+    finally:
+        container.close()
+    container = _open(path)  # a fresh demuxer: seeking back is not possible in every damaged file
+    try:
+        stream = container.streams.video[0]
         first = None
         try:
             for frame in container.decode(stream):

@@ -69,7 +69,12 @@ def plan_windows(
     while True:
         n = int(sizes[rng.integers(len(sizes))]) if len(sizes) > 1 else int(sizes[0])
         if start + n > num_frames:
-            break
+            # The drawn size overruns the source: redraw among the sizes that still fit, so a clip is not
+            # dropped (or its tail wasted) just because a long window was drawn last.
+            fitting = sizes[sizes <= num_frames - start]
+            if len(fitting) == 0:
+                break
+            n = int(fitting[rng.integers(len(fitting))])
         windows.append(Window(len(windows), start, n))
         start += n if stride is None else stride
     if max_windows is not None and len(windows) > max_windows:

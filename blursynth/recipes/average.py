@@ -33,7 +33,7 @@ from blursynth.ops.crf import create_crf
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, plan_windows
 from blursynth.run.progress import ProgressSink
-from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers
+from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers, result_from_markers
 from blursynth.sample import Sample
 from blursynth.seeding import create_rng
 from blursynth.shards.manifest import check_out, quick_hash
@@ -152,9 +152,9 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     markers, finished = completed_markers(out, unit.slots)
     done = [m for m in markers.values() if m is not None]
     if finished:
-        samples = sum(int(m.get("count", 0)) for m in done)
-        progress.source_finished(key, "resumed", samples)
-        return UnitResult(key, "resumed", samples=samples, shards=done)
+        result = result_from_markers(key, done)
+        progress.source_finished(key, "resumed", result.samples, result.reason)
+        return result
 
     todo = [slot for slot in unit.slots if markers[slot.shard] is None]
     slot_of = {}
@@ -185,10 +185,13 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
             capacity=slot.stop - slot.first,
         )
 
-    def commit(final: bool, status: str, reason: str | None = None) -> None:
+    def commit(final: bool, status: str, reason: str | None = None, path: str | None = None) -> None:
         nonlocal writer, current
-        stats = {"sources": {key: {"status": status, "samples": writer.count, "path": unit.source.path}},
-                 "failures": [] if reason is None else [{"source": key, "path": unit.source.path,
+        entry = {"status": status, "samples": writer.count, "path": unit.source.path}
+        if reason is not None:
+            entry["reason"] = reason
+        stats = {"sources": {key: entry},
+                 "failures": [] if reason is None else [{"source": key, "path": path or unit.source.path,
                                                          "reason": reason}],
                  "windows": [current.first, current.stop], "final": final}
         result.shards.append(writer.close(stats))
@@ -206,7 +209,7 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
             result.samples += 1
             progress.advance(samples=1)
             if w.index == unit.windows[slot.stop - 1].index:
-                commit(final=slot.shard == unit.slots[-1].shard, status="ok")
+                commit(final=False, status="ok")
 
     reader = read_video if unit.source.kind == "video" else read_frames
     frames = prefetch(reader(unit.source.path, unit.info), depth=4)
@@ -226,11 +229,12 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
             raise SourceError(unit.source.path, f"ended after {result.frames} of {last_needed} frames")
     except SourceError as exc:
         result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
+        result.path = exc.path
         log.warning("%s: %s", exc.path, exc.reason)
         if writer is None:  # nothing open: commit an empty marker so a resume knows the source is finished
             slot = next((s for s in todo if not any(m.get("shard") == s.shard for m in result.shards)), todo[0])
             writer, current = open_writer(slot), slot
-        commit(final=True, status=result.status, reason=f"{exc.path}: {exc.reason}")
+        commit(final=True, status=result.status, reason=exc.reason, path=exc.path)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -36,6 +36,9 @@ class JobSummary:
         by: dict[str, int] = {}
         for r in self.results:
             by[r.status] = by.get(r.status, 0) + 1
+        resumed = sum(r.resumed for r in self.results)
+        if resumed:
+            by["resumed"] = resumed
         return by
 
 
@@ -43,11 +46,11 @@ def nothing_usable(failures: Sequence[dict], total: int) -> InputError:
     """The one-line error for a run in which no source could produce a sample."""
     if total == 1 and failures:
         f = failures[0]
-        return InputError(f"{f['path']}: {f['reason']}")
+        return InputError(f"{f.get('path') or f['source']}: {f['reason']}")
     if failures:
         f = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return InputError(f"no usable source among {total}: {f['path']}: {f['reason']}{more}")
+        return InputError(f"no usable source among {total}: {f.get('path') or f['source']}: {f['reason']}{more}")
     return InputError("no usable source")
 
 
@@ -88,7 +91,9 @@ def run_job(
             summary.samples += sum(int(m.get("count", 0)) for m in result.shards)
             summary.shards.extend(result.shards)
             if result.status in ("failed", "partial"):
-                summary.failures.append({"source": unit_key(unit), "reason": result.reason})
+                summary.failures.append(
+                    {"source": unit_key(unit), "path": result.path or unit_key(unit), "reason": result.reason}
+                )
     finally:
         progress.close()
 
@@ -103,13 +108,12 @@ def run_job(
     for entry in source_entries:
         r = by_key.get(entry["key"])
         if r is not None:
-            entry.update(status=r.status if r.status != "resumed" else "ok", samples=sum(
-                int(m.get("count", 0)) for m in r.shards))
+            entry.update(status=r.status, samples=sum(int(m.get("count", 0)) for m in r.shards))
             if r.reason:
                 entry["reason"] = r.reason
     shard_list = sorted(
         ({k: m.get(k) for k in ("split", "shard", "file", "count", "height", "width")} |
-         {"sources": sorted(m.get("sources", {}))} for m in summary.shards),
+         {"sources": sorted(m.get("sources", {}))} for m in summary.shards if m.get("count")),
         key=lambda m: (m["split"], m["shard"]),
     )
     totals = {

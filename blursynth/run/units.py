@@ -26,10 +26,12 @@ class UnitResult:
 
     key: str
     status: str
+    path: str | None = None
     samples: int = 0
     frames: int = 0
     shards: list[dict] = field(default_factory=list)
     reason: str | None = None
+    resumed: bool = False
 
 
 def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, int]) -> tuple[ShardSlot, ...]:
@@ -58,7 +60,29 @@ def load_marker(out: Path, slot: ShardSlot) -> dict | None:
 
 
 def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int, dict | None], bool]:
-    """Markers per shard number, and whether the unit is finished (all shards, or one marked ``final``)."""
+    """Markers per shard number, and whether the unit is finished.
+
+    A unit is finished when every slot has a marker, or when the slots up to one marked ``final`` (the
+    source ended there, e.g. a truncated file) all have markers: later slots can never exist.
+    """
     markers = {slot.shard: load_marker(out, slot) for slot in slots}
-    done = [m for m in markers.values() if m is not None]
-    return markers, (len(done) == len(slots) or any(m.get("final") for m in done))
+    for slot in slots:
+        marker = markers[slot.shard]
+        if marker is None:
+            return markers, False
+        if marker.get("final"):
+            return markers, True
+    return markers, True
+
+
+def result_from_markers(key: str, markers: list[dict]) -> UnitResult:
+    """Rebuild a finished unit's result from its markers (a resumed run reports what the first run found)."""
+    status, reason, path = "ok", None, None
+    for m in markers:
+        entry = m.get("sources", {}).get(key, {})
+        if entry.get("status") in ("partial", "failed"):
+            status = entry["status"]
+            failure = (m.get("failures") or [{}])[0]
+            reason, path = failure.get("reason"), failure.get("path")
+    samples = sum(int(m.get("count", 0)) for m in markers)
+    return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True)

@@ -34,7 +34,7 @@ def quick_hash(path: str | os.PathLike) -> str:
         files = sorted(p for p in path.iterdir() if p.is_file())
         for p in files:
             h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
-        for p in {files[0], files[len(files) // 2], files[-1]} if files else ():
+        for p in sorted({files[0], files[len(files) // 2], files[-1]}) if files else ():
             h.update(quick_hash(p).encode())
         return "blake2b-sampled:" + h.hexdigest()
     size = path.stat().st_size
