@@ -33,11 +33,11 @@ class RichProgress(ProgressSink):
         self._t0 = time.perf_counter()
         self._frames = 0
 
-    def start(self, total_sources: int, total_frames: int) -> None:
+    def start(self, total_sources: int, total_frames: int, total_samples: int | None = None) -> None:
         self._progress.start()
         self._sources = self._progress.add_task("sources", total=total_sources, rate="")
         self._frame_task = self._progress.add_task("frames", total=total_frames, rate="")
-        self._sample_task = self._progress.add_task("samples", total=None, rate="")
+        self._sample_task = self._progress.add_task("samples", total=total_samples, rate="")
 
     def advance(self, frames: int = 0, samples: int = 0) -> None:
         if frames:
@@ -63,9 +63,10 @@ class LogProgress(ProgressSink):
         self._frames = 0
         self._t0 = time.perf_counter()
 
-    def start(self, total_sources: int, total_frames: int) -> None:
+    def start(self, total_sources: int, total_frames: int, total_samples: int | None = None) -> None:
         self._total = total_sources
-        log.info("processing %d sources, %d frames", total_sources, total_frames)
+        log.info("processing %d sources, %d frames, %s samples planned", total_sources, total_frames,
+                 total_samples if total_samples is not None else "?")
 
     def advance(self, frames: int = 0, samples: int = 0) -> None:
         self._frames += frames

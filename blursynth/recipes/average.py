@@ -293,4 +293,5 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
         overwrite=cfg.overwrite,
         progress=progress or ProgressSink(),
         total_frames=sum(max(w.stop for w in u.windows) for u in plan.units),
+        total_samples=sum(len(u.windows) for u in plan.units),
     )

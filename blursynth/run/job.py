@@ -68,6 +68,7 @@ def run_job(
     overwrite: bool,
     progress: ProgressSink,
     total_frames: int,
+    total_samples: int | None = None,
     executor: str = "serial",
 ) -> JobSummary:
     """Execute ``units`` into ``out`` and write the manifest.
@@ -84,7 +85,7 @@ def run_job(
     write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
     summary = JobSummary(out=str(out), failures=list(failures))
     run = create_executor(executor)
-    progress.start(len(units), total_frames)
+    progress.start(len(units), total_frames, total_samples)
     try:
         for unit, result in zip(units, run.map(lambda u: unit_fn(u, out, progress), units), strict=True):
             summary.results.append(result)

@@ -9,8 +9,8 @@ from __future__ import annotations
 class ProgressSink:
     """No-op progress receiver; subclass and override what you display."""
 
-    def start(self, total_sources: int, total_frames: int) -> None:
-        """A run begins: the number of work units and frames to decode."""
+    def start(self, total_sources: int, total_frames: int, total_samples: int | None = None) -> None:
+        """A run begins: the number of work units, frames to decode and samples planned."""
 
     def source_started(self, key: str, frames: int) -> None:
         """A unit begins decoding ``frames`` frames of source ``key``."""
