@@ -49,15 +49,21 @@ class Channel:
         return cls(crf, lut, q)
 
 
-def lookup(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Map a frame through an integer table. Shape (H, W, 3) uint8/uint16 -> int32."""
+def lookup(frame: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Map a frame through an integer table. Shape (H, W, 3) uint8/uint16 -> int32, into ``out`` if given."""
     if frame.dtype == np.uint8:
-        return cv2.LUT(frame, lut)  # vectorised, ~0.5 ms for a 1280x720 RGB frame
-    return np.take(lut, frame)
+        return cv2.LUT(frame, lut, dst=out)  # vectorised, ~0.5 ms for a 1280x720 RGB frame
+    return np.take(lut, frame, out=out)
 
 
 class StreamingAccumulator:
     """Running integer sums on the CPU.
+
+    All arrays are allocated once and reused: a fresh 11 MB int32 array per frame costs more in page
+    faults than the lookup itself (measured 2.4 vs 0.5 ms per 1280x720 frame). When no two windows share
+    a frame (the GOPRO/LODE default) frames are looked up straight into the running sum and never kept;
+    otherwise the linearised frames of the current windows are kept in a small pool so that frames leaving
+    a window can be subtracted.
 
     Args:
         windows: the plan, sorted by start.
@@ -70,9 +76,14 @@ class StreamingAccumulator:
         self._next = 0  # first window not emitted yet
         self._lo = 0  # the sums cover the added frames in [lo, hi)
         self._hi = 0
-        self._sums: list[np.ndarray | None] = [None] * len(self.channels)
+        self._sums: list[np.ndarray] | None = None
+        self._empty = True
         self._buf: dict[int, list[np.ndarray]] = {}
+        self._pool: list[list[np.ndarray]] = []
+        self._scratch: list[np.ndarray] | None = None
+        self._encode_scratch: dict = {}
         self._needed = _needed_mask(self.windows)
+        self._disjoint = all(b.start >= a.stop for a, b in zip(self.windows, self.windows[1:], strict=False))
 
     def push(self, index: int, frame: np.ndarray) -> Emitted:
         """Add frame ``index`` (frames must come in order) and return the windows it completes."""
@@ -82,41 +93,60 @@ class StreamingAccumulator:
             self._advance(self.windows[self._next].start)
         self._hi = index + 1
         if index < len(self._needed) and self._needed[index]:
-            linear = [lookup(frame, ch.lut) for ch in self.channels]
-            self._buf[index] = linear
-            for c, lin in enumerate(linear):
-                if self._sums[c] is None:
-                    self._sums[c] = lin.copy()
-                else:
-                    np.add(self._sums[c], lin, out=self._sums[c])
+            if self._sums is None:
+                self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
+            if self._disjoint:
+                self._add_direct(frame)
+            else:
+                linear = self._pool.pop() if self._pool else [np.empty(frame.shape, np.int32) for _ in self.channels]
+                for c, ch in enumerate(self.channels):
+                    lookup(frame, ch.lut, out=linear[c])
+                self._buf[index] = linear
+                self._add(linear)
         return self._emit()
 
     def finish(self) -> Emitted:
         """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
         return []
 
+    def _add_direct(self, frame: np.ndarray) -> None:
+        for c, ch in enumerate(self.channels):
+            if self._empty:
+                lookup(frame, ch.lut, out=self._sums[c])
+            else:
+                if self._scratch is None:
+                    self._scratch = [np.empty(frame.shape, np.int32) for _ in self.channels]
+                np.add(self._sums[c], lookup(frame, ch.lut, out=self._scratch[c]), out=self._sums[c])
+        self._empty = False
+
+    def _add(self, linear: list[np.ndarray]) -> None:
+        for c, lin in enumerate(linear):
+            if self._empty:
+                np.copyto(self._sums[c], lin)
+            else:
+                np.add(self._sums[c], lin, out=self._sums[c])
+        self._empty = False
+
     def _advance(self, start: int) -> None:
         """Drop the frames before ``start`` from the sums."""
         if start <= self._lo:
             return
+        self._lo = start
+        if self._disjoint:  # everything summed so far belongs to windows already emitted
+            self._empty = True
+            return
         drop = [i for i in self._buf if i < start]
         keep = [i for i in self._buf if i >= start]
         if len(drop) > len(keep):  # cheaper to restart the sums from the frames we keep
-            for c in range(len(self.channels)):
-                self._sums[c] = None
-                for i in keep:
-                    lin = self._buf[i][c]
-                    if self._sums[c] is None:
-                        self._sums[c] = lin.copy()
-                    else:
-                        np.add(self._sums[c], lin, out=self._sums[c])
+            self._empty = True
+            for i in keep:
+                self._add(self._buf[i])
         else:
             for i in drop:
                 for c in range(len(self.channels)):
                     np.subtract(self._sums[c], self._buf[i][c], out=self._sums[c])
         for i in drop:
-            del self._buf[i]
-        self._lo = start
+            self._pool.append(self._buf.pop(i))
 
     def _emit(self) -> Emitted:
         out: Emitted = []
@@ -131,7 +161,7 @@ class StreamingAccumulator:
                     total = total.copy()
                     for lin in tail:
                         np.subtract(total, lin, out=total)
-                encoded.append(encode_sum(total, w.n, ch.q, ch.crf))
+                encoded.append(encode_sum(total, w.n, ch.q, ch.crf, scratch=self._encode_scratch))
             out.append((w, encoded))
             self._next += 1
         return out

@@ -127,7 +127,7 @@ def rounding_thresholds(crf: CRF, n: int, q: int) -> np.ndarray:
     return out
 
 
-def encode_sum(sums, n: int, q: int, crf: CRF):
+def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None):
     """Turn an exact integer sum of n linearised frames into the encoded uint8 image.
 
     Args:
@@ -136,39 +136,57 @@ def encode_sum(sums, n: int, q: int, crf: CRF):
         n: number of frames summed.
         q: the full scale returned by ``inverse_lut``.
         crf: the camera response to re-apply.
+        scratch: optional dict in which the CPU path keeps its work arrays between calls (reusing them
+            avoids ~5 ms of page faults per 1280x720 window).
 
     Returns:
         uint8 array or tensor of the same shape: round(255 * g(sums / (n q))), rounded half up and decided
         exactly in integers (see :func:`rounding_thresholds`), so both paths return identical bytes.
     """
     if isinstance(sums, np.ndarray):
-        return _encode_numpy(sums, n, q, crf)
+        return _encode_numpy(sums, n, q, crf, {} if scratch is None else scratch)
     return _encode_torch(sums, n, q, crf)
 
 
-def _estimate_numpy(sums: np.ndarray, n: int, q: int, crf: CRF) -> np.ndarray:
+def _work(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray:
+    arr = scratch.get(name)
+    if arr is None or arr.shape != shape or arr.dtype != dtype:
+        arr = scratch[name] = np.empty(shape, dtype)
+    return arr
+
+
+def _estimate_numpy(flat: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
     """float32 forward CRF with OpenCV kernels (~4 ms for 1280x720 on one core); within 1 code of exact."""
     scale = 1.0 / (n * q)
+    est = _work(scratch, "est", flat.shape, np.uint8)
     if crf.name == "linear":
-        return cv2.convertScaleAbs(sums, alpha=255.0 * scale)
-    x = sums.astype(np.float32)
+        return cv2.convertScaleAbs(flat, dst=est, alpha=255.0 * scale)
+    x = _work(scratch, "x", flat.shape, np.float32)
+    np.copyto(x, flat, casting="unsafe")
     if crf.name == "gamma":
         # 255 * (S / nq)^(1/g) == S^(1/g) * 255 / (nq)^(1/g): one pow and one fused scale+round pass.
-        return cv2.convertScaleAbs(cv2.pow(x, 1.0 / crf.gamma), alpha=255.0 * scale ** (1.0 / crf.gamma))
+        cv2.pow(x, 1.0 / crf.gamma, dst=x)
+        return cv2.convertScaleAbs(x, dst=est, alpha=255.0 * scale ** (1.0 / crf.gamma))
     x *= np.float32(scale)
-    return cv2.convertScaleAbs(crf.from_linear_torch(torch.from_numpy(x)).numpy(), alpha=255.0)
+    return cv2.convertScaleAbs(crf.from_linear_torch(torch.from_numpy(x)).numpy(), dst=est, alpha=255.0)
 
 
-def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF) -> np.ndarray:
+def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
     shape = sums.shape
     flat = np.ascontiguousarray(sums).reshape(-1, shape[-2] * shape[-1]) if sums.ndim >= 2 else sums[None]
-    est = _estimate_numpy(flat, n, q, crf)
+    est = _estimate_numpy(flat, n, q, crf, scratch)
     # Exact correction of the float estimate (off by one in ~1e-4 of pixels near a rounding boundary):
     # v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by cv2.LUT (0.5 ms per pass).
     t = rounding_thresholds(crf, n, q).astype(np.int32)
-    below = cv2.compare(flat, cv2.LUT(est, t[:256]), cv2.CMP_LT)
-    above = cv2.compare(flat, cv2.LUT(est, t[1:]), cv2.CMP_GE)
-    out = cv2.subtract(cv2.add(est, cv2.bitwise_and(above, 1)), cv2.bitwise_and(below, 1))
+    bound = _work(scratch, "bound", flat.shape, np.int32)
+    below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT, dst=_work(scratch, "lt", flat.shape,
+                                                                                         np.uint8))
+    above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE, dst=_work(scratch, "ge", flat.shape,
+                                                                                      np.uint8))
+    cv2.bitwise_and(above, 1, dst=above)
+    cv2.bitwise_and(below, 1, dst=below)
+    out = cv2.add(est, above)  # a fresh array: it is handed to the caller
+    cv2.subtract(out, below, dst=out)
     return out.reshape(shape)
 
 
