@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from blursynth.errors import ConfigError
 
@@ -104,9 +104,8 @@ class AverageConfig:
     fps: float | None = None
     device: str = "auto"
     backend: str = "auto"
-    batch_frames: int = 32
+    batch_frames: int = 16
     overwrite: bool = False
-    extra: dict = field(default_factory=dict)
 
     OUTPUT_FIELDS = (
         "recipe", "frames", "stride", "max_per_source", "crf", "gamma", "seed", "val_fraction",
