@@ -104,20 +104,19 @@ def test_back_to_back_windows(device, batch_frames):
     check_against_oracle(frames, windows, NAMES, res)
 
 
-@pytest.mark.parametrize("batch_frames", [3, 5])
-def test_overlapping_stride(device, batch_frames):
-    frames = random_frames(40, seed=1)
-    windows = plan_windows(len(frames), (9, 9), create_rng(0, "w", "o"), stride=2)
-    assert windows[1].start < windows[0].stop
-    res = run_both(frames, windows, NAMES, device, batch_frames)
-    check_against_oracle(frames, windows, NAMES, res)
+STRIDED = [
+    # (frames, sizes, stride, seed key, check on the first two windows)
+    pytest.param(40, (9, 9), 2, "o", lambda a, b: b.start < a.stop, id="overlapping"),
+    pytest.param(60, (5, 9), 13, "g", lambda a, b: b.start > a.stop, id="gapped"),
+]
 
 
 @pytest.mark.parametrize("batch_frames", [3, 5])
-def test_gapped_stride(device, batch_frames):
-    frames = random_frames(60, seed=2)
-    windows = plan_windows(len(frames), (5, 9), create_rng(0, "w", "g"), stride=13)
-    assert all(b.start > a.stop for a, b in zip(windows, windows[1:], strict=False))
+@pytest.mark.parametrize("count, sizes, stride, key, layout_ok", STRIDED)
+def test_strided_windows(device, batch_frames, count, sizes, stride, key, layout_ok):
+    frames = random_frames(count, seed=stride)
+    windows = plan_windows(len(frames), sizes, create_rng(0, "w", key), stride=stride)
+    assert all(layout_ok(a, b) for a, b in zip(windows, windows[1:], strict=False))
     res = run_both(frames, windows, NAMES, device, batch_frames)
     check_against_oracle(frames, windows, NAMES, res)
 
