@@ -70,7 +70,7 @@ class StreamingAccumulator:
         channels: outputs to produce for every window.
     """
 
-    def __init__(self, windows: Sequence[Window], channels: Sequence[Channel]) -> None:
+    def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, disjoint: bool | None = None) -> None:
         self.windows = list(windows)
         self.channels = list(channels)
         self._next = 0  # first window not emitted yet
@@ -82,8 +82,32 @@ class StreamingAccumulator:
         self._pool: list[list[np.ndarray]] = []
         self._scratch: list[np.ndarray] | None = None
         self._encode_scratch: dict = {}
-        self._needed = _needed_mask(self.windows)
-        self._disjoint = all(b.start >= a.stop for a, b in zip(self.windows, self.windows[1:], strict=False))
+        planned = all(b.start >= a.stop for a, b in zip(self.windows, self.windows[1:], strict=False))
+        if disjoint and not planned:
+            raise ValueError("disjoint=True but the planned windows overlap")
+        self._disjoint = planned if disjoint is None else bool(disjoint)
+
+    def extend(self, windows: Sequence[Window]) -> None:
+        """Append windows decided while frames stream in (online selection, e.g. the WILD flow filter).
+
+        They must come in start order and start at or after the next frame to be pushed; with
+        ``disjoint=True`` they must not overlap the windows before them.
+        """
+        for w in windows:
+            last = self.windows[-1] if self.windows else None
+            if w.start < self._hi or (last is not None and w.start < last.start):
+                raise ValueError(f"window {w} starts before frames already pushed or before window {last}")
+            if self._disjoint and last is not None and w.start < last.stop:
+                raise ValueError(f"window {w} overlaps {last} in a disjoint accumulator")
+            self.windows.append(w)
+
+    def _is_needed(self, index: int) -> bool:
+        for w in self.windows[self._next :]:
+            if w.start > index:
+                return False
+            if index < w.stop:
+                return True
+        return False
 
     def push(self, index: int, frame: np.ndarray) -> Emitted:
         """Add frame ``index`` (frames must come in order) and return the windows it completes."""
@@ -92,7 +116,7 @@ class StreamingAccumulator:
         if self._next < len(self.windows):
             self._advance(self.windows[self._next].start)
         self._hi = index + 1
-        if index < len(self._needed) and self._needed[index]:
+        if self._is_needed(index):
             if self._sums is None:
                 self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
             if self._disjoint:
@@ -184,9 +208,11 @@ class TorchAccumulator:
         *,
         device: torch.device,
         batch_frames: int = 16,
+        online: bool = False,
     ) -> None:
         self.windows = list(windows)
         self.channels = list(channels)
+        self.online = online
         self.device = device
         self.batch_frames = max(1, int(batch_frames))
         self._luts = [torch.from_numpy(ch.lut.astype(np.int64)).to(device) for ch in self.channels]
@@ -197,11 +223,23 @@ class TorchAccumulator:
         self._bounds = {w.start for w in self.windows} | {w.stop for w in self.windows}
         self._next = 0
         last = max((w.stop for w in self.windows), default=0)
-        self._last_needed = last
+        self._last_needed = None if online else last
+
+    def extend(self, windows: Sequence[Window]) -> None:
+        """Append windows decided while frames stream in (requires ``online=True``); they must come in start
+        order and start at or after the next frame to be pushed."""
+        if not self.online:
+            raise ValueError("extend() needs TorchAccumulator(..., online=True)")
+        for w in windows:
+            nxt = self._base + len(self._pending)
+            if w.start < nxt or (self.windows and w.start < self.windows[-1].start):
+                raise ValueError(f"window {w} starts before frame {nxt}, which was already pushed")
+            self.windows.append(w)
+            self._bounds.update((w.start, w.stop))
 
     def push(self, index: int, frame: np.ndarray) -> Emitted:
         """Add frame ``index`` (frames must come in order) and return the windows completed so far."""
-        if index >= self._last_needed:
+        if self._last_needed is not None and index >= self._last_needed:
             return []
         if index != self._base + len(self._pending):
             raise ValueError(f"frames must be pushed in order: expected {self._base + len(self._pending)}")
@@ -272,14 +310,6 @@ def single_threaded_kernels():
         torch.set_num_threads(torch_threads)
 
 
-def _needed_mask(windows: Sequence[Window]) -> np.ndarray:
-    last = max((w.stop for w in windows), default=0)
-    mask = np.zeros(last, dtype=bool)
-    for w in windows:
-        mask[w.start : w.stop] = True
-    return mask
-
-
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda[:i]`` must exist."""
     text = str(device).strip().lower()
@@ -308,12 +338,18 @@ def create_accumulator(
     *,
     device: torch.device,
     batch_frames: int = 16,
+    online: bool = False,
+    disjoint: bool | None = None,
 ):
-    """``stream`` (CPU running sums), ``torch`` (batched on ``device``) or ``auto`` (torch on CUDA)."""
+    """``stream`` (CPU running sums), ``torch`` (batched on ``device``) or ``auto`` (torch on CUDA).
+
+    With ``online=True`` windows may be appended with ``extend`` while frames stream in; ``disjoint`` then
+    promises that no two of them will share a frame (lets the streaming path keep no frames).
+    """
     if backend == "auto":
         backend = "torch" if device.type == "cuda" else "stream"
     if backend == "stream":
-        return StreamingAccumulator(windows, channels)
+        return StreamingAccumulator(windows, channels, disjoint=disjoint)
     if backend == "torch":
-        return TorchAccumulator(windows, channels, device=device, batch_frames=batch_frames)
+        return TorchAccumulator(windows, channels, device=device, batch_frames=batch_frames, online=online)
     raise ConfigError(f"--backend: expected auto, stream or torch, got {backend!r}")

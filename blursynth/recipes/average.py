@@ -30,14 +30,15 @@ from blursynth.ops.accumulate import (
     single_threaded_kernels,
 )
 from blursynth.ops.crf import create_crf
+from blursynth.ops.images import to_uint8
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, plan_windows
 from blursynth.run.progress import ProgressSink
+from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers, result_from_markers
 from blursynth.sample import Sample
 from blursynth.seeding import create_rng
 from blursynth.shards.manifest import check_out, quick_hash
-from blursynth.shards.writer import ShardWriter
 
 log = logging.getLogger("blursynth.average")
 
@@ -131,13 +132,6 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
     return AveragePlan(units, entries, failures)
 
 
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame
-    # 16-bit -> 8-bit with rounding: round(v / 257) == (v + 128) // 257 for v in [0, 65535].
-    return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
-
-
 def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
     """Produce the samples of one source, skipping shards that are already complete.
 
@@ -174,42 +168,14 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     acc = create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames)
 
     result = UnitResult(key, "ok", shards=list(done))
-    writer: ShardWriter | None = None
-    current: ShardSlot | None = None
     sharp: dict[int, np.ndarray] = {}
     progress.source_started(key, last_needed)
-
-    def open_writer(slot: ShardSlot) -> ShardWriter:
-        return ShardWriter(
-            out, slot.split, slot.shard, layouts=cfg.layout, compression=cfg.compression,
-            capacity=slot.stop - slot.first,
-        )
-
-    def commit(final: bool, status: str, reason: str | None = None, path: str | None = None) -> None:
-        nonlocal writer, current
-        entry = {"status": status, "samples": writer.count, "path": unit.source.path}
-        if reason is not None:
-            entry["reason"] = reason
-        stats = {"sources": {key: entry},
-                 "failures": [] if reason is None else [{"source": key, "path": path or unit.source.path,
-                                                         "reason": reason}],
-                 "windows": [current.first, current.stop], "final": final}
-        result.shards.append(writer.close(stats))
-        writer, current = None, None
+    sink = UnitSink(out, key, unit.source.path, todo, result, layouts=cfg.layout, compression=cfg.compression,
+                    progress=progress)
 
     def handle(emitted) -> None:
-        nonlocal writer, current
         for w, encoded in emitted:
-            slot = slot_of[w.index]
-            if current is not None and slot.shard != current.shard:
-                commit(final=False, status="ok")
-            if writer is None:
-                writer, current = open_writer(slot), slot
-            writer.add(_make_sample(unit, w, encoded, sharp.pop(w.center)))
-            result.samples += 1
-            progress.advance(samples=1)
-            if w.index == unit.windows[slot.stop - 1].index:
-                commit(final=False, status="ok")
+            sink.add(w.index, _make_sample(unit, w, encoded, sharp.pop(w.center)))
 
     reader = read_video if unit.source.kind == "video" else read_frames
     frames = prefetch(reader(unit.source.path, unit.info), depth=4)
@@ -218,7 +184,7 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
         with contextlib.closing(frames), kernels:
             for index, frame in frames:
                 if index in centers:
-                    sharp[index] = _to_uint8(frame)
+                    sharp[index] = to_uint8(frame)
                 handle(acc.push(index, frame))
                 result.frames += 1
                 progress.advance(frames=1)
@@ -231,13 +197,10 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
         result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
         result.path = exc.path
         log.warning("%s: %s", exc.path, exc.reason)
-        if writer is None:  # nothing open: commit an empty marker so a resume knows the source is finished
-            slot = next((s for s in todo if not any(m.get("shard") == s.shard for m in result.shards)), todo[0])
-            writer, current = open_writer(slot), slot
-        commit(final=True, status=result.status, reason=exc.reason, path=exc.path)
+        # With nothing open this writes an empty final marker, so a resume knows the source is finished.
+        sink.commit(final=True, status=result.status, reason=exc.reason, path=exc.path)
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        sink.abort()
         raise
     progress.source_finished(key, result.status, result.samples, result.reason)
     return result

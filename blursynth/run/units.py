@@ -32,6 +32,7 @@ class UnitResult:
     shards: list[dict] = field(default_factory=list)
     reason: str | None = None
     resumed: bool = False
+    rejections: dict[str, int] = field(default_factory=dict)  # candidate windows rejected, by reason
 
 
 def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, int]) -> tuple[ShardSlot, ...]:
@@ -85,4 +86,9 @@ def result_from_markers(key: str, markers: list[dict]) -> UnitResult:
             failure = (m.get("failures") or [{}])[0]
             reason, path = failure.get("reason"), failure.get("path")
     samples = sum(int(m.get("count", 0)) for m in markers)
-    return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True)
+    rejections: dict[str, int] = {}
+    for m in markers:
+        for k, v in (m.get("rejections") or {}).items():
+            rejections[k] = rejections.get(k, 0) + int(v)
+    return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True,
+                      rejections=rejections)

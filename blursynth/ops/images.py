@@ -1,0 +1,43 @@
+"""Small per-frame conversions shared by the recipes: bit depth, grayscale and area downsampling."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from blursynth.errors import ConfigError
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """uint8 frames pass through; uint16 frames are rounded: round(v / 257) == (v + 128) // 257."""
+    if frame.dtype == np.uint8:
+        return frame
+    return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def to_gray8(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB of any supported depth, or (H, W) gray -> (H, W) uint8 luma (BT.601 weights)."""
+    frame = to_uint8(frame)
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def downsampled_size(width: int, height: int, factor: int) -> tuple[int, int]:
+    """(width, height) after dividing by ``factor``, rounded to the nearest pixel (1280x720 / 3 -> 427x240)."""
+    return max(1, int(round(width / factor))), max(1, int(round(height / factor)))
+
+
+def downsample(frame: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink a frame by an integer ``factor`` with area interpolation (box filter; no aliasing).
+
+    Noroozi et al. 2017, Sec. 2 downsample every frame by 3 "to reduce the magnitude of relative motion
+    across frames"; it also removes a little of the blur already in each frame. The frame is shrunk in its
+    coded (gamma) domain, as the paper's frames were, before linearisation. Works for uint8 and uint16.
+    """
+    if factor == 1:
+        return frame
+    if factor < 1:
+        raise ConfigError(f"--downsample: expected an integer factor >= 1, got {factor}")
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, downsampled_size(w, h, factor), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,123 @@
+"""UnitSink: writes one unit's samples into its shard slots and commits each shard when it is full.
+
+Every recipe hands its samples here (by index in the unit's plan), so the commit rules are the same
+everywhere: a shard is committed when its last slot item arrives; when the source ends early (a truncated
+file, or an online selection that found fewer windows than the reserved bound) the shard in progress is
+committed with ``final: true`` so a resume does not wait for shards that can never exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from blursynth.run.progress import ProgressSink
+from blursynth.run.units import ShardSlot, UnitResult
+from blursynth.sample import Sample
+from blursynth.shards.writer import ShardWriter
+
+
+def add_counts(total: dict[str, int], more: dict[str, int] | None) -> dict[str, int]:
+    """Add per-reason counters into ``total`` (in place) and return it."""
+    for reason, count in (more or {}).items():
+        total[reason] = total.get(reason, 0) + int(count)
+    return total
+
+
+class UnitSink:
+    """Shard writing for one unit.
+
+    Args:
+        out: output root.
+        key, source_path: the unit's source (named in markers).
+        slots: the shards still to write, in order (items ``slot.first .. slot.stop - 1`` each).
+        result: the unit's result, updated as shards are committed.
+        layouts, compression, extra_datasets: passed to :class:`ShardWriter`.
+        progress: receives one ``advance(samples=1)`` per sample.
+        track_rejections: markers carry a ``rejections`` counter (online selection) even when empty.
+    """
+
+    def __init__(self, out: str | Path, key: str, source_path: str, slots: Sequence[ShardSlot], result: UnitResult,
+                 *, layouts: tuple[str, ...], compression: str | None, extra_datasets: tuple[str, ...] = (),
+                 progress: ProgressSink | None = None, track_rejections: bool = False) -> None:
+        self.out = Path(out)
+        self.key = key
+        self.source_path = source_path
+        self.slots = list(slots)
+        self.result = result
+        self.layouts, self.compression, self.extra_datasets = layouts, compression, extra_datasets
+        self.progress = progress or ProgressSink()
+        self.track_rejections = track_rejections
+        self.writer: ShardWriter | None = None
+        self.current: ShardSlot | None = None
+        self._rejections: dict[str, int] = {}
+        self._resume: dict | None = None
+
+    def slot_for(self, index: int) -> ShardSlot:
+        for slot in self.slots:
+            if slot.first <= index < slot.stop:
+                return slot
+        raise ValueError(f"item {index} belongs to no shard still to write")
+
+    def add(self, index: int, sample: Sample, *, rejections: dict[str, int] | None = None,
+            resume: dict | None = None) -> None:
+        """Write item ``index`` of the unit; commit its shard when this was the shard's last item.
+
+        Args:
+            rejections: counters to attribute to this item's shard (online selection).
+            resume: state a resumed run continues from when this item is the last of a committed shard.
+        """
+        slot = self.slot_for(index)
+        if self.current is not None and slot.shard != self.current.shard:
+            self.commit(final=False, status="ok")
+        if self.writer is None:
+            self.writer = self._open(slot)
+            self.current = slot
+        self.writer.add(sample)
+        add_counts(self._rejections, rejections)
+        self._resume = resume
+        self.result.samples += 1
+        self.progress.advance(samples=1)
+        if index == slot.stop - 1:
+            self.commit(final=False, status="ok")
+
+    def _open(self, slot: ShardSlot) -> ShardWriter:
+        return ShardWriter(self.out, slot.split, slot.shard, layouts=self.layouts, compression=self.compression,
+                           capacity=slot.stop - slot.first, extra_datasets=self.extra_datasets)
+
+    def commit(self, final: bool, status: str, reason: str | None = None, path: str | None = None,
+               rejections: dict[str, int] | None = None) -> None:
+        """Close the open shard (or, with nothing open and ``final``, write an empty final marker)."""
+        if self.writer is None:
+            if not final:
+                return
+            used = {m.get("shard") for m in self.result.shards}
+            slot = next((s for s in self.slots if s.shard not in used), None)
+            if slot is None:  # every reserved shard is already complete: nothing to mark
+                return
+            self.writer, self.current = self._open(slot), slot
+        add_counts(self._rejections, rejections)
+        entry = {"status": status, "samples": self.writer.count, "path": self.source_path}
+        if reason is not None:
+            entry["reason"] = reason
+        stats = {
+            "sources": {self.key: entry},
+            "failures": [] if reason is None else [{"source": self.key, "path": path or self.source_path,
+                                                    "reason": reason}],
+            "windows": [self.current.first, self.current.first + self.writer.count],
+            "final": final,
+        }
+        if self.track_rejections:
+            stats["rejections"] = dict(sorted(self._rejections.items()))
+        if self._resume is not None:
+            stats["resume"] = self._resume
+        self.result.shards.append(self.writer.close(stats))
+        add_counts(self.result.rejections, self._rejections)
+        self.writer, self.current = None, None
+        self._rejections, self._resume = {}, None
+
+    def abort(self) -> None:
+        """Drop the shard in progress (errors, Ctrl-C)."""
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer, self.current = None, None
