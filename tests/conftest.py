@@ -39,6 +39,39 @@ def pan_frames(texture: np.ndarray, n: int, height: int, width: int, velocity: f
     return out
 
 
+def motion_frames(texture: np.ndarray, steps: list[float], height: int, width: int,
+                  patch: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Frames with a known displacement per frame: a camera pan, or a moving object over a still background.
+
+    Args:
+        texture: float [0, 1] RGB background, larger than the frames by the total pan plus 4 px.
+        steps: ``steps[i]`` is the motion in pixels (to the right) between frames i - 1 and i; ``steps[0]``
+            is ignored.
+        patch: (y, x, h, w): instead of panning, an object (another texture) of size h x w starts at (y, x)
+            over the still background and moves by ``steps``.
+
+    Returns:
+        (len(steps), height, width, 3) uint8.
+    """
+    xs = np.concatenate([[0.0], np.cumsum(steps[1:])])
+    tex = texture.astype(np.float32)
+    out = np.empty((len(steps), height, width, 3), np.uint8)
+    for i, x in enumerate(xs):
+        if patch is None:
+            m = np.float32([[1, 0, 2 + x], [0, 1, 2]])
+            img = cv2.warpAffine(tex, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        else:
+            y0, x0, h, w = patch
+            img = tex[2 : 2 + height, 2 : 2 + width].copy()
+            obj = textured_image(h, w, seed=99).astype(np.float32)
+            m = np.float32([[1, 0, x0 + x], [0, 1, y0]])
+            placed = cv2.warpAffine(obj, m, (width, height), flags=cv2.INTER_LINEAR)
+            alpha = cv2.warpAffine(np.ones((h, w), np.float32), m, (width, height), flags=cv2.INTER_LINEAR)
+            img = img * (1 - alpha[..., None]) + placed
+        out[i] = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+    return out
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int = 240, codec: str = "ffv1",
                 pix_fmt: str | None = None, options: dict | None = None) -> Path:
     """Encode RGB frames (uint8, or uint16 for 10-bit) with PyAV.

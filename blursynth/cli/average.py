@@ -6,14 +6,26 @@ import click
 
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress
-from blursynth.config import RECIPES, AverageConfig, parse_frames, parse_layout, resolve_recipe
+from blursynth.config import (
+    DEFAULT_MAX_MATCH_ERROR,
+    FLOW_NAMES,
+    FLOW_STAT_NAMES,
+    RAFT_MODELS,
+    RECIPES,
+    AverageConfig,
+    parse_frames,
+    parse_layout,
+    resolve_recipe,
+)
 
 
 @click.command(short_help="Average consecutive high-fps frames into blurry/sharp pairs.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.argument("out", nargs=1, metavar="OUT")
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="gopro", show_default=True,
-              help="Preset: gopro (Nah et al.) and lode use odd N in 7-13, back-to-back windows, gamma 2.2.")
+              help="Preset: gopro (Nah et al.) and lode use odd N in 7-13, back-to-back windows, gamma 2.2; "
+                   "wild (Noroozi et al.) downsamples x3, N in 7-23, keeps windows whose flow stays <= 1 px "
+                   "and stores blur maps.")
 @click.option("--frames", "frames_text", default=None,
               help="Frames averaged per sample: an odd number (9) or odd range (7-13) [recipe default].")
 @click.option("--stride", type=int, default=None,
@@ -21,12 +33,35 @@ from blursynth.config import RECIPES, AverageConfig, parse_frames, parse_layout,
 @click.option("--max-per-source", type=int, default=None,
               help="At most this many samples per source, spread evenly over it.")
 @click.option("--fps", type=float, default=None, help="Frame rate of frame-folder sources (recorded in meta).")
+@click.option("--downsample", type=int, default=None,
+              help="Shrink frames by this integer factor (area interpolation) before averaging [wild: 3].")
+@click.option("--flow", type=click.Choice([*FLOW_NAMES, "none"]), default=None,
+              help="Optical flow for the window filter, blur maps and --max-step-px [wild: dis]; "
+                   "none turns the wild filter off. raft needs torchvision.")
+@click.option("--flow-threshold", type=float, default=None,
+              help="Keep a window only if every consecutive pair's flow statistic is <= this many pixels "
+                   "(after downsampling) [wild: 1.0].")
+@click.option("--flow-stat", type=click.Choice(FLOW_STAT_NAMES), default="p99", show_default=True,
+              help="Per-pair flow statistic: p99 ignores the worst 1%% of pixels (flow outliers), max is strict.")
+@click.option("--max-match-error", type=float, default=None,
+              help=f"Reject pairs whose frame-matching error (RMS gray levels after warping with the flow) "
+                   f"exceeds this: the flow is unreliable there [default with flow: {DEFAULT_MAX_MATCH_ERROR:g}].")
+@click.option("--max-step-px", type=float, default=None,
+              help="Ghosting guard for any recipe: reject windows where any pair moves more than this "
+                   "(flow statistic, pixels). Turns flow on (dis) if needed.")
+@click.option("--blur-map/--no-blur-map", default=None,
+              help="Store blur_map float16 (n, H, W): per-pixel blur length in pixels [wild: on].")
+@click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
+              help="RAFT variant for --flow raft.")
+@click.option("--raft-weights", type=click.Path(dir_okay=False), default=None,
+              help="RAFT state-dict file (default: torchvision's registry weights).")
 @options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size,
                options.layout, options.compression, options.device, options.backend, options.batch_frames,
                options.overwrite, options.verbose, options.quiet)
 @click.pass_context
-def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, crf, gamma, seed, val_fraction,
-            shard_size, layout, compression, device, backend, batch_frames, overwrite):
+def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
+            flow_stat, max_match_error, max_step_px, blur_map, raft_model, raft_weights, crf, gamma, seed,
+            val_fraction, shard_size, layout, compression, device, backend, batch_frames, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
 
     INPUT is a video file, a folder searched recursively for videos, or a folder of frame images (one
@@ -37,16 +72,22 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
     Examples:
       blursynth average GOPRO_Large_all/ out/ --fps 240 --val-fraction 0.1
       blursynth average clip.mp4 out/ --frames 9 --stride 4 --layout h5,gopro
+      blursynth average --recipe wild videos/ out/ --flow-threshold 1.0
+      blursynth average clip.mp4 out/ --max-step-px 2 --blur-map
     """
     values = resolve_recipe(
         recipe, frames=parse_frames(frames_text) if frames_text is not None else None,
-        stride=stride, crf=crf, gamma=gamma,
+        stride=stride, crf=crf, gamma=gamma, downsample=downsample, flow=flow, flow_threshold=flow_threshold,
+        max_match_error=max_match_error, max_step_px=max_step_px, blur_map=blur_map,
     )
     cfg = AverageConfig(
         inputs=tuple(inputs), out=out, recipe=recipe, frames=values["frames"], stride=values["stride"],
         max_per_source=max_per_source, crf=values["crf"], gamma=float(values["gamma"]), seed=seed,
         val_fraction=val_fraction, shard_size=shard_size, layout=parse_layout(layout), compression=compression,
         fps=fps, device=device, backend=backend, batch_frames=batch_frames, overwrite=overwrite,
+        downsample=values["downsample"], flow=values["flow"], flow_threshold=values["flow_threshold"],
+        flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
+        blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights,
     )
     from blursynth.recipes.average import run_average
 
@@ -58,4 +99,10 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
                             for s in ("train", "val")}.items() if v)
         failed = len(summary.failures)
         tail = f"; {failed} source(s) skipped or incomplete, see manifest.json" if failed else ""
+        rejected: dict[str, int] = {}
+        for r in summary.results:
+            for k, v in r.rejections.items():
+                rejected[k] = rejected.get(k, 0) + v
+        if rejected:
+            tail += "; rejected windows: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
         click.echo(f"wrote {summary.samples} samples ({splits}) in {len(summary.shards)} shards to {out}{tail}")

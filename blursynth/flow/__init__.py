@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+from blursynth.config import FLOW_NAMES
 from blursynth.errors import ConfigError
 from blursynth.flow.base import FLOW_STATS, FlowBackend, flow_statistic, magnitude, match_error, warp_back
 
 #: Names accepted by :func:`create_flow` (and ``--flow``).
-FLOW_METHODS = ("dis", "deepflow", "farneback", "raft")
+FLOW_METHODS = FLOW_NAMES
 
 __all__ = [
     "FLOW_METHODS", "FLOW_STATS", "FlowBackend", "create_flow", "flow_statistic", "magnitude", "match_error",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from blursynth.config import FLOW_STAT_NAMES
 from blursynth.errors import ConfigError
 from blursynth.ops.images import to_gray8
 
@@ -19,7 +20,7 @@ from blursynth.ops.images import to_gray8
 #: pixels where flow is least reliable (occlusion borders, specularities, flat sky) yet still sees any
 #: moving region larger than 1% of the frame; ``max`` is strict and noise-prone; ``mean`` misses small
 #: fast objects.
-FLOW_STATS = ("p99", "max", "mean")
+FLOW_STATS = FLOW_STAT_NAMES
 
 
 class FlowBackend:

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from blursynth.config import RAFT_MODELS
 from blursynth.errors import ConfigError, InputError, MissingDependencyError
 from blursynth.flow.base import FlowBackend
 
-RAFT_MODELS = ("small", "large")
+__all__ = ["RAFT_MODELS", "RaftFlow", "load_raft"]
+
 
 
 def _import_optical_flow():

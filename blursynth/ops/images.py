@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -41,3 +43,10 @@ def downsample(frame: np.ndarray, factor: int) -> np.ndarray:
         raise ConfigError(f"--downsample: expected an integer factor >= 1, got {factor}")
     h, w = frame.shape[:2]
     return cv2.resize(frame, downsampled_size(w, h, factor), interpolation=cv2.INTER_AREA)
+
+
+def downsample_frames(frames: Iterator[tuple[int, np.ndarray]], factor: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Downsample ``(index, frame)`` pairs as they are decoded (inside the prefetch thread: cv2 releases the
+    GIL, so shrinking overlaps with the main thread's work)."""
+    for index, frame in frames:
+        yield index, downsample(frame, factor)

@@ -30,9 +30,9 @@ from blursynth.ops.accumulate import (
     single_threaded_kernels,
 )
 from blursynth.ops.crf import create_crf
-from blursynth.ops.images import to_uint8
+from blursynth.ops.images import downsample_frames, downsampled_size, to_uint8
 from blursynth.ops.splits import assign_splits
-from blursynth.ops.windows import Window, plan_windows
+from blursynth.ops.windows import Window, max_windows_bound, plan_windows
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers, result_from_markers
@@ -48,7 +48,12 @@ MIN_FPS = 100.0
 
 @dataclass(frozen=True)
 class AverageUnit:
-    """One source to turn into samples; picklable, so executors can ship it to workers."""
+    """One source to turn into samples; picklable, so executors can ship it to workers.
+
+    ``windows`` is the plan of the planned recipes. With optical flow (``config.uses_flow``) windows are chosen
+    while decoding (recipes/wild.py); ``windows`` is then empty and ``slots`` cover the most windows the
+    source could yield.
+    """
 
     source: Source
     info: SourceInfo
@@ -56,6 +61,14 @@ class AverageUnit:
     split: str
     slots: tuple[ShardSlot, ...]
     config: AverageConfig
+
+    @property
+    def online(self) -> bool:
+        return self.config.uses_flow
+
+    @property
+    def frames_to_decode(self) -> int:
+        return self.info.num_frames if self.online else max(w.stop for w in self.windows)
 
 
 @dataclass
@@ -110,24 +123,32 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
                 src.path, info.fps, MIN_FPS,
             )
             entry["warning"] = f"{info.fps:.4g} fps < {MIN_FPS:g} fps"
-        rng = create_rng(cfg.seed, "windows", src.key)
-        windows = plan_windows(
-            info.num_frames, cfg.frames, rng, stride=cfg.stride, max_windows=cfg.max_per_source
-        )
-        entry["windows"] = len(windows)
-        if not windows:
+        if cfg.uses_flow:  # chosen online from the flow; reserve shard numbers for the most there can be
+            windows = []
+            count = max_windows_bound(info.num_frames, cfg.frames, stride=cfg.stride, max_windows=cfg.max_per_source)
+            entry["max_windows"] = count
+        else:
+            rng = create_rng(cfg.seed, "windows", src.key)
+            windows = plan_windows(
+                info.num_frames, cfg.frames, rng, stride=cfg.stride, max_windows=cfg.max_per_source
+            )
+            count = len(windows)
+            entry["windows"] = count
+        if cfg.downsample > 1:
+            entry["output_size"] = list(downsampled_size(info.width, info.height, cfg.downsample))
+        if not count:
             reason = f"shorter than one window ({info.num_frames} frames < {cfg.frames[0]})"
             skip_log("skipping %s: %s", src.path, reason)
             entry.update(status="skipped", reason=reason)
             failures.append({"source": src.key, "path": src.path, "reason": reason})
             continue
-        planned.append((src, info, windows))
+        planned.append((src, info, windows, count))
 
     units = []
     counters: dict[str, int] = {}
-    for src, info, windows in planned:
+    for src, info, windows, count in planned:
         split = splits[src.key]
-        slots = allocate_slots(split, len(windows), cfg.shard_size, counters)
+        slots = allocate_slots(split, count, cfg.shard_size, counters)
         units.append(AverageUnit(src, info, tuple(windows), split, slots, cfg))
     return AveragePlan(units, entries, failures)
 
@@ -175,10 +196,13 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
 
     def handle(emitted) -> None:
         for w, encoded in emitted:
-            sink.add(w.index, _make_sample(unit, w, encoded, sharp.pop(w.center)))
+            sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center)))
 
     reader = read_video if unit.source.kind == "video" else read_frames
-    frames = prefetch(reader(unit.source.path, unit.info), depth=4)
+    decoded = reader(unit.source.path, unit.info)
+    if cfg.downsample > 1:
+        decoded = downsample_frames(decoded, cfg.downsample)
+    frames = prefetch(decoded, depth=4)
     kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()
     try:
         with contextlib.closing(frames), kernels:
@@ -206,7 +230,7 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     return result
 
 
-def _make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
+def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
     cfg, info = unit.config, unit.info
     meta = {
         "source": unit.source.key,
@@ -224,6 +248,8 @@ def _make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp:
         "seed": cfg.seed,
         "bit_depth": info.bit_depth,
     }
+    if cfg.downsample > 1:
+        meta["downsample"] = cfg.downsample
     extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}
     return Sample(blur=encoded[0], sharp=sharp, meta=meta, extras=extras)
 
@@ -239,7 +265,11 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
     """
     from blursynth.run.job import run_job
 
-    resolve_device(cfg.device)  # fail early on --device cuda without a GPU
+    device = resolve_device(cfg.device)  # fail early on --device cuda without a GPU
+    if cfg.uses_flow:  # and on a flow backend that cannot be created (missing torchvision, weights, contrib)
+        from blursynth.flow import create_flow
+
+        create_flow(cfg.flow, device=str(device), raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
     check_out(cfg.out)  # and on an OUT that can never be written, before probing any source
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
@@ -250,11 +280,20 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
         fingerprint=cfg.fingerprint(),
         units=plan.units,
         unit_key=lambda u: u.source.key,
-        unit_fn=run_unit,
+        unit_fn=run_average_unit,
         source_entries=plan.sources,
         failures=plan.failures,
         overwrite=cfg.overwrite,
         progress=progress or ProgressSink(),
-        total_frames=sum(max(w.stop for w in u.windows) for u in plan.units),
-        total_samples=sum(len(u.windows) for u in plan.units),
+        total_frames=sum(u.frames_to_decode for u in plan.units),
+        total_samples=None if cfg.uses_flow else sum(len(u.windows) for u in plan.units),
     )
+
+
+def run_average_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
+    """Run one unit: planned windows (``run_unit``) or flow-selected windows (``recipes.wild``)."""
+    if unit.online:
+        from blursynth.recipes.wild import run_flow_unit
+
+        return run_flow_unit(unit, out, progress)
+    return run_unit(unit, out, progress)

@@ -112,6 +112,8 @@ def run_job(
             entry.update(status=r.status, samples=sum(int(m.get("count", 0)) for m in r.shards))
             if r.reason:
                 entry["reason"] = r.reason
+            if r.rejections:
+                entry["rejections"] = dict(sorted(r.rejections.items()))
     shard_list = sorted(
         ({k: m.get(k) for k in ("split", "shard", "file", "count", "height", "width")} |
          {"sources": sorted(m.get("sources", {}))} for m in summary.shards if m.get("count")),
@@ -124,6 +126,12 @@ def run_job(
         "sources": summary.counts,
         "failures": summary.failures,
     }
+    rejections: dict[str, int] = {}
+    for r in summary.results:
+        for k, v in r.rejections.items():
+            rejections[k] = rejections.get(k, 0) + v
+    if rejections:
+        totals["rejected_windows"] = dict(sorted(rejections.items()))
     write_manifest(out, status="complete", sources=source_entries, shards=shard_list, totals=totals,
                    **manifest_kw)
     summary.shards = shard_list

@@ -94,6 +94,7 @@ class UnitSink:
             used = {m.get("shard") for m in self.result.shards}
             slot = next((s for s in self.slots if s.shard not in used), None)
             if slot is None:  # every reserved shard is already complete: nothing to mark
+                add_counts(self.result.rejections, rejections)
                 return
             self.writer, self.current = self._open(slot), slot
         add_counts(self._rejections, rejections)

@@ -1,0 +1,290 @@
+"""The WILD recipe (Noroozi et al. 2017) and the flow options of `average`, on clips with known motion.
+
+The clips are rendered at full resolution and written losslessly, so the motion of every pair is known
+exactly: ``steps[i] / 3`` pixels per frame at the downsampled (x3) scale the filter works at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import motion_frames, textured_image, write_video
+
+from blursynth.cli.main import cli
+
+H, W = 240, 360  # -> 80 x 120 after x3
+SEG = 40
+STEPS = [0.0] * SEG + [1.5] * SEG + [9.0] * SEG  # 0, 0.5 and 3 px/frame after x3
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
+
+
+def run_ok(*args):
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def samples(out: Path) -> list[dict]:
+    rows = []
+    for path in sorted(out.glob("*/*.h5")):
+        with h5py.File(path, "r") as f:
+            metas = [json.loads(m) for m in f["meta"].asstr()[()]]
+            for i, meta in enumerate(metas):
+                row = {"meta": meta, "blur": f["blur"][i], "sharp": f["sharp"][i]}
+                if "blur_map" in f:
+                    row["blur_map"] = f["blur_map"][i].astype(np.float32)
+                rows.append(row)
+    return rows
+
+
+def stats(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob("*/*_stats.json"))]
+
+
+def down3(frame: np.ndarray) -> np.ndarray:
+    return cv2.resize(frame, (frame.shape[1] // 3, frame.shape[0] // 3), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def segments(tmp_path_factory):
+    """still | 0.5 px/frame | 3 px/frame (downsampled scale), 40 frames each, lossless."""
+    tmp = tmp_path_factory.mktemp("seg")
+    tex = textured_image(H + 8, W + int(sum(STEPS)) + 8, seed=4)
+    frames = motion_frames(tex, STEPS, H, W)
+    return write_video(tmp / "segments.mkv", frames), frames
+
+
+@pytest.fixture(scope="module")
+def wild_out(segments, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wild") / "out"
+    run_ok("average", "--recipe", "wild", segments[0], out, "-q")
+    return out
+
+
+def true_steps(meta: dict) -> list[float]:
+    return [STEPS[i] / 3 for i in meta["frames"][1:]]
+
+
+def test_kept_windows_come_only_from_segments_under_the_threshold(wild_out):
+    rows = samples(wild_out)
+    assert rows
+    for r in rows:
+        assert max(true_steps(r["meta"]), default=0) <= 0.5, r["meta"]["frames"]
+    still = [r for r in rows if max(true_steps(r["meta"]), default=0) == 0]
+    slow = [r for r in rows if min(true_steps(r["meta"])) == 0.5]
+    assert still and slow
+    # The 3 px/frame segment (frames 80..119) cannot hold a window at all.
+    assert all(r["meta"]["frames"][-1] <= SEG * 2 for r in rows)
+    rejected = sum(s["rejections"].get("flow_threshold", 0) for s in stats(wild_out))
+    assert rejected > 0
+    manifest = json.loads((wild_out / "manifest.json").read_text())
+    assert manifest["sources"][0]["rejections"]["flow_threshold"] == rejected
+    assert manifest["totals"]["rejected_windows"]["flow_threshold"] == rejected
+
+
+def test_blur_map_integrates_flow(wild_out):
+    for r in samples(wild_out):
+        m, n = r["meta"], r["meta"]["n_frames"]
+        interior = r["blur_map"][8:-8, 8:-8]
+        speeds = true_steps(m)
+        if max(speeds, default=0) == 0:
+            assert float(np.abs(r["blur_map"]).max()) < 0.1
+            assert m["blurred_area_ratio"] == 0.0
+        elif min(speeds) == 0.5:
+            expected = (n - 1) * 0.5
+            assert np.median(interior) == pytest.approx(expected, rel=0.12)
+            assert m["blurred_area_ratio"] > 0.9
+            assert m["max_step_px"] == pytest.approx(0.5, abs=0.12)
+
+
+def test_wild_meta_and_shard_contract(wild_out, segments):
+    rows = samples(wild_out)
+    frames = segments[1]
+    for r in rows:
+        m = r["meta"]
+        for key in ("flow_method", "flow_stat", "max_step_px", "match_error", "blurred_area_ratio"):
+            assert key in m
+        assert m["flow_method"] == "dis" and m["flow_stat"] == "p99" and m["downsample"] == 3
+        assert m["recipe"] == "wild" and 7 <= m["n_frames"] <= 23 and m["n_frames"] % 2 == 1
+        assert len(m["pair_steps"]) == len(m["pair_match_errors"]) == m["n_frames"] - 1
+        assert m["max_step_px"] == pytest.approx(max(m["pair_steps"], default=0))
+        assert r["blur_map"].shape == r["blur"].shape[:2] == (H // 3, W // 3)
+        # sharp: the x3 area-downsampled middle frame, exactly; blur: the linear-light average of the window.
+        np.testing.assert_array_equal(r["sharp"], down3(frames[m["center"]]))
+        small = np.stack([down3(frames[i]) for i in m["frames"]]).astype(np.float64) / 255
+        oracle = np.rint(np.mean(small ** 2.2, axis=0) ** (1 / 2.2) * 255)
+        assert np.abs(r["blur"].astype(np.float64) - oracle).max() <= 1
+    with h5py.File(next(wild_out.glob("train/*.h5")), "r") as f:
+        assert f["blur_map"].dtype == np.float16
+        assert f["blur_map"].chunks == (1, H // 3, W // 3)
+    manifest = json.loads((wild_out / "manifest.json").read_text())
+    cfg = manifest["config"]
+    assert (cfg["downsample"], cfg["flow"], cfg["flow_threshold"], cfg["blur_map"]) == (3, "dis", 1.0, True)
+    assert cfg["frames"] == [7, 23]
+
+
+def test_still_and_moving_regions_of_a_local_object(tmp_path):
+    steps = [1.5] * 30  # the object moves 0.5 px/frame after x3; the background stays still
+    tex = textured_image(H + 8, W + 8, seed=5)
+    frames = motion_frames(tex, steps, H, W, patch=(60, 60, 120, 120))
+    clip = write_video(tmp_path / "object.mkv", frames)
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", clip, out, "--frames", "9", "-q")
+    rows = samples(out)
+    assert rows
+    for r in rows:
+        bm = r["blur_map"]
+        obj = bm[26:56, 30:56]  # well inside the object (rows 20..60, cols 20..60 + motion at the x3 scale)
+        background = np.concatenate([bm[:, 90:].ravel(), bm[66:, :].ravel()])
+        assert np.median(obj) == pytest.approx(8 * 0.5, rel=0.15)
+        assert np.percentile(background, 95) < 0.2
+        assert 0.05 < r["meta"]["blurred_area_ratio"] < 0.4
+
+
+def test_scene_cut_is_an_unreliable_pair(tmp_path):
+    a = motion_frames(textured_image(H + 8, W + 40, seed=6), [0.3] * 20, H, W)
+    b = motion_frames(textured_image(H + 8, W + 40, seed=7), [0.3] * 20, H, W)
+    clip = write_video(tmp_path / "cut.mkv", np.concatenate([a, b]))
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", clip, out, "--frames", "7", "-q")
+    rej = {}
+    for s in stats(out):
+        for k, v in s["rejections"].items():
+            rej[k] = rej.get(k, 0) + v
+    assert rej.get("unreliable_flow", 0) >= 1
+    for r in samples(out):
+        assert not (r["meta"]["frames"][0] < 20 <= r["meta"]["frames"][-1])  # no window spans the cut
+        assert r["meta"]["match_error"] < 12
+
+
+def test_max_step_px_guards_any_recipe(segments, tmp_path):
+    out = tmp_path / "out"
+    run_ok("average", segments[0], out, "--frames", "7", "--max-step-px", "4", "-q")
+    rows = samples(out)
+    assert rows and all(max(STEPS[i] for i in r["meta"]["frames"][1:]) <= 1.5 for r in rows)
+    assert all(r["meta"]["flow_method"] == "dis" and r["meta"]["recipe"] == "gopro" for r in rows)
+    rej = [s["rejections"] for s in stats(out)]
+    assert sum(r.get("max_step", 0) for r in rej) > 0
+    assert not any("blur_map" in r for r in rows)  # the guard alone does not store blur maps
+    assert rows[0]["blur"].shape == (H, W, 3)  # gopro keeps full resolution
+
+
+def test_flow_none_turns_the_wild_filter_off(segments, tmp_path):
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", segments[0], out, "--flow", "none", "-q")
+    rows = samples(out)
+    assert any(r["meta"]["frames"][-1] >= 100 for r in rows)  # windows in the fast segment too
+    assert all("blur_map" not in r and "flow_method" not in r["meta"] for r in rows)
+    assert rows[0]["blur"].shape == (H // 3, W // 3, 3)
+
+
+def test_torch_backend_writes_the_same_bytes(segments, wild_out, tmp_path):
+    out = tmp_path / "torch"
+    run_ok("average", "--recipe", "wild", segments[0], out, "--backend", "torch", "--device", "cpu",
+           "--batch-frames", "5", "-q")
+    a, b = samples(wild_out), samples(out)
+    assert [r["meta"] for r in a] == [r["meta"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["blur"], y["blur"])
+        np.testing.assert_array_equal(x["blur_map"], y["blur_map"])
+
+
+def test_resume_after_lost_shards_is_byte_identical(segments, tmp_path):
+    out = tmp_path / "out"
+    args = ["average", "--recipe", "wild", segments[0], out, "--shard-size", "1", "-q"]
+    run_ok(*args)
+    shards = sorted(out.glob("train/*.h5"))
+    assert len(shards) >= 3
+    before = {p.name: p.read_bytes() for p in out.glob("train/*")}
+    for p in shards[-2:]:  # lose the last two shards and their markers
+        p.unlink()
+        p.with_name(p.stem + "_stats.json").unlink()
+    run_ok(*args)
+    after = {p.name: p.read_bytes() for p in out.glob("train/*")}
+    assert after == before
+
+
+def test_gopro_layout_with_wild(segments, tmp_path):
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", segments[0], out, "--layout", "h5,gopro", "-q")
+    rows = samples(out)
+    pngs = sorted((out / "train" / "segments").glob("blur_gamma/*.png"))
+    assert len(pngs) == len(rows)
+    png = cv2.cvtColor(cv2.imread(str(pngs[0])), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(png, rows[0]["blur"])
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--flow", "raft"], 1, "torchvision"),
+        (["--flow", "none", "--flow-threshold", "1"], 2, "--flow-threshold needs optical flow"),
+        (["--flow", "none", "--blur-map"], 2, "--blur-map needs optical flow"),
+        (["--flow", "none", "--max-step-px", "2"], 2, "--max-step-px needs optical flow"),
+        (["--raft-weights", "w.pt"], 2, "--raft-weights is only used with --flow raft"),
+        (["--downsample", "0"], 2, "--downsample"),
+        (["--flow-threshold", "-1"], 2, "--flow-threshold"),
+        (["--max-match-error", "0"], 2, "--max-match-error"),
+        (["--flow", "sift"], 2, "sift"),
+        (["--flow-stat", "median"], 2, "median"),
+    ],
+)
+def test_flow_option_errors(segments, tmp_path, args, code, message):
+    out = tmp_path / "out"
+    result = invoke("average", "--recipe", "wild", segments[0], out, *args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_raft_weights_file_missing_is_named(segments, tmp_path, monkeypatch):
+    """With torchvision present the weights file is checked; without it the dependency error comes first."""
+    result = invoke("average", segments[0], tmp_path / "out", "--flow", "raft", "--raft-weights",
+                    tmp_path / "nope.pt")
+    assert result.exit_code == 1
+    assert "torchvision" in result.output or "nope.pt" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_source_shorter_than_one_window_is_skipped(tmp_path):
+    clip = write_video(tmp_path / "short.mkv", motion_frames(textured_image(H + 8, W + 8), [0.0] * 5, H, W))
+    result = invoke("average", "--recipe", "wild", clip, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "short.mkv" in result.output and "shorter than one window" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_documents_the_flow_options():
+    out = invoke("average", "--help").output
+    for opt in ("--recipe", "wild", "--downsample", "--flow", "--flow-threshold", "--flow-stat", "--max-match-error",
+                "--max-step-px", "--blur-map", "--raft-weights"):
+        assert opt in out
+    assert "blursynth average --recipe wild" in out
+
+
+def test_truncated_wild_source_keeps_complete_windows(segments, tmp_path):
+    data = Path(segments[0]).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    result = invoke("average", "--recipe", "wild", cut, out, "-q")
+    man = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else None
+    if result.exit_code == 0:
+        assert man["sources"][0]["status"] == "partial"
+        assert samples(out)
+        assert any(s["final"] for s in stats(out))
+    else:  # nothing usable before the cut
+        assert "cut.mkv" in result.output and not out.exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
