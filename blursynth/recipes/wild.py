@@ -35,10 +35,8 @@ from blursynth.io.prefetch import prefetch
 from blursynth.io.video import read_video
 from blursynth.ops.accumulate import (
     Channel,
-    StreamingAccumulator,
     create_accumulator,
     resolve_device,
-    single_threaded_kernels,
 )
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames, to_gray8, to_uint8
@@ -219,7 +217,9 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
     frame_shape = (0, 0)
     reader = read_video if unit.source.kind == "video" else read_frames
     frames = prefetch(downsample_frames(reader(unit.source.path, info), cfg.downsample), depth=4)
-    kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()
+    # Unlike the planned path, OpenCV keeps its thread pool here: flow (DIS ~30 ms per 427x240 pair on one
+    # core) dominates decoding, and two threads take ~15% off it even beside the decoder's threads.
+    kernels = contextlib.nullcontext()
     progress.source_started(key, info.num_frames)
     try:
         try:
