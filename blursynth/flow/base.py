@@ -14,7 +14,7 @@ import numpy as np
 
 from blursynth.config import FLOW_STAT_NAMES
 from blursynth.errors import ConfigError
-from blursynth.ops.images import to_gray8
+from blursynth.ops.images import to_gray8, to_uint8
 
 #: Statistics of a pair's flow magnitude that a window filter can threshold. ``p99`` ignores the 1% of
 #: pixels where flow is least reliable (occlusion borders, specularities, flat sky) yet still sees any
@@ -50,6 +50,7 @@ class FlowBackend:
 
     def _prepare(self, frame: np.ndarray) -> np.ndarray:
         if self.wants_rgb:
+            frame = to_uint8(frame)
             if frame.ndim == 2:
                 return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
             return frame

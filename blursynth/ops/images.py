@@ -14,6 +14,8 @@ def to_uint8(frame: np.ndarray) -> np.ndarray:
     """uint8 frames pass through; uint16 frames are rounded: round(v / 257) == (v + 128) // 257."""
     if frame.dtype == np.uint8:
         return frame
+    if frame.dtype != np.uint16:
+        raise TypeError(f"expected uint8 or uint16 frames, got {frame.dtype}")
     return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
