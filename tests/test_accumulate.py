@@ -12,6 +12,7 @@ from blursynth.ops.accumulate import (
     StreamingAccumulator,
     TorchAccumulator,
     create_accumulator,
+    cuda_possible,
     resolve_device,
 )
 from blursynth.ops.crf import create_crf
@@ -277,3 +278,22 @@ def test_plan_subset_not_starting_at_frame_zero(device, batch_frames):
     windows = [Window(3, 20, 9), Window(4, 29, 7), Window(5, 31, 11), Window(6, 45, 5)]
     res = run_both(frames, windows, ("gamma", "linear"), device, batch_frames)
     check_against_oracle(frames, windows, ("gamma", "linear"), res)
+
+
+def test_cpu_run_does_not_import_torch(tmp_path, pan_video):
+    """torch costs ~1.3 s to import; a CPU streaming run (the default without a GPU driver) must not need it."""
+    import subprocess
+    import sys
+
+    if cuda_possible():
+        pytest.skip("an NVIDIA driver is present: auto may pick CUDA")
+    code = (
+        "import sys\n"
+        "from blursynth.config import AverageConfig\n"
+        "from blursynth.recipes.average import run_average\n"
+        f"run_average(AverageConfig(inputs=({str(pan_video[0])!r},), out={str(tmp_path / 'out')!r}, frames=(7, 7)))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "train" / "00000.h5").exists()

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from blursynth.errors import ConfigError
+
+if TYPE_CHECKING:  # imported on use by the torch paths only
+    import torch
 
 INT32_MAX = 2**31 - 1
 
@@ -61,6 +64,8 @@ class CRF:
     # -- torch forward, shared by every accumulation backend ---------------------------------------------
     def from_linear_torch(self, y: torch.Tensor) -> torch.Tensor:
         """g on a float32 tensor of linear values in [0, 1], in place where possible."""
+        import torch
+
         y = y.clamp_(0.0, 1.0)
         if self.name == "gamma":
             return y.pow_(1.0 / self.gamma)
@@ -167,8 +172,14 @@ def _estimate_numpy(flat: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -
         # 255 * (S / nq)^(1/g) == S^(1/g) * 255 / (nq)^(1/g): one pow and one fused scale+round pass.
         cv2.pow(x, 1.0 / crf.gamma, dst=x)
         return cv2.convertScaleAbs(x, dst=est, alpha=255.0 * scale ** (1.0 / crf.gamma))
-    x *= np.float32(scale)
-    return cv2.convertScaleAbs(crf.from_linear_torch(torch.from_numpy(x)).numpy(), dst=est, alpha=255.0)
+    x *= np.float32(scale)  # sRGB: float32 numpy; the exact correction below fixes any last-bit difference
+    np.clip(x, 0.0, 1.0, out=x)
+    low = x * np.float32(12.92)
+    cv2.pow(x, 1.0 / 2.4, dst=x)
+    x *= np.float32(1.055)
+    x -= np.float32(0.055)
+    np.copyto(x, low, where=low <= np.float32(0.0031308 * 12.92))
+    return cv2.convertScaleAbs(x, dst=est, alpha=255.0)
 
 
 def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
@@ -191,5 +202,7 @@ def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> 
 
 
 def _encode_torch(sums: torch.Tensor, n: int, q: int, crf: CRF) -> torch.Tensor:
+    import torch
+
     t = torch.from_numpy(rounding_thresholds(crf, n, q)[1:256]).to(sums.device)
     return torch.bucketize(sums.to(torch.int64), t, right=True).to(torch.uint8)

@@ -26,7 +26,7 @@ from blursynth.ops.accumulate import (
     Channel,
     StreamingAccumulator,
     create_accumulator,
-    resolve_device,
+    resolve_device_name,
     single_threaded_kernels,
 )
 from blursynth.ops.crf import create_crf
@@ -185,7 +185,7 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     channels = [Channel.create(crf, unit.info.bit_depth, n_max)]
     if "gopro" in cfg.layout:  # GOPRO_Large ships blur/ (linear CRF) next to blur_gamma/
         channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
-    device = resolve_device(cfg.device)
+    device = resolve_device_name(cfg.device)
     acc = create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames)
 
     result = UnitResult(key, "ok", shards=list(done))
@@ -265,11 +265,11 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
     """
     from blursynth.run.job import run_job
 
-    device = resolve_device(cfg.device)  # fail early on --device cuda without a GPU
+    device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
     if cfg.uses_flow:  # and on a flow backend that cannot be created (missing torchvision, weights, contrib)
         from blursynth.flow import create_flow
 
-        create_flow(cfg.flow, device=str(device), raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
     check_out(cfg.out)  # and on an OUT that can never be written, before probing any source
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)

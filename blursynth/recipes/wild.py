@@ -36,7 +36,7 @@ from blursynth.io.video import read_video
 from blursynth.ops.accumulate import (
     Channel,
     create_accumulator,
-    resolve_device,
+    resolve_device_name,
 )
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames, to_gray8, to_uint8
@@ -117,8 +117,8 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
     sampler = WindowSampler(info.num_frames, cfg.frames, seed=cfg.seed, key=key, stride=cfg.stride,
                             max_windows=cfg.max_per_source, start=int(state["next_start"]),
                             index=int(state["next_index"]))
-    device = resolve_device(cfg.device)
-    flow = create_flow(cfg.flow, device=str(device), raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+    device = resolve_device_name(cfg.device)
+    flow = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
     judge = PairJudge(cfg.flow_threshold, cfg.max_step_px, cfg.max_match_error)
     crf = create_crf(cfg.crf, cfg.gamma)
     channels = [Channel.create(crf, info.bit_depth, n_max)]
