@@ -1,0 +1,353 @@
+"""The object bank: segmented objects cut out of PASCAL VOC 2012 or COCO, ready to be pasted and moved.
+
+LODE/BladeNet (Sec. 4.1, "Local Blur Synthesis Module") "crop[s] various objects from the auxiliary dataset"
+(PASCAL VOC 2012; MS COCO is named as an alternative) and moves them over a sharp background, so that "the
+cropped images will not introduce any irrelevant visual content". This module holds what every source format
+shares: the :class:`ObjectPatch` type, the :class:`ObjectBank` sequence with its skip records, the rules that
+turn a soft mask into a patch (crop, ``min_area``, truncation) and the builders ``bank_from_voc`` /
+``bank_from_coco``. Format parsing lives in ``voc.py`` and ``coco.py``.
+
+A patch keeps only its bounding-box crop (``rgb`` and ``alpha`` own their memory), never the whole image: 7
+bytes per pixel of its box (uint8 RGB + float32 alpha). Source images are decoded one at a time and dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, overload
+
+import cv2
+import numpy as np
+
+from blursynth.errors import InputError, SourceError
+
+MIN_AREA = 400.0
+"""Default smallest object, in pixels of alpha mass (a 20 x 20 square). LODE enlarges patches only by 1.2
+(Sec. 4.1) before moving them over 1280 x 720 REDS frames; a smaller object would be a speck whose blur is
+mostly its own soft edge. Pass ``min_area=0`` to keep everything."""
+
+BORDER_ALPHA = 0.5
+"""An object is *truncated* when a pixel with alpha >= this value lies on the image border: its estimated
+outline (the alpha = 0.5 contour) reaches the frame edge, so part of it is missing and the cut would show a
+straight edge once the object moves."""
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPatch:
+    """One segmented object, cropped to the bounding box of its soft mask.
+
+    Attributes:
+        rgb: ``(h, w, 3) uint8`` RGB crop of the source image (straight colour, not premultiplied; pixels with
+            alpha 0 keep the source content, so premultiply before resampling to avoid colour fringes).
+        alpha: ``(h, w) float32`` coverage in [0, 1]; anti-aliased at the object boundary.
+        source: path of the source image.
+        instance_id: VOC instance index in the ``SegmentationObject`` PNG, or COCO annotation id.
+        class_name: VOC class name or COCO category name.
+        bbox: ``(x, y, w, h)`` of the crop in the source image (pixels; the box of ``alpha > 0``).
+        area: ``alpha.sum()``, the object's area in pixels.
+
+    ``rgb`` and ``alpha`` are made read-only: patches are shared between samples.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    source: str
+    instance_id: int
+    class_name: str
+    bbox: tuple[int, int, int, int]
+    area: float
+
+    def __post_init__(self) -> None:
+        h, w = self.alpha.shape
+        if self.rgb.shape != (h, w, 3) or self.rgb.dtype != np.uint8 or self.alpha.dtype != np.float32:
+            raise ValueError(
+                f"ObjectPatch: expected rgb (h, w, 3) uint8 and alpha (h, w) float32, got rgb {self.rgb.shape} "
+                f"{self.rgb.dtype} and alpha {self.alpha.shape} {self.alpha.dtype}"
+            )
+        self.rgb.setflags(write=False)
+        self.alpha.setflags(write=False)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """``(source, instance_id)``: identifies the object; ``merge`` drops repeated keys."""
+        return self.source, self.instance_id
+
+    def __repr__(self) -> str:
+        return (
+            f"ObjectPatch({self.class_name!r}, source={self.source!r}, instance_id={self.instance_id}, "
+            f"bbox={self.bbox}, area={self.area:.1f})"
+        )
+
+
+class Candidate(NamedTuple):
+    """An object found by a format reader, before the bank's rules are applied.
+
+    Attributes:
+        source: path of the source image.
+        image: ``(H, W, 3) uint8`` the whole source image (shared by the candidates of one image).
+        alpha: ``(h, w) float32`` soft mask over a window of the image.
+        origin: ``(x, y)`` of ``alpha[0, 0]`` in the image.
+        instance_id: VOC instance index or COCO annotation id.
+        class_name: class or category name.
+    """
+
+    source: str
+    image: np.ndarray
+    alpha: np.ndarray
+    origin: tuple[int, int]
+    instance_id: int
+    class_name: str
+
+
+def skip_record(path: str | Path, reason: str, instance_id: int | None = None) -> dict:
+    """The record of one skipped image (``instance_id`` None) or instance: ``{path, instance_id, reason}``."""
+    return {"path": str(path), "instance_id": instance_id, "reason": " ".join(str(reason).split())}
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read a source image as ``(H, W, 3) uint8`` RGB, ignoring EXIF orientation.
+
+    Annotations (VOC masks, COCO polygons) are drawn on the stored pixel grid, so the image must not be
+    rotated by its EXIF tag (a handful of COCO images carry one).
+
+    Raises:
+        SourceError: the file is missing or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(str(path), "image file is missing")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise SourceError(str(path), "unreadable image (decoder returned nothing; truncated or corrupt?)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _touches_border(alpha: np.ndarray, origin: tuple[int, int], height: int, width: int) -> bool:
+    x0, y0 = origin
+    h, w = alpha.shape
+    edges = []
+    if y0 == 0:
+        edges.append(alpha[0])
+    if y0 + h == height:
+        edges.append(alpha[-1])
+    if x0 == 0:
+        edges.append(alpha[:, 0])
+    if x0 + w == width:
+        edges.append(alpha[:, -1])
+    return any(bool((e >= BORDER_ALPHA).any()) for e in edges)
+
+
+def cut_patch(candidate: Candidate, *, min_area: float = MIN_AREA) -> ObjectPatch:
+    """Apply the bank's rules to one candidate and crop it.
+
+    Checks, in this order: *tiny* (``alpha.sum() < min_area``), then *truncated* (alpha >= ``BORDER_ALPHA`` on
+    the image border). The crop is the bounding box of ``alpha > 0``, so the soft margin is kept whole.
+
+    Args:
+        candidate: the object, with its alpha window inside the image.
+        min_area: smallest accepted area in pixels (sum of alpha).
+
+    Returns:
+        The patch; its arrays are copies, so the source image can be freed.
+
+    Raises:
+        SourceError: the object is tiny or truncated; the reason starts with ``tiny:`` or ``truncated:``.
+    """
+    image, alpha = candidate.image, candidate.alpha
+    height, width = image.shape[:2]
+    x0, y0 = candidate.origin
+    h, w = alpha.shape
+    if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
+        raise ValueError(f"alpha window {w}x{h} at {candidate.origin} is outside the {width}x{height} image")
+    what = f"{candidate.class_name} instance {candidate.instance_id}"
+    area = float(alpha.sum(dtype=np.float64))
+    if area < min_area or area == 0:
+        raise SourceError(candidate.source, f"tiny: {what} has area {area:.0f} px < min_area {min_area:g}")
+    if _touches_border(alpha, candidate.origin, height, width):
+        raise SourceError(candidate.source, f"truncated: {what} reaches the image border")
+    rows = np.flatnonzero((alpha > 0).any(axis=1))
+    cols = np.flatnonzero((alpha > 0).any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    crop = np.clip(alpha[r0:r1, c0:c1], 0.0, 1.0).astype(np.float32)  # astype copies: the window is freed
+    bx, by = x0 + c0, y0 + r0
+    rgb = image[by : by + (r1 - r0), bx : bx + (c1 - c0)].copy()
+    return ObjectPatch(
+        rgb=rgb,
+        alpha=crop,
+        source=candidate.source,
+        instance_id=int(candidate.instance_id),
+        class_name=candidate.class_name,
+        bbox=(bx, by, c1 - c0, r1 - r0),
+        area=area,
+    )
+
+
+class ObjectBank(Sequence[ObjectPatch]):
+    """An ordered, immutable sequence of :class:`ObjectPatch` plus the record of what was skipped.
+
+    The order is deterministic: the builders sort images by id (VOC: natural order of the image ids; COCO:
+    image id) and objects by instance / annotation id, and never depend on how a folder is listed.
+
+    Args:
+        patches: the objects, in order.
+        skipped: records ``{"path", "instance_id", "reason"}`` of skipped images (``instance_id`` None) and
+            instances, in the order they were met.
+
+    Attributes:
+        skipped: the skip records (a list, so a run can add its own).
+    """
+
+    def __init__(self, patches: Iterable[ObjectPatch] = (), skipped: Iterable[dict] = ()) -> None:
+        self._patches = tuple(patches)
+        self.skipped: list[dict] = list(skipped)
+
+    @overload
+    def __getitem__(self, index: int) -> ObjectPatch: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ObjectBank: ...
+
+    def __getitem__(self, index: int | slice) -> ObjectPatch | ObjectBank:
+        if isinstance(index, slice):
+            return ObjectBank(self._patches[index], self.skipped)
+        return self._patches[index]
+
+    def __len__(self) -> int:
+        return len(self._patches)
+
+    def __iter__(self) -> Iterator[ObjectPatch]:
+        return iter(self._patches)
+
+    def __repr__(self) -> str:
+        return f"ObjectBank({len(self)} objects, {len(self.skipped)} skipped)"
+
+    @property
+    def class_names(self) -> list[str]:
+        """Sorted names of the classes present."""
+        return sorted({p.class_name for p in self._patches})
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of objects per class name, sorted by name."""
+        return dict(sorted(Counter(p.class_name for p in self._patches).items()))
+
+    def skip_counts(self) -> dict[str, int]:
+        """Number of skip records per kind: the reason's leading word (``tiny``, ``truncated``, ``crowd``, ...)
+        for instance skips, ``image`` for whole-image skips."""
+        kinds = Counter(
+            "image" if r["instance_id"] is None else r["reason"].split(":", 1)[0] for r in self.skipped
+        )
+        return dict(sorted(kinds.items()))
+
+
+def merge(*banks: ObjectBank) -> ObjectBank:
+    """Concatenate banks in argument order.
+
+    An object already present (same ``source`` and ``instance_id``, e.g. from overlapping VOC splits) is kept
+    once, at its first position. Skip records are concatenated as they are.
+
+    Args:
+        *banks: banks to merge.
+
+    Returns:
+        A new bank.
+    """
+    seen: set[tuple[str, int]] = set()
+    patches: list[ObjectPatch] = []
+    skipped: list[dict] = []
+    for bank in banks:
+        for patch in bank:
+            if patch.key not in seen:
+                seen.add(patch.key)
+                patches.append(patch)
+        skipped.extend(bank.skipped)
+    return ObjectBank(patches, skipped)
+
+
+def build_bank(items: Iterable[Candidate | dict], *, min_area: float, where: str) -> ObjectBank:
+    """Turn a reader's stream of candidates and skip records into a bank.
+
+    Args:
+        items: :class:`Candidate` objects and skip records (dicts from :func:`skip_record`), in bank order.
+        min_area: see :func:`cut_patch`.
+        where: the dataset, named in the error when nothing is usable.
+
+    Returns:
+        The bank.
+
+    Raises:
+        InputError: not a single usable object.
+    """
+    patches: list[ObjectPatch] = []
+    skipped: list[dict] = []
+    for item in items:
+        if isinstance(item, dict):
+            skipped.append(item)
+            continue
+        try:
+            patches.append(cut_patch(item, min_area=min_area))
+        except SourceError as exc:
+            skipped.append(skip_record(exc.path, exc.reason, item.instance_id))
+    bank = ObjectBank(patches, skipped)
+    if not patches:
+        if not skipped:
+            raise InputError(f"{where}: no usable object (no object matched)")
+        kinds = ", ".join(f"{n} {k}" for k, n in bank.skip_counts().items())
+        first = f"{skipped[0]['path']}: {skipped[0]['reason']}"
+        raise InputError(f"{where}: no usable object (skipped: {kinds}; first: {first})")
+    return bank
+
+
+def bank_from_voc(root: str | Path, split: str = "trainval", *, min_area: float = MIN_AREA) -> ObjectBank:
+    """Build a bank from a PASCAL VOC 2012 root (the folder holding ``JPEGImages``, ``SegmentationObject``,
+    ``SegmentationClass`` and ``ImageSets/Segmentation``).
+
+    The void band around every VOC object becomes a soft alpha ramp (see ``blursynth.objects.voc``).
+
+    Args:
+        root: the ``VOC2012`` folder.
+        split: ``train``, ``val`` or ``trainval`` (the list in ``ImageSets/Segmentation``).
+        min_area: smallest object kept, in pixels (sum of alpha).
+
+    Returns:
+        Objects ordered by image id, then instance index; skipped images and instances in ``bank.skipped``.
+
+    Raises:
+        InputError: missing root, folder or split file, unknown split, or no usable object at all.
+    """
+    from blursynth.objects import voc  # voc.py imports this module's helpers, so import it on use
+
+    return build_bank(voc.iter_voc(root, split), min_area=min_area, where=str(root))
+
+
+def bank_from_coco(
+    instances_json: str | Path,
+    images_dir: str | Path,
+    *,
+    categories: Iterable[str] | None = None,
+    min_area: float = MIN_AREA,
+) -> ObjectBank:
+    """Build a bank from a COCO ``instances_*.json`` and its image folder.
+
+    Polygons are rasterised anti-aliased; RLE masks (compressed or not) are binary. Crowd regions
+    (``iscrowd=1``) are skipped and recorded.
+
+    Args:
+        instances_json: the annotation file.
+        images_dir: the folder the images' ``file_name`` entries are relative to.
+        categories: category names to keep (``None``: all).
+        min_area: smallest object kept, in pixels (sum of alpha).
+
+    Returns:
+        Objects ordered by image id, then annotation id; skipped images and annotations in ``bank.skipped``.
+
+    Raises:
+        InputError: missing or invalid JSON, missing image folder, unknown category, or no usable object.
+        MissingDependencyError: pycocotools is not installed.
+    """
+    from blursynth.objects import coco  # needs pycocotools, an optional dependency: import on use
+
+    items = coco.iter_coco(instances_json, images_dir, categories=categories)
+    return build_bank(items, min_area=min_area, where=str(instances_json))
