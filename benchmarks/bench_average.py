@@ -20,10 +20,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _common import environment, warn_if_busy
 
 WIDTH, HEIGHT, FPS = 1280, 720, 240
 CLIP_VERSION = 1  # bump when the generator changes so cached clips are regenerated
@@ -542,19 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     # The parent stays light (no torch/av/cv2 imports): a child's ru_maxrss starts from the parent's RSS at
     # fork time, so a heavy parent would inflate every peak-RSS figure.
-    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
-    for dist in ("av", "numpy", "torch", "opencv-contrib-python-headless", "h5py", "blursynth"):
-        try:
-            env[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[dist] = None
-    print(f"env: {env}", flush=True)
-
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"warning: 1-min load average is {load:.1f} before the benchmark; other processes share "
-              f"the {os.cpu_count()} cores, so absolute fps will be noisy ((a) and (b) alternate to keep "
-              "ratios fair)", flush=True)
+    env = environment(("av", "numpy", "torch", "opencv-contrib-python-headless", "h5py", "blursynth"))
+    load = warn_if_busy("(a) and (b) alternate to keep ratios fair")
     clip, clip_stats = ensure_clip(work, args.frames)
     report: dict = {"env": env, "clip": clip_stats, "targets": {
         "b_over_a": TARGET_B_OVER_A, "b_over_c": TARGET_B_OVER_C, "mem_growth_mb": MEM_TOLERANCE_MB}}

@@ -20,21 +20,23 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import environment, warn_if_busy
 
 try:
     import blursynth  # noqa: F401
 except ImportError:  # run from a checkout that is not installed: use the repository next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from textures import textured_image  # noqa: E402
 
 from blursynth.errors import BlurSynthError
 from blursynth.flow import create_flow
@@ -54,19 +56,8 @@ QUICK_PAIRS = {240: (10, 2), 720: (3, 1)}
 # Frames with a known motion
 # ------------------------------------------------------------------------------------------------------
 def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Smooth-but-detailed RGB texture (noise octaves with 2, 6 and 18 px cells), float32 in [0, 1].
-
-    The same recipe as ``textured_image`` in tests/conftest.py.
-    """
-    rng = np.random.default_rng(seed)
-    img = np.zeros((height, width, 3), np.float64)
-    for cell in (2, 6, 18):
-        small = rng.random((height // cell + 3, width // cell + 3, 3))
-        img += cv2.resize(small, (width + 3 * cell, height + 3 * cell), interpolation=cv2.INTER_CUBIC)[
-            :height, :width
-        ]
-    img -= img.min()
-    return (img / img.max()).astype(np.float32)
+    """The tests' smooth-but-detailed texture (tests/textures.py), float32 in [0, 1]."""
+    return textured_image(height, width, seed).astype(np.float32)
 
 
 def motion(width: int, height: int) -> np.ndarray:
@@ -247,18 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.pairs_for = pairs_for
 
-    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-           "opencv": cv2.__version__, "cv2_threads": cv2.getNumThreads()}
-    for dist in ("numpy", "torch", "torchvision", "opencv-contrib-python-headless", "blursynth"):
-        try:
-            env[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[dist] = None
-    print(f"env: {env}", flush=True)
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"warning: 1-min load average is {load:.1f}; other processes share the {os.cpu_count()} cores, so "
-              "absolute figures are noisy (backends alternate within each round to keep ratios fair)", flush=True)
+    env = environment(("numpy", "torch", "torchvision", "opencv-contrib-python-headless", "blursynth"),
+                      opencv=cv2.__version__, cv2_threads=cv2.getNumThreads())
+    load = warn_if_busy("backends alternate within each round to keep ratios fair")
     print(f"motion per frame: rotation {ROT_DEG} deg, zoom {ZOOM}, shift {SHIFT} px; repeat {args.repeat}"
           f"{' (quick)' if args.quick else ''}", flush=True)
 

@@ -10,19 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-
-def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth-but-detailed RGB texture (sum of upsampled noise octaves), float64 in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((height, width, 3), np.float64)
-    for cell in (2, 6, 18):
-        small = rng.random((height // cell + 3, width // cell + 3, 3))
-        img += cv2.resize(small, (width + 3 * cell, height + 3 * cell), interpolation=cv2.INTER_CUBIC)[
-            :height, :width
-        ]
-    img -= img.min()
-    return img / img.max()
+from textures import textured_image
 
 
 def pan_frames(texture: np.ndarray, n: int, height: int, width: int, velocity: float) -> np.ndarray:

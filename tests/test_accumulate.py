@@ -205,22 +205,14 @@ def test_streaming_emits_each_window_on_its_last_frame():
         assert emitted_at[w.index] == earlier - 1
 
 
-def test_stream_rejects_out_of_order_frames():
+@pytest.mark.parametrize("backend", ["stream", "torch"])
+def test_accumulators_reject_out_of_order_frames(backend, device):
     frames = random_frames(10)
-    acc = StreamingAccumulator([Window(0, 0, 9)], channels_for(("gamma",), 8, 9))
-    with pytest.raises(ValueError):
-        acc.push(1, frames[1])
-    acc.push(0, frames[0])
-    with pytest.raises(ValueError):
-        acc.push(2, frames[2])
-    with pytest.raises(ValueError):
-        acc.push(0, frames[0])
-
-
-def test_torch_rejects_out_of_order_frames(device):
-    frames = random_frames(10)
-    acc = TorchAccumulator([Window(0, 0, 9)], channels_for(("gamma",), 8, 9), device=torch.device(device),
-                           batch_frames=4)
+    ch = channels_for(("gamma",), 8, 9)
+    if backend == "stream":
+        acc = StreamingAccumulator([Window(0, 0, 9)], ch)
+    else:
+        acc = TorchAccumulator([Window(0, 0, 9)], ch, device=torch.device(device), batch_frames=4)
     with pytest.raises(ValueError):
         acc.push(1, frames[1])
     acc.push(0, frames[0])

@@ -35,7 +35,7 @@ from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, max_windows_bound, plan_windows
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
-from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, completed_markers, result_from_markers
+from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, finished_unit
 from blursynth.sample import Sample
 from blursynth.seeding import create_rng
 from blursynth.shards.manifest import check_out, quick_hash
@@ -164,12 +164,10 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     out = Path(out)
     cfg = unit.config
     key = unit.source.key
-    markers, finished = completed_markers(out, unit.slots)
+    markers, resumed = finished_unit(out, key, unit.slots, progress)
+    if resumed is not None:
+        return resumed
     done = [m for m in markers.values() if m is not None]
-    if finished:
-        result = result_from_markers(key, done)
-        progress.source_finished(key, "resumed", result.samples, result.reason)
-        return result
 
     todo = [slot for slot in unit.slots if markers[slot.shard] is None]
     slot_of = {}

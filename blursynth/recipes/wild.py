@@ -43,7 +43,7 @@ from blursynth.ops.images import downsample_frames, to_gray8, to_uint8
 from blursynth.ops.windows import Accepted, WindowSampler
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
-from blursynth.run.units import UnitResult, completed_markers, result_from_markers
+from blursynth.run.units import UnitResult, finished_unit
 
 log = logging.getLogger("blursynth.wild")
 
@@ -104,12 +104,9 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
     out = Path(out)
     cfg: AverageConfig = unit.config
     key, info = unit.source.key, unit.info
-    markers, finished = completed_markers(out, unit.slots)
-    done = [m for m in markers.values() if m is not None]
-    if finished:
-        result = result_from_markers(key, done)
-        progress.source_finished(key, "resumed", result.samples, result.reason)
-        return result
+    markers, resumed = finished_unit(out, key, unit.slots, progress)
+    if resumed is not None:
+        return resumed
     todo, state = resume_state(unit, markers)
     done = [markers[s.shard] for s in unit.slots if s not in todo and markers[s.shard] is not None]
 
@@ -190,8 +187,9 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
         delay.append((index, frame))
         push_delayed(lag)
 
-    batch: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, frame, uint8 frame for the flow)
-    prev: tuple[int, np.ndarray, np.ndarray] | None = None
+    # (index, frame, what the flow backend reads, 8-bit gray): each frame is converted once, not per pair.
+    batch: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    prev: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def process() -> None:
         nonlocal prev
@@ -199,15 +197,15 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
         first_pair = seq[0][0]
         flows = None
         if len(seq) > 1 and any(sampler.needs_pair(j) for j in range(first_pair, seq[-1][0])):
-            flows = flow.pairs([f8 for _, _, f8 in seq])
+            flows = flow.pairs([flow_in for _, _, flow_in, _ in seq])
         offset = 1 if prev is not None else 0
-        for k, (index, frame, f8) in enumerate(batch):
+        for k, (index, frame, _, gray) in enumerate(batch):
             reason = None
             if flows is not None and index > 0:
                 uv = flows[k + offset - 1]
                 mag = magnitude(uv)
                 step = flow_statistic(mag, cfg.flow_stat)
-                err = match_error(to_gray8(seq[k + offset - 1][2]), to_gray8(f8), uv)
+                err = match_error(seq[k + offset - 1][3], gray, uv)
                 pairs[index - 1] = _Pair(step, err, mag if cfg.blur_map else None)
                 reason = judge(step, err)
             feed(index, frame, reason)
@@ -217,16 +215,16 @@ def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -
     frame_shape = (0, 0)
     reader = read_video if unit.source.kind == "video" else read_frames
     frames = prefetch(downsample_frames(reader(unit.source.path, info), cfg.downsample), depth=4)
-    # Unlike the planned path, OpenCV keeps its thread pool here: flow (DIS ~30 ms per 427x240 pair on one
-    # core) dominates decoding, and two threads take ~15% off it even beside the decoder's threads.
-    kernels = contextlib.nullcontext()
+    # Unlike the planned path (single_threaded_kernels), OpenCV keeps its thread pool here: flow (DIS ~30 ms
+    # per 427x240 pair on one core) dominates decoding, and two threads take ~15% off it beside the decoder.
     progress.source_started(key, info.num_frames)
     try:
         try:
-            with contextlib.closing(frames), kernels:
+            with contextlib.closing(frames):
                 for index, frame in frames:
                     frame_shape = frame.shape[:2]
-                    batch.append((index, frame, to_uint8(frame)))
+                    gray = to_gray8(frame)
+                    batch.append((index, frame, to_uint8(frame) if flow.wants_rgb else gray, gray))
                     result.frames += 1
                     progress.advance(frames=1)
                     if len(batch) >= flow.batch_size:

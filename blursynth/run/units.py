@@ -92,3 +92,17 @@ def result_from_markers(key: str, markers: list[dict]) -> UnitResult:
             rejections[k] = rejections.get(k, 0) + int(v)
     return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True,
                       rejections=rejections)
+
+
+def finished_unit(out: Path, key: str, slots: tuple[ShardSlot, ...], progress) -> tuple[dict, UnitResult | None]:
+    """Every recipe's first step: read the unit's markers; if it is already finished, report it as resumed.
+
+    Returns:
+        (markers per shard number, the resumed result or None when there is work left).
+    """
+    markers, finished = completed_markers(out, slots)
+    if not finished:
+        return markers, None
+    result = result_from_markers(key, [m for m in markers.values() if m is not None])
+    progress.source_finished(key, "resumed", result.samples, result.reason)
+    return markers, result
