@@ -242,3 +242,153 @@ def check_average_config(cfg: AverageConfig) -> None:
         raise ConfigError(f"--raft-model: expected one of {', '.join(RAFT_MODELS)}, got {cfg.raft_model!r}")
     if cfg.raft_weights is not None and cfg.flow != "raft":
         raise ConfigError(f"--raft-weights is only used with --flow raft (got --flow {cfg.flow or 'none'})")
+
+
+# -- blursynth local ---------------------------------------------------------------------------------------
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def parse_range(text: str, option: str, *, integer: bool = False) -> tuple[float, float]:
+    """Parse a value ``"2"`` or an inclusive range ``"0-2"`` / ``"-3:3"`` / ``"0.97:1.03"``.
+
+    ``:`` always separates the bounds; ``-`` does too when both bounds are non-negative numbers without a
+    sign (``0-2``), so negative bounds must use ``:`` (``-3:3``).
+
+    Raises:
+        ConfigError: not a number or range, not an integer where one is needed, or reversed bounds.
+    """
+    s = str(text).strip()
+    m = re.fullmatch(rf"({_NUMBER})\s*(?::\s*({_NUMBER}))?", s) or re.fullmatch(
+        r"(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)", s)
+    kind = "integer" if integer else "number"
+    if not m:
+        raise ConfigError(f"{option}: expected a {kind} or a range like 1:6, got {text!r}")
+    lo = float(m.group(1))
+    hi = float(m.group(2)) if m.group(2) is not None else lo
+    if integer and (lo != int(lo) or hi != int(hi)):
+        raise ConfigError(f"{option}: expected whole numbers, got {text!r}")
+    if lo > hi:
+        raise ConfigError(f"{option}: range is reversed ({m.group(1)} > {m.group(2)})")
+    return (int(lo), int(hi)) if integer else (lo, hi)
+
+
+def parse_size(text: str, option: str = "--crop") -> tuple[int, int]:
+    """Parse ``HxW`` (``720x1280``) into ``(height, width)``."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*", str(text))
+    if not m:
+        raise ConfigError(f"{option}: expected HEIGHTxWIDTH like 256x256, got {text!r}")
+    h, w = int(m.group(1)), int(m.group(2))
+    if h < 1 or w < 1:
+        raise ConfigError(f"{option}: height and width must be positive, got {text!r}")
+    return h, w
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Fully resolved configuration of ``blursynth local`` (local blur synthesis, LODE/BladeNet Sec. 4.1).
+
+    Attributes (beyond those shared with :class:`AverageConfig`):
+        voc, voc_split: PASCAL VOC 2012 root and segmentation split of the object bank.
+        coco, coco_images, coco_categories: COCO instances JSON, its image folder, category names to keep.
+        backgrounds: folders (or images) searched recursively for sharp backgrounds.
+        num_samples: samples to synthesise (train + val).
+        moving_objects: moving objects per sample (LODE: 2).
+        static_objects: inclusive range of static objects per sample.
+        object_scale: factor applied to every object patch (LODE: 1.2).
+        min_object_area: smallest object kept in the bank, in pixels of alpha mass.
+        translate: range of an object's speed, pixels per step (direction uniform over 360 degrees).
+        scale: range of an object's scale factor per step (log-uniform, so approaching and receding balance).
+        rotate: range of an object's rotation per step, degrees (positive = counter-clockwise on screen).
+        crop: optional (height, width) crop of every background; None uses backgrounds whole.
+    """
+
+    backgrounds: tuple[str, ...]
+    out: str
+    voc: str | None = None
+    voc_split: str = "trainval"
+    coco: str | None = None
+    coco_images: str | None = None
+    coco_categories: tuple[str, ...] | None = None
+    num_samples: int = 1000
+    moving_objects: int = 2
+    static_objects: tuple[int, int] = (0, 2)
+    object_scale: float = 1.2
+    min_object_area: float = 400.0
+    frames: tuple[int, int] = (7, 13)
+    translate: tuple[float, float] = (1.0, 6.0)
+    scale: tuple[float, float] = (0.97, 1.03)
+    rotate: tuple[float, float] = (-3.0, 3.0)
+    crop: tuple[int, int] | None = None
+    crf: str = "gamma"
+    gamma: float = 2.2
+    seed: int = 0
+    val_fraction: float = 0.0
+    shard_size: int = 100
+    layout: tuple[str, ...] = ("h5",)
+    compression: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+
+    OUTPUT_FIELDS = (
+        "voc", "voc_split", "coco", "coco_images", "coco_categories", "num_samples", "moving_objects",
+        "static_objects", "object_scale", "min_object_area", "frames", "translate", "scale", "rotate", "crop",
+        "crf", "gamma", "seed", "val_fraction", "shard_size", "layout", "compression",
+    )
+    recipe = "local"
+
+    def __post_init__(self) -> None:
+        check_local_config(self)
+
+    def fingerprint(self) -> dict:
+        data = dataclasses.asdict(self)
+        return {k: _jsonable(data[k]) for k in self.OUTPUT_FIELDS}
+
+    def to_dict(self) -> dict:
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def check_local_config(cfg: LocalConfig) -> None:
+    """Named checks of ``blursynth local`` options."""
+    if not cfg.backgrounds:
+        raise ConfigError("--bg: give at least one background folder (REDS train_sharp works as is)")
+    if cfg.voc is None and cfg.coco is None:
+        raise ConfigError("no objects: pass --voc VOC2012 and/or --coco instances.json --coco-images DIR")
+    if (cfg.coco is None) != (cfg.coco_images is None):
+        raise ConfigError("--coco and --coco-images go together: the JSON and the folder of its images")
+    if cfg.coco_categories is not None and cfg.coco is None:
+        raise ConfigError("--coco-categories needs --coco")
+    if cfg.voc_split not in ("train", "val", "trainval"):
+        raise ConfigError(f"--voc-split: expected train, val or trainval, got {cfg.voc_split!r}")
+    if cfg.num_samples < 1:
+        raise ConfigError(f"--num-samples: expected a positive number, got {cfg.num_samples}")
+    if cfg.moving_objects < 1:
+        raise ConfigError(f"--moving-objects: expected at least 1, got {cfg.moving_objects}")
+    lo, hi = cfg.static_objects
+    if lo < 0 or hi < lo:
+        raise ConfigError(f"--static-objects: expected a range 0 <= min <= max, got {lo}-{hi}")
+    if not (0.05 <= cfg.object_scale <= 20):
+        raise ConfigError(f"--object-scale: expected a factor in [0.05, 20], got {cfg.object_scale}")
+    if cfg.min_object_area < 0:
+        raise ConfigError(f"--min-object-area: expected pixels >= 0, got {cfg.min_object_area}")
+    lo, hi = cfg.frames
+    if lo < 3 or hi < lo or lo % 2 == 0 or hi % 2 == 0:
+        raise ConfigError(f"--frames: expected an odd range with 3 <= min <= max, got {lo}-{hi}")
+    if cfg.translate[0] < 0:
+        raise ConfigError(f"--translate: speeds are magnitudes in px per step (>= 0), got {cfg.translate}")
+    if cfg.scale[0] <= 0:
+        raise ConfigError(f"--scale: expected positive per-step factors like 0.97:1.03, got {cfg.scale}")
+    if max(abs(cfg.rotate[0]), abs(cfg.rotate[1])) > 90:
+        raise ConfigError(f"--rotate: expected degrees per step within [-90, 90], got {cfg.rotate}")
+    if cfg.crop is not None and (cfg.crop[0] < 1 or cfg.crop[1] < 1):
+        raise ConfigError(f"--crop: height and width must be positive, got {cfg.crop}")
+    if cfg.crf not in CRF_NAMES:
+        raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
+    if not (0.1 <= cfg.gamma <= 10.0):
+        raise ConfigError(f"--gamma: expected a value in [0.1, 10], got {cfg.gamma}")
+    if not (0.0 <= cfg.val_fraction < 1.0):
+        raise ConfigError(f"--val-fraction: expected a value in [0, 1), got {cfg.val_fraction}")
+    if cfg.shard_size < 1:
+        raise ConfigError(f"--shard-size: expected a positive number of samples, got {cfg.shard_size}")
+    if cfg.compression not in (None, *COMPRESSIONS):
+        raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
+    parse_layout(",".join(cfg.layout))

@@ -9,6 +9,7 @@ import click
 
 from blursynth import __version__
 from blursynth.cli.average import average
+from blursynth.cli.local import local
 
 
 class _PlainFormatter(logging.Formatter):
@@ -46,8 +47,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     that records everything needed to regenerate them.
 
     \b
-    Example:
+    Examples:
       blursynth average examples/clips out/ --recipe gopro --val-fraction 0.25
+      blursynth local --voc VOCdevkit/VOC2012 --bg REDS/train_sharp lbs_out/ --num-samples 1000
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = -1 if quiet else verbose
@@ -55,6 +57,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 cli.add_command(average)
+cli.add_command(local)
 
 
 def main() -> None:

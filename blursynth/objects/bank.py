@@ -282,22 +282,33 @@ def build_bank(items: Iterable[Candidate | dict], *, min_area: float, where: str
     """
     patches: list[ObjectPatch] = []
     skipped: list[dict] = []
-    for item in items:
-        if isinstance(item, dict):
-            skipped.append(item)
-            continue
-        try:
-            patches.append(cut_patch(item, min_area=min_area))
-        except SourceError as exc:
-            skipped.append(skip_record(exc.path, exc.reason, item.instance_id))
+    for item in iter_patches(items, min_area=min_area):
+        (skipped if isinstance(item, dict) else patches).append(item)
     bank = ObjectBank(patches, skipped)
     if not patches:
-        if not skipped:
-            raise InputError(f"{where}: no usable object (no object matched)")
-        kinds = ", ".join(f"{n} {k}" for k, n in bank.skip_counts().items())
-        first = f"{skipped[0]['path']}: {skipped[0]['reason']}"
-        raise InputError(f"{where}: no usable object (skipped: {kinds}; first: {first})")
+        raise no_usable_object(where, skipped)
     return bank
+
+
+def iter_patches(items: Iterable[Candidate | dict], *, min_area: float) -> Iterator[ObjectPatch | dict]:
+    """Cut every candidate (:func:`cut_patch`); skip records pass through and failed cuts become records."""
+    for item in items:
+        if isinstance(item, dict):
+            yield item
+            continue
+        try:
+            yield cut_patch(item, min_area=min_area)
+        except SourceError as exc:
+            yield skip_record(exc.path, exc.reason, item.instance_id)
+
+
+def no_usable_object(where: str, skipped: list[dict]) -> InputError:
+    """The one-line error for a dataset without a single usable object, with the skip counts."""
+    if not skipped:
+        return InputError(f"{where}: no usable object (no object matched)")
+    kinds = ", ".join(f"{n} {k}" for k, n in ObjectBank((), skipped).skip_counts().items())
+    first = f"{skipped[0]['path']}: {skipped[0]['reason']}"
+    return InputError(f"{where}: no usable object (skipped: {kinds}; first: {first})")
 
 
 def bank_from_voc(root: str | Path, split: str = "trainval", *, min_area: float = MIN_AREA) -> ObjectBank:

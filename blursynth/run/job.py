@@ -70,8 +70,14 @@ def run_job(
     total_frames: int,
     total_samples: int | None = None,
     executor: str = "serial",
+    manifest_extra: dict | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> JobSummary:
     """Execute ``units`` into ``out`` and write the manifest.
+
+    Args:
+        manifest_extra: more top-level manifest fields (e.g. the background and object summary of `local`).
+        prepare: called once OUT is prepared, before any unit runs.
 
     Raises:
         InputError: nothing could be produced (OUT is then left as it was found).
@@ -81,8 +87,15 @@ def run_job(
         raise nothing_usable(failures, len(source_entries))
     hashes = {e["key"]: e.get("hash") for e in source_entries}
     created = prepare_out(out, command, fingerprint, hashes, overwrite)
-    manifest_kw = dict(command=command, config=config, fingerprint=fingerprint)
+    manifest_kw = dict(command=command, config=config, fingerprint=fingerprint, extra=manifest_extra)
     write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
+    if prepare is not None:  # work that needs OUT (the object bank of `local`); nothing is left if it fails
+        try:
+            prepare()
+        except BaseException:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     summary = JobSummary(out=str(out), failures=list(failures))
     run = create_executor(executor)
     progress.start(len(units), total_frames, total_samples)
@@ -132,6 +145,9 @@ def run_job(
             rejections[k] = rejections.get(k, 0) + v
     if rejections:
         totals["rejected_windows"] = dict(sorted(rejections.items()))
+    skipped = {(rec.get("path"), rec.get("reason")): rec for r in summary.results for rec in r.skipped}
+    if skipped:
+        totals["skipped_inputs"] = list(skipped.values())
     write_manifest(out, status="complete", sources=source_entries, shards=shard_list, totals=totals,
                    **manifest_kw)
     summary.shards = shard_list

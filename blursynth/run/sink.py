@@ -52,6 +52,12 @@ class UnitSink:
         self.current: ShardSlot | None = None
         self._rejections: dict[str, int] = {}
         self._resume: dict | None = None
+        self._skipped: list[dict] = []
+
+    def skip(self, record: dict) -> None:
+        """Record an input skipped inside the unit (``{path, reason}``); stored in the next shard's marker."""
+        self._skipped.append(record)
+        self.result.skipped.append(record)
 
     def slot_for(self, index: int) -> ShardSlot:
         for slot in self.slots:
@@ -112,10 +118,12 @@ class UnitSink:
             stats["rejections"] = dict(sorted(self._rejections.items()))
         if self._resume is not None:
             stats["resume"] = self._resume
+        if self._skipped:
+            stats["skipped"] = self._skipped
         self.result.shards.append(self.writer.close(stats))
         add_counts(self.result.rejections, self._rejections)
         self.writer, self.current = None, None
-        self._rejections, self._resume = {}, None
+        self._rejections, self._resume, self._skipped = {}, None, []
 
     def abort(self) -> None:
         """Drop the shard in progress (errors, Ctrl-C)."""

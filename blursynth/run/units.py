@@ -33,6 +33,7 @@ class UnitResult:
     reason: str | None = None
     resumed: bool = False
     rejections: dict[str, int] = field(default_factory=dict)  # candidate windows rejected, by reason
+    skipped: list[dict] = field(default_factory=list)  # inputs skipped inside the unit ({path, reason})
 
 
 def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, int]) -> tuple[ShardSlot, ...]:
@@ -90,8 +91,9 @@ def result_from_markers(key: str, markers: list[dict]) -> UnitResult:
     for m in markers:
         for k, v in (m.get("rejections") or {}).items():
             rejections[k] = rejections.get(k, 0) + int(v)
+    skipped = [rec for m in markers for rec in (m.get("skipped") or [])]
     return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True,
-                      rejections=rejections)
+                      rejections=rejections, skipped=skipped)
 
 
 def finished_unit(out: Path, key: str, slots: tuple[ShardSlot, ...], progress) -> tuple[dict, UnitResult | None]:

@@ -19,6 +19,8 @@ from blursynth.shards.files import PARTIAL, atomic_write_json, read_json
 MANIFEST = "manifest.json"
 FORMAT = "blursynth-manifest"
 SPLITS = ("train", "val")
+#: Other files a run writes into OUT (the object bank of ``blursynth local``), removed with the outputs.
+RUN_FILES = ("objects.h5",)
 _CHUNK = 1 << 20
 
 
@@ -158,15 +160,19 @@ def _remove_partials(out: Path) -> None:
 
 
 def remove_outputs(out: str | os.PathLike) -> None:
-    """Remove what a blursynth run writes into OUT (splits and manifest), nothing else."""
+    """Remove what a blursynth run writes into OUT (splits, run files and manifest), nothing else."""
     out = Path(out)
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+        (out / (name + PARTIAL)).unlink(missing_ok=True)
     manifest_path(out).unlink(missing_ok=True)
 
 
 def write_manifest(out: str | os.PathLike, *, command: str, status: str, config: dict, fingerprint: dict,
-                   sources: list[dict], shards: list[dict], totals: dict | None = None) -> dict:
+                   sources: list[dict], shards: list[dict], totals: dict | None = None,
+                   extra: dict | None = None) -> dict:
     data = {
         "format": FORMAT,
         "version": 1,
@@ -179,6 +185,7 @@ def write_manifest(out: str | os.PathLike, *, command: str, status: str, config:
         "sources": sources,
         "shards": shards,
         "totals": totals or {},
+        **(extra or {}),
     }
     atomic_write_json(manifest_path(out), data)
     return data

@@ -140,17 +140,21 @@ class ShardWriter:
             dset.write_direct(array[None], dest_sel=np.s_[i : i + 1])
 
     def _write_gopro(self, sample: Sample) -> None:
-        """GOPRO_Large tree: ``<split>/<seq>/{blur,blur_gamma,sharp}/NNNNNN.png`` named by the sharp frame."""
+        """GOPRO_Large tree: ``<split>/<seq>/{blur,blur_gamma,sharp,mask}/NNNNNN.png``, named by the sharp
+        frame (or by ``meta["name"]``, the sample index of synthesised samples)."""
         seq = self.out / self.split / gopro_dir_name(sample.meta["source"])
-        name = f"{int(sample.meta['center']):06d}.png"
+        name = f"{sample.meta['name']}.png" if "name" in sample.meta else f"{int(sample.meta['center']):06d}.png"
         images = {"blur_gamma": sample.blur, "sharp": sample.sharp}
         if "blur_linear" in sample.extras:
             images["blur"] = sample.extras["blur_linear"]
-        for folder, rgb in images.items():
+        if "mask" in sample.extras:
+            images["mask"] = sample.extras["mask"]
+        for folder, image in images.items():
             target = seq / folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + PARTIAL + ".png")
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+            ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
             if not ok:
                 raise OSError(f"{target}: PNG encoding failed")
             with open(tmp, "wb") as fh:

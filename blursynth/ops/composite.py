@@ -1,0 +1,132 @@
+"""Linear-light compositing of soft-edged objects (local blur synthesis).
+
+Pure functions on float32 arrays in linear light (CRF inverse applied), the way the averaging recipes work:
+a frame is ``S = P + (1 - A) * S`` per object in z-order, with ``P`` the object's premultiplied linear colour
+and ``A`` its anti-aliased coverage, both resampled together with bilinear interpolation (premultiplying
+first keeps the colour of pixels outside the object from bleeding into its edge). Encoding back applies the
+forward CRF and **rounds** to uint8 (OpenCV's ``saturate_cast``, round half to even).
+
+Exactness: for every code value v, ``encode(mean of up to 23 copies of linear(v))`` is v again (tested for
+all 256 values and every CRF), so a pixel no object ever covers is bit-identical in the blur and the sharp
+image.
+
+OpenCV's ``warpAffine`` resolves sub-pixel positions to 1/32 px (``INTER_BITS = 5``); poses are therefore
+exact to within 1/64 px, far below the 1 px steps objects make.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from blursynth.ops.crf import CRF
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+
+
+@functools.lru_cache(maxsize=16)
+def linear_table(crf: CRF) -> np.ndarray:
+    """g^-1 of every 8-bit code value: ``(256,) float32`` in [0, 1]."""
+    table = crf.to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
+def to_linear(image: np.ndarray, crf: CRF) -> np.ndarray:
+    """uint8 ``(..., 3)`` -> float32 linear light (a table lookup)."""
+    return cv2.LUT(image, linear_table(crf))
+
+
+def encode(linear: np.ndarray, crf: CRF) -> np.ndarray:
+    """float32 linear light -> uint8 code values: ``round(255 * g(y))``, clipped to [0, 255]."""
+    y = np.asarray(linear, dtype=np.float32)
+    if crf.name == "gamma":
+        coded = cv2.pow(y, 1.0 / crf.gamma)  # |y|^(1/gamma); y >= 0 here (convex combinations of [0, 1])
+    elif crf.name == "srgb":
+        y = np.clip(y, 0.0, 1.0)
+        coded = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, np.float32(1 / 2.4)) - 0.055)
+        coded = coded.astype(np.float32)
+    else:
+        coded = y
+    return cv2.convertScaleAbs(coded, alpha=255.0)
+
+
+def premultiply(rgb: np.ndarray, alpha: np.ndarray, crf: CRF) -> np.ndarray:
+    """A patch as ``(h, w, 4) float32``: linear colour times alpha, then alpha."""
+    out = np.empty((*alpha.shape, 4), np.float32)
+    out[..., :3] = to_linear(rgb, crf) * alpha[..., None]
+    out[..., 3] = alpha
+    return out
+
+
+def warped_box(pose: np.ndarray, patch_size: tuple[int, int], frame_hw: tuple[int, int]) -> Box | None:
+    """Integer box of the frame that a patch under ``pose`` can touch (bilinear support), or None if none."""
+    h, w = patch_size
+    pts = np.array([[-1.0, -1.0], [w, -1.0], [w, h], [-1.0, h]]) @ pose[:, :2].T + pose[:, 2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(frame_hw[1], int(x1)), min(frame_hw[0], int(y1))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def union(boxes) -> Box | None:
+    """Smallest box holding every non-None box."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def clusters(boxes: list[Box | None]) -> list[tuple[Box, list[int]]]:
+    """Group items whose boxes overlap (transitively): ``[(union box, item indices in order), ...]``.
+
+    Objects in different groups never touch the same pixel, so each group is composited on its own box.
+    """
+    groups: list[tuple[Box, list[int]]] = [(b, [i]) for i, b in enumerate(boxes) if b is not None]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if overlaps(groups[i][0], groups[j][0]):
+                    box = union([groups[i][0], groups[j][0]])
+                    groups[i] = (box, sorted(groups[i][1] + groups[j][1]))
+                    del groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(groups, key=lambda g: g[1][0])
+
+
+def warp(premultiplied: np.ndarray, pose: np.ndarray, box: Box) -> np.ndarray:
+    """Resample a premultiplied patch under ``pose`` onto the frame ``box``: ``(bh, bw, 4) float32``."""
+    x0, y0, x1, y1 = box
+    m = np.array(pose, dtype=np.float64)
+    m[0, 2] -= x0
+    m[1, 2] -= y0
+    return cv2.warpAffine(premultiplied, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0))
+
+
+def over(frame: np.ndarray, layer: np.ndarray, uncovered: np.ndarray | None = None) -> None:
+    """Composite ``layer`` (premultiplied, 4 channels) over ``frame`` (3 channels) in place.
+
+    ``uncovered`` (same height and width), when given, is multiplied by ``1 - alpha``: one minus it is then
+    the union coverage of every layer composited so far.
+    """
+    a = layer[..., 3]
+    keep = 1.0 - a
+    frame *= keep[..., None]
+    frame += layer[..., :3]
+    if uncovered is not None:
+        uncovered *= keep
