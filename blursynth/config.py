@@ -226,6 +226,8 @@ def check_average_config(cfg: AverageConfig) -> None:
     if cfg.batch_frames < 1:
         raise ConfigError(f"--batch-frames: expected a positive number, got {cfg.batch_frames}")
     parse_layout(",".join(cfg.layout))
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
     if cfg.downsample < 1:
         raise ConfigError(f"--downsample: expected an integer factor >= 1, got {cfg.downsample}")
     if cfg.flow is not None and cfg.flow not in FLOW_NAMES:
@@ -300,6 +302,9 @@ class LocalConfig:
         scale: range of an object's scale factor per step (log-uniform, so approaching and receding balance).
         rotate: range of an object's rotation per step, degrees (positive = counter-clockwise on screen).
         crop: optional (height, width) crop of every background; None uses backgrounds whole.
+        backend: renderer: ``stream`` (OpenCV, CPU), ``torch`` (batched on ``device``) or ``auto`` (torch on
+            CUDA, stream otherwise). The two differ by at most 1 LSB on object edges, so the resolved
+            backend is part of the fingerprint.
     """
 
     backgrounds: tuple[str, ...]
@@ -327,10 +332,11 @@ class LocalConfig:
     layout: tuple[str, ...] = ("h5",)
     compression: str | None = None
     device: str = "auto"
+    backend: str = "auto"
     overwrite: bool = False
 
     OUTPUT_FIELDS = (
-        "voc", "voc_split", "coco", "coco_images", "coco_categories", "num_samples", "moving_objects",
+        "backend", "voc", "voc_split", "coco", "coco_images", "coco_categories", "num_samples", "moving_objects",
         "static_objects", "object_scale", "min_object_area", "frames", "translate", "scale", "rotate", "crop",
         "crf", "gamma", "seed", "val_fraction", "shard_size", "layout", "compression",
     )
@@ -392,3 +398,5 @@ def check_local_config(cfg: LocalConfig) -> None:
     if cfg.compression not in (None, *COMPRESSIONS):
         raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
     parse_layout(",".join(cfg.layout))
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")

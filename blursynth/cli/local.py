@@ -47,11 +47,12 @@ DEFAULT_OUT = "lbs_out"
 @click.option("--crop", "crop_text", default=None, metavar="HxW",
               help="Random crop of every background (default: whole backgrounds, which must share one size).")
 @options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size, options.layout,
-               options.compression, options.device, options.overwrite, options.verbose, options.quiet)
+               options.compression, options.device, options.backend, options.overwrite, options.verbose,
+               options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
-          crf, gamma, seed, val_fraction, shard_size, layout, compression, device, overwrite):
+          crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, overwrite):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along
@@ -78,7 +79,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         rotate=parse_range(rotate_text, "--rotate"), crop=parse_size(crop_text) if crop_text else None,
         crf=crf or "gamma", gamma=float(gamma if gamma is not None else 2.2), seed=seed, val_fraction=val_fraction,
         shard_size=shard_size, layout=parse_layout(layout), compression=compression, device=device,
-        overwrite=overwrite,
+        backend=backend, overwrite=overwrite,
     )
     from blursynth.recipes.local import run_local
 

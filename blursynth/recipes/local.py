@@ -25,6 +25,7 @@ that frame (``ops/composite.py``); the rest of both images is the scene, copied 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.io.backgrounds import Background, discover_backgrounds, read_background
 from blursynth.objects.store import STORE_NAME, ObjectStore, store_matches, write_store
 from blursynth.ops import composite
+from blursynth.ops.accumulate import resolve_device_name
 from blursynth.ops.crf import CRF, create_crf
 from blursynth.ops.splits import assign_splits
 from blursynth.recipes.trajectories import MotionRanges, draw_motion, draw_steps, placement, trajectory
@@ -241,7 +243,12 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
             "steps": [[_step_params(k, motion) for k in kinds] for kinds in steps],
             "poses": poses.reshape(n, 6).round(6).tolist(),
         })
-    blur, sharp, mask, regions = render_moving(scene, layers, crf)
+    if cfg.backend == "torch":
+        from blursynth.ops.composite_torch import render_moving_torch
+
+        blur, sharp, mask, regions = render_moving_torch(scene, layers, crf, resolve_device_name(cfg.device))
+    else:
+        blur, sharp, mask, regions = render_moving(scene, layers, crf)
     meta = {
         "sample": f"{split}#{index:06d}",
         "name": f"{index:06d}",
@@ -410,6 +417,9 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     """
     from blursynth.run.job import run_job
 
+    device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
+    if cfg.backend == "auto":  # record the renderer actually used: it is part of the fingerprint
+        cfg = dataclasses.replace(cfg, backend="torch" if device.startswith("cuda") else "stream")
     check_out(cfg.out)
     for path, what in ((cfg.voc, "--voc"), (cfg.coco, "--coco"), (cfg.coco_images, "--coco-images")):
         if path is not None and not Path(path).exists():
