@@ -32,20 +32,25 @@ class RichProgress(ProgressSink):
         )
         self._t0 = time.perf_counter()
         self._frames = 0
+        self._samples = 0
+        self._frame_task = None
 
     def start(self, total_sources: int, total_frames: int, total_samples: int | None = None) -> None:
         self._progress.start()
-        self._sources = self._progress.add_task("sources", total=total_sources, rate="")
-        self._frame_task = self._progress.add_task("frames", total=total_frames, rate="")
+        self._sources = self._progress.add_task("units" if not total_frames else "sources", total=total_sources,
+                                                rate="")
+        if total_frames:  # commands that synthesise (local) decode no frames: no frame bar
+            self._frame_task = self._progress.add_task("frames", total=total_frames, rate="")
         self._sample_task = self._progress.add_task("samples", total=total_samples, rate="")
 
     def advance(self, frames: int = 0, samples: int = 0) -> None:
-        if frames:
+        elapsed = max(1e-9, time.perf_counter() - self._t0)
+        if frames and self._frame_task is not None:
             self._frames += frames
-            rate = self._frames / max(1e-9, time.perf_counter() - self._t0)
-            self._progress.update(self._frame_task, advance=frames, rate=f"{rate:.0f} frames/s")
+            self._progress.update(self._frame_task, advance=frames, rate=f"{self._frames / elapsed:.0f} frames/s")
         if samples:
-            self._progress.update(self._sample_task, advance=samples)
+            self._samples += samples
+            self._progress.update(self._sample_task, advance=samples, rate=f"{self._samples / elapsed:.1f} samples/s")
 
     def source_finished(self, key: str, status: str, samples: int, reason: str | None = None) -> None:
         self._progress.update(self._sources, advance=1, rate=key[-40:])
@@ -61,23 +66,28 @@ class LogProgress(ProgressSink):
         self._total = 0
         self._done = 0
         self._frames = 0
+        self._samples = 0
         self._t0 = time.perf_counter()
 
     def start(self, total_sources: int, total_frames: int, total_samples: int | None = None) -> None:
         self._total = total_sources
-        log.info("processing %d sources, %d frames, %s samples planned", total_sources, total_frames,
-                 total_samples if total_samples is not None else "?")
+        planned = total_samples if total_samples is not None else "?"
+        if total_frames:
+            log.info("processing %d sources, %d frames, %s samples planned", total_sources, total_frames, planned)
+        else:
+            log.info("processing %d units, %s samples planned", total_sources, planned)
 
     def advance(self, frames: int = 0, samples: int = 0) -> None:
         self._frames += frames
+        self._samples += samples
 
     def source_finished(self, key: str, status: str, samples: int, reason: str | None = None) -> None:
         self._done += 1
-        rate = self._frames / max(1e-9, time.perf_counter() - self._t0)
+        elapsed = max(1e-9, time.perf_counter() - self._t0)
+        rate = f"{self._frames / elapsed:.0f} frames/s" if self._frames else f"{self._samples / elapsed:.1f} samples/s"
         extra = f" ({reason})" if reason else ""
         emit = log.warning if status in ("failed", "partial") else log.info
-        emit("[%d/%d] %s: %s, %d samples, %.0f frames/s%s", self._done, self._total, key, status, samples,
-                 rate, extra)
+        emit("[%d/%d] %s: %s, %d samples, %s%s", self._done, self._total, key, status, samples, rate, extra)
 
 
 def create_progress(verbosity: int) -> ProgressSink:

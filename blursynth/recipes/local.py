@@ -381,7 +381,7 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
         return resumed
     store, objects = open_store(unit.context.store_path, cfg.seed, cfg.val_fraction)
     result = UnitResult(unit.key, "ok")
-    progress.source_started(unit.key, slot.stop - slot.first)
+    progress.source_started(unit.key, 0)
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
                     compression=cfg.compression, extra_datasets=("mask",), progress=progress)
     try:
@@ -394,9 +394,7 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
                 if index == slot.stop - 1:
                     sink.commit(final=True, status="partial", reason=exc.reason, path=exc.path)
                 continue
-            sink.add(index, sample)
-            result.frames += 1
-            progress.advance(frames=1)
+            sink.add(index, sample)  # advances the samples bar
     except BaseException:
         sink.abort()
         raise
@@ -439,7 +437,7 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
         failures=[],
         overwrite=cfg.overwrite,
         progress=progress or ProgressSink(),
-        total_frames=cfg.num_samples,
+        total_frames=0,  # nothing is decoded: progress counts samples
         total_samples=cfg.num_samples,
         manifest_extra={"backgrounds": backgrounds, "objects": objects},
         prepare=lambda: build_store(cfg, store_path, objects),
