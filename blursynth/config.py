@@ -371,7 +371,8 @@ def check_local_config(cfg: LocalConfig) -> None:
         raise ConfigError(f"--moving-objects: expected at least 1, got {cfg.moving_objects}")
     lo, hi = cfg.static_objects
     if lo < 0 or hi < lo:
-        raise ConfigError(f"--static-objects: expected a range 0 <= min <= max, got {lo}-{hi}")
+        got = str(lo) if lo == hi else f"{lo}:{hi}"
+        raise ConfigError(f"--static-objects: expected a count >= 0 or a range like 0-2, got {got}")
     if not (0.05 <= cfg.object_scale <= 20):
         raise ConfigError(f"--object-scale: expected a factor in [0.05, 20], got {cfg.object_scale}")
     if cfg.min_object_area < 0:

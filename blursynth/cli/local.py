@@ -7,6 +7,7 @@ import click
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress
 from blursynth.config import RECIPES, LocalConfig, parse_frames, parse_layout, parse_range, parse_size
+from blursynth.errors import ConfigError
 from blursynth.objects.bank import MIN_AREA
 
 DEFAULT_OUT = "lbs_out"
@@ -68,9 +69,14 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --coco instances_val2017.json --coco-images val2017 --bg backgrounds/ --crop 256x256
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --layout h5,gopro --val-fraction 0.1
     """
+    categories = None
+    if coco_categories is not None:
+        categories = tuple(c.strip() for c in coco_categories.split(",") if c.strip())
+        if not categories:
+            raise ConfigError(f"--coco-categories: expected comma-separated category names, got {coco_categories!r}")
     cfg = LocalConfig(
         backgrounds=tuple(backgrounds), out=out, voc=voc, voc_split=voc_split, coco=coco, coco_images=coco_images,
-        coco_categories=tuple(c.strip() for c in coco_categories.split(",") if c.strip()) if coco_categories else None,
+        coco_categories=categories,
         num_samples=num_samples, moving_objects=moving_objects,
         static_objects=parse_range(static_text, "--static-objects", integer=True), object_scale=object_scale,
         min_object_area=min_object_area,

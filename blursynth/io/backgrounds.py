@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from blursynth.errors import InputError, SourceError
+from blursynth.errors import InputError
+from blursynth.io.images import read_rgb
 from blursynth.io.sources import is_image, natural_key
 
 
@@ -88,12 +88,9 @@ def discover_backgrounds(inputs: tuple[str, ...] | list[str], exclude: tuple[str
 
 
 def read_background(path: str) -> np.ndarray:
-    """Decode a background as ``(H, W, 3) uint8`` RGB (OpenCV reduces 16-bit files to 8 bits).
+    """Decode a background as ``(H, W, 3) uint8`` RGB (see :func:`blursynth.io.images.read_rgb`).
 
     Raises:
-        SourceError: the file cannot be decoded.
+        SourceError: the file is missing, truncated or cannot be decoded.
     """
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise SourceError(path, "unreadable image (decoder returned nothing; truncated or corrupt?)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_rgb(path)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, overload
 
-import cv2
 import numpy as np
 
 from blursynth.errors import InputError, SourceError
@@ -105,24 +104,6 @@ class Candidate(NamedTuple):
 def skip_record(path: str | Path, reason: str, instance_id: int | None = None) -> dict:
     """The record of one skipped image (``instance_id`` None) or instance: ``{path, instance_id, reason}``."""
     return {"path": str(path), "instance_id": instance_id, "reason": " ".join(str(reason).split())}
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read a source image as ``(H, W, 3) uint8`` RGB, ignoring EXIF orientation.
-
-    Annotations (VOC masks, COCO polygons) are drawn on the stored pixel grid, so the image must not be
-    rotated by its EXIF tag (a handful of COCO images carry one).
-
-    Raises:
-        SourceError: the file is missing or cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(str(path), "image file is missing")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if bgr is None:
-        raise SourceError(str(path), "unreadable image (decoder returned nothing; truncated or corrupt?)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _touches_border(alpha: np.ndarray, origin: tuple[int, int], height: int, width: int) -> bool:

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from blursynth.errors import ConfigError, InputError, MissingDependencyError, SourceError
-from blursynth.objects.bank import Candidate, read_rgb, skip_record
+from blursynth.io.images import read_rgb
+from blursynth.objects.bank import Candidate, skip_record
 
 SUPERSAMPLE = 4
 """Polygon rasterisation grid, per axis: 16 coverage levels per pixel."""

@@ -47,7 +47,8 @@ import numpy as np
 from PIL import Image
 
 from blursynth.errors import InputError, SourceError
-from blursynth.objects.bank import Candidate, read_rgb, skip_record
+from blursynth.io.images import read_rgb
+from blursynth.objects.bank import Candidate, skip_record
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

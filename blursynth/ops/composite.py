@@ -41,9 +41,9 @@ def to_linear(image: np.ndarray, crf: CRF) -> np.ndarray:
 
 def encode(linear: np.ndarray, crf: CRF) -> np.ndarray:
     """float32 linear light -> uint8 code values: ``round(255 * g(y))``, clipped to [0, 255]."""
-    y = np.asarray(linear, dtype=np.float32)
+    y = cv2.max(np.asarray(linear, dtype=np.float32), 0.0)  # pow and convertScaleAbs would take |y|
     if crf.name == "gamma":
-        coded = cv2.pow(y, 1.0 / crf.gamma)  # |y|^(1/gamma); y >= 0 here (convex combinations of [0, 1])
+        coded = cv2.pow(y, 1.0 / crf.gamma)
     elif crf.name == "srgb":
         y = np.clip(y, 0.0, 1.0)
         coded = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, np.float32(1 / 2.4)) - 0.055)

@@ -26,7 +26,9 @@ that frame (``ops/composite.py``); the rest of both images is the scene, copied 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,12 +162,13 @@ def object_splits(store: ObjectStore, seed: int, val_fraction: float) -> dict[st
     return out
 
 
-_STORES: dict[tuple[str, int, float], tuple[ObjectStore, dict[str, np.ndarray]]] = {}
+_STORES: dict[tuple, tuple[ObjectStore, dict[str, np.ndarray]]] = {}
 
 
 def open_store(path: str, seed: int, val_fraction: float) -> tuple[ObjectStore, dict[str, np.ndarray]]:
     """The store and its per-split object indices, opened once per process (workers share the patch cache)."""
-    key = (path, seed, val_fraction)
+    stat = os.stat(path)  # a store rebuilt at the same path (--overwrite) is another store
+    key = (path, stat.st_mtime_ns, stat.st_size, seed, val_fraction)
     if key not in _STORES:
         store = ObjectStore(path)
         _STORES.clear()  # one run at a time per process: do not keep old stores' caches alive
@@ -329,15 +332,17 @@ def plan_local(cfg: LocalConfig) -> tuple[list[LocalUnit], dict, list[dict]]:
     if not found:
         first = skipped[0] if skipped else {"path": cfg.backgrounds[0], "reason": "no images"}
         raise InputError(f"{first['path']}: {first['reason']} (no usable background)")
-    size = cfg.crop or found[0].size
+    # Without a crop every sample has the backgrounds' size: the most common one (ties: first in key order).
+    sizes = Counter(bg.size for bg in found)
+    size = cfg.crop or max(sizes, key=lambda sz: (sizes[sz], -next(i for i, b in enumerate(found) if b.size == sz)))
     usable = []
     for bg in found:
         if bg.size[0] < size[0] or bg.size[1] < size[1]:
             reason = f"{bg.size[1]}x{bg.size[0]} is smaller than the {size[1]}x{size[0]} " + (
-                "crop" if cfg.crop else "output size (set by the first background; pass --crop HxW)")
+                "crop" if cfg.crop else "output size (the most common background size; pass --crop HxW)")
         elif cfg.crop is None and bg.size != size:
             reason = (f"{bg.size[1]}x{bg.size[0]} differs from the {size[1]}x{size[0]} output size "
-                      "(set by the first background); pass --crop HxW to use backgrounds of mixed sizes")
+                      "(the most common background size); pass --crop HxW to use backgrounds of mixed sizes")
         else:
             usable.append(bg)
             continue
@@ -354,6 +359,8 @@ def plan_local(cfg: LocalConfig) -> tuple[list[LocalUnit], dict, list[dict]]:
     if cfg.val_fraction > 0 and not per_split["val"]:
         raise ConfigError(f"--val-fraction {cfg.val_fraction:g}: the backgrounds form {len(groups)} group(s); "
                           "val needs a group of its own (a sub-folder, or images in one folder)")
+    if cfg.val_fraction > 0 and not n_val:
+        log.warning("--val-fraction %g of %d sample(s) rounds to no val sample", cfg.val_fraction, cfg.num_samples)
     counts = {"train": cfg.num_samples - n_val, "val": n_val}
     ctx = LocalContext(str(Path(cfg.out) / STORE_NAME), per_split, size)
     units, counters = [], {}
@@ -369,7 +376,19 @@ def plan_local(cfg: LocalConfig) -> tuple[list[LocalUnit], dict, list[dict]]:
     }
     entries = [{"key": u.key, "split": u.split, "samples": [u.slot.first, u.slot.stop], "hash": None}
                for u in units]
+    # The backgrounds take part in the resume check like the sources of `average`: another --bg (or replaced
+    # files) is another dataset.
+    entries.append({"key": "backgrounds", "kind": "backgrounds", "paths": list(cfg.backgrounds),
+                    "hash": backgrounds_hash(usable)})
     return units, section, entries
+
+
+def backgrounds_hash(backgrounds: list[Background]) -> str:
+    """A cheap fingerprint of the usable backgrounds: keys, sizes and file sizes (no pixel is read)."""
+    h = hashlib.blake2b(digest_size=16)
+    for bg in backgrounds:
+        h.update(f"{bg.key}\0{bg.size}\0{os.stat(bg.path).st_size}\n".encode())
+    return "blake2b-listing:" + h.hexdigest()
 
 
 def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
@@ -384,22 +403,24 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     progress.source_started(unit.key, 0)
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
                     compression=cfg.compression, extra_datasets=("mask",), progress=progress)
+    lost = 0
     try:
         for index in range(slot.first, slot.stop):
             try:
                 sample = synthesize(cfg, unit.context, unit.split, index, store, objects[unit.split], sink.skip)
             except SourceError as exc:  # no decodable background: this sample is lost, the run goes on
                 log.warning("%s: %s", exc.path, exc.reason)
-                result.status, result.reason, result.path = "partial", exc.reason, exc.path
-                if index == slot.stop - 1:
-                    sink.commit(final=True, status="partial", reason=exc.reason, path=exc.path)
+                lost += 1
+                if lost == 1:  # the unit reports its first loss; every loss is in the shard marker
+                    result.path, result.reason = exc.path, exc.reason
+                sink.fail(index, exc.path, exc.reason)
                 continue
             sink.add(index, sample)  # advances the samples bar
     except BaseException:
         sink.abort()
         raise
-    if not result.samples:
-        result.status = "failed"
+    if lost:
+        result.status = "partial" if result.samples else "failed"
     progress.source_finished(unit.key, result.status, result.samples, result.reason)
     return result
 

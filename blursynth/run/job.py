@@ -16,7 +16,7 @@ from blursynth.errors import InputError
 from blursynth.run.executors import create_executor
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import UnitResult
-from blursynth.shards.manifest import prepare_out, remove_outputs, write_manifest
+from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, write_manifest
 
 log = logging.getLogger("blursynth.run")
 
@@ -86,6 +86,7 @@ def run_job(
     if not units:
         raise nothing_usable(failures, len(source_entries))
     hashes = {e["key"]: e.get("hash") for e in source_entries}
+    had_manifest = manifest_path(out).exists()
     created = prepare_out(out, command, fingerprint, hashes, overwrite)
     manifest_kw = dict(command=command, config=config, fingerprint=fingerprint, extra=manifest_extra)
     write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
@@ -95,6 +96,8 @@ def run_job(
         except BaseException:
             if created:
                 shutil.rmtree(out, ignore_errors=True)
+            elif not had_manifest:  # OUT existed empty: leave it empty
+                remove_outputs(out)
             raise
     summary = JobSummary(out=str(out), failures=list(failures))
     run = create_executor(executor)

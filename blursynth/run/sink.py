@@ -53,11 +53,28 @@ class UnitSink:
         self._rejections: dict[str, int] = {}
         self._resume: dict | None = None
         self._skipped: list[dict] = []
+        self._failures: list[dict] = []  # items lost in the shard in progress
+        self._indices: list[int] = []  # items written to the shard in progress
 
     def skip(self, record: dict) -> None:
         """Record an input skipped inside the unit (``{path, reason}``); stored in the next shard's marker."""
         self._skipped.append(record)
         self.result.skipped.append(record)
+
+    def fail(self, index: int, path: str, reason: str) -> None:
+        """Item ``index`` cannot be produced: record it in its shard's marker (status ``partial``).
+
+        When it was the shard's last item the shard is committed now (with no sample at all, an empty marker),
+        so a resume knows the shard is finished and still reports the loss.
+        """
+        slot = self.slot_for(index)
+        if self.current is not None and slot.shard != self.current.shard:
+            self.commit(final=False, status="ok")
+        self._failures.append({"source": self.key, "path": path, "reason": reason, "item": index})
+        if index == slot.stop - 1:
+            if self.writer is None:
+                self.writer, self.current = self._open(slot), slot
+            self.commit(final=slot is self.slots[-1], status="partial")
 
     def slot_for(self, index: int) -> ShardSlot:
         for slot in self.slots:
@@ -80,6 +97,7 @@ class UnitSink:
             self.writer = self._open(slot)
             self.current = slot
         self.writer.add(sample)
+        self._indices.append(index)
         add_counts(self._rejections, rejections)
         self._resume = resume
         self.result.samples += 1
@@ -104,14 +122,19 @@ class UnitSink:
                 return
             self.writer, self.current = self._open(slot), slot
         add_counts(self._rejections, rejections)
-        entry = {"status": status, "samples": self.writer.count, "path": self.source_path}
+        failures = list(self._failures)
         if reason is not None:
-            entry["reason"] = reason
+            failures.append({"source": self.key, "path": path or self.source_path, "reason": reason})
+        if failures and status == "ok":
+            status = "partial"
+        entry = {"status": status, "samples": self.writer.count, "path": self.source_path}
+        if failures:
+            entry["reason"] = reason if reason is not None else failures[0]["reason"]
+        first = self._indices[0] if self._indices else self.current.first
         stats = {
             "sources": {self.key: entry},
-            "failures": [] if reason is None else [{"source": self.key, "path": path or self.source_path,
-                                                    "reason": reason}],
-            "windows": [self.current.first, self.current.first + self.writer.count],
+            "failures": failures,
+            "windows": [first, (self._indices[-1] + 1) if self._indices else first],
             "final": final,
         }
         if self.track_rejections:
@@ -124,6 +147,7 @@ class UnitSink:
         add_counts(self.result.rejections, self._rejections)
         self.writer, self.current = None, None
         self._rejections, self._resume, self._skipped = {}, None, []
+        self._failures, self._indices = [], []
 
     def abort(self) -> None:
         """Drop the shard in progress (errors, Ctrl-C)."""

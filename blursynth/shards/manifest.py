@@ -148,6 +148,14 @@ def _difference(previous: dict, command: str, fingerprint: dict, sources: dict) 
     for key in sorted(set(old) | set(fingerprint)):
         if old.get(key) != fingerprint.get(key):
             return f"{key}={old.get(key)!r} vs {fingerprint.get(key)!r}"
+    recorded = {s["key"]: s.get("hash") for s in previous.get("sources", [])}
+    for key in sorted(set(recorded) | set(sources)):
+        if key not in sources:
+            return f"source {key!r} is no longer given"
+        if key not in recorded:
+            return f"source {key!r} is new"
+        if recorded[key] != sources[key]:
+            return f"source {key!r} changed"
     return "different sources"
 
 
