@@ -124,9 +124,11 @@ def over(frame: np.ndarray, layer: np.ndarray, uncovered: np.ndarray | None = No
     ``uncovered`` (same height and width), when given, is multiplied by ``1 - alpha``: one minus it is then
     the union coverage of every layer composited so far.
     """
-    a = layer[..., 3]
-    keep = 1.0 - a
-    frame *= keep[..., None]
-    frame += layer[..., :3]
+    # OpenCV on the (often strided) views: numpy's broadcast multiply was 4x slower here (benchmarks/bench_local)
+    keep = cv2.subtract(1.0, cv2.extractChannel(layer, 3))
+    if keep.ndim == 1:  # OpenCV drops a trailing 1-wide axis
+        keep = keep.reshape(layer.shape[:2])
+    cv2.multiply(frame, cv2.merge((keep, keep, keep)), dst=frame)
+    cv2.add(frame, cv2.cvtColor(layer, cv2.COLOR_RGBA2RGB), dst=frame)
     if uncovered is not None:
-        uncovered *= keep
+        cv2.multiply(uncovered, keep, dst=uncovered)
