@@ -10,6 +10,7 @@ import click
 from blursynth import __version__
 from blursynth.cli.average import average
 from blursynth.cli.local import local
+from blursynth.cli.stats import stats
 
 
 class _PlainFormatter(logging.Formatter):
@@ -58,6 +59,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 cli.add_command(average)
 cli.add_command(local)
+cli.add_command(stats)
 
 
 def main() -> None:

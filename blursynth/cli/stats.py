@@ -1,0 +1,86 @@
+"""``blursynth stats``: thin command; parsing and reporting only, the work is in stats/flow_ratio.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blursynth.cli import options
+from blursynth.cli.progress import create_progress
+from blursynth.config import FLOW_NAMES, RAFT_MODELS
+from blursynth.errors import OutputError
+from blursynth.stats.flow_ratio import DEFAULT_SPAN_MS
+
+
+@click.command(short_help="Blurred-area ratio vs optical-flow threshold curves (LODE Fig. 3).")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--flow-threshold", "threshold_text", default="0:20:0.5", show_default=True,
+              help="Thresholds in pixels: a list (0.5,1,2,4) or a range START:STOP:STEP (STOP included).")
+@click.option("--flow", type=click.Choice(FLOW_NAMES), default="deepflow", show_default=True,
+              help="Optical flow (deepflow as in the paper; dis is ~8x faster on CPU; raft needs torchvision).")
+@click.option("--span-ms", type=float, default=DEFAULT_SPAN_MS, show_default="8.333 (2 frames at 240 fps)",
+              help="Time between the two frames of a pair; the gap is round(span x fps) frames, at least 1.")
+@click.option("--pairs-per-source", type=int, default=20, show_default=True,
+              help="Pairs measured per video or frame folder, one per equal slice of it (seeded).")
+@click.option("--max-side", type=int, default=None,
+              help="Shrink frames so that their longer side is at most this before the flow (faster); "
+                   "magnitudes stay in source pixels.")
+@click.option("--fps", type=float, default=None, help="Frame rate of frame folders without NAME=PATH@FPS.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Flow pairs computed in parallel.")
+@click.option("--out", "out_dir", default="stats", show_default=True,
+              help="Folder for blurred_area_ratio.csv, .json and .png.")
+@click.option("--log-y", is_flag=True, help="Logarithmic ratio axis (shows the long tail of local blur).")
+@click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True)
+@click.option("--raft-weights", type=click.Path(dir_okay=False), default=None, help="RAFT state-dict file.")
+@options.apply(options.seed, options.device, options.verbose, options.quiet)
+@click.pass_context
+def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_side, fps, workers, out_dir, log_y,
+          raft_model, raft_weights, seed, device):
+    """Measure the blurred area ratio (fraction of pixels whose optical flow exceeds a threshold) against the
+    threshold, one curve per dataset, over the same time span whatever the frame rate (LODE/BladeNet, Sec. 3).
+
+    Each SOURCE is one dataset: a video, a folder of videos, or a folder of frame folders, labelled by its
+    name or as NAME=PATH; frame folders need a frame rate, NAME=PATH@FPS or --fps. Results go to --out:
+    blurred_area_ratio.csv (label,threshold,mean,std,pairs), .json (with the settings and every pair's
+    source) and .png.
+
+    \b
+    Examples:
+      blursynth stats GOPRO=GOPRO_Large_all@240 REDS=REDS/train_sharp@120 LODE=lode_clips/
+      blursynth stats clips/ --flow dis --flow-threshold 0.5,1,2,4,8 --max-side 640 --log-y
+    """
+    from blursynth.stats.flow_ratio import StatsConfig, compute_curves, parse_dataset, parse_thresholds
+    from blursynth.stats.outputs import write_stats
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    cfg = StatsConfig(
+        datasets=tuple(parse_dataset(s) for s in sources), thresholds=parse_thresholds(threshold_text), flow=flow,
+        span_ms=span_ms, pairs_per_source=pairs_per_source, max_side=max_side, fps=fps, seed=seed,
+        workers=workers, device=device, raft_model=raft_model, raft_weights=raft_weights,
+    )
+    verbosity = ctx.find_root().obj.get("verbosity", 0)
+    curves = compute_curves(cfg, progress=create_progress(verbosity))
+    paths = write_stats(curves, cfg, out, log_y=log_y)
+    if verbosity >= 0:
+        _print_table(curves, cfg.thresholds)
+        click.echo(f"wrote {paths['csv']}, {paths['json'].name} and {paths['png'].name}")
+
+
+def _print_table(curves, thresholds, max_rows: int = 12) -> None:
+    """Rows: up to ``max_rows`` thresholds spread over the list; columns: mean +- std per dataset."""
+    from rich.console import Console
+    from rich.table import Table
+
+    n = min(max_rows, len(thresholds))
+    idx = sorted({round(i * (len(thresholds) - 1) / max(1, n - 1)) for i in range(n)})
+    table = Table(title="blurred area ratio (mean ± std over pairs)")
+    table.add_column("threshold px", justify="right")
+    for c in curves:
+        table.add_column(f"{c.label} ({c.pairs} pairs)", justify="right")
+    for i in idx:
+        table.add_row(f"{thresholds[i]:g}", *(
+            "–" if not c.pairs else f"{c.mean[i]:.3f} ± {c.std[i]:.3f}" for c in curves))
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""Dataset statistics: blurred-area-ratio curves (``blursynth stats``) and reports (``blursynth inspect``)."""

@@ -1,0 +1,310 @@
+"""Blurred-area ratio vs optical-flow threshold (LODE/BladeNet Sec. 3, Fig. 3).
+
+LODE separates global-blur datasets (GOPRO, REDS: camera shake moves most pixels) from local-blur ones
+(moving objects over a static background) with one curve: "the ratio of blurred area ... pixels whose
+optical flow magnitude is larger than a threshold". To remove the frame-rate effect, flow is measured over
+the same time span everywhere: 2 consecutive frames of 120 fps REDS, frames t -> t+2 of 240 fps GOPRO and
+250 fps LODE, with DeepFlow.
+
+Here the span is ``--span-ms`` (default 1000 * 2 / 240 ms): a source at ``fps`` is measured between frames t
+and t + gap with ``gap = max(1, round(span * fps))`` (120 fps -> 1, 240 fps -> 2, 250 fps -> 2). Pair starts t
+are drawn stratified over the whole source (one random start per equal slice), seeded by (seed, dataset label,
+source key). A pair's curve is ``ratio(th) = mean(|flow| > th)``; a dataset's curve is the mean and standard
+deviation over all its pairs. Magnitudes are in pixels of the source's own resolution, also when
+``--max-side`` shrinks frames before the flow (the magnitudes are divided by the shrink factor).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth.errors import ConfigError, InputError, SourceError
+from blursynth.flow import create_flow
+from blursynth.flow.base import magnitude
+from blursynth.io.frames import probe_frames, read_image
+from blursynth.io.sources import VIDEO_EXTENSIONS, Source, discover_sources, list_images
+from blursynth.io.video import SourceInfo, probe_video, read_video
+from blursynth.ops.images import to_uint8
+from blursynth.run.progress import ProgressSink
+from blursynth.seeding import create_rng
+
+log = logging.getLogger("blursynth.stats")
+
+DEFAULT_SPAN_MS = 1000.0 * 2 / 240
+MAX_THRESHOLDS = 10_000
+
+
+# -- parsing -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One positional SOURCE: ``PATH``, ``NAME=PATH`` or ``NAME=PATH@FPS``."""
+
+    label: str
+    path: str
+    fps: float | None = None
+
+
+def parse_dataset(text: str) -> DatasetSpec:
+    """Parse a SOURCE argument.
+
+    ``NAME=PATH@FPS`` sets the label and the frame rate of frame folders; a bare path is labelled by its name
+    (without a video extension). ``@`` is a frame rate only when what follows it is a number.
+    """
+    label, sep, path = str(text).partition("=")
+    if not sep or not label or "/" in label or "\\" in label:
+        label, path = "", str(text)
+    fps = None
+    m = re.fullmatch(r"(.+)@(\d+(?:\.\d*)?|\.\d+)", path)
+    if m:
+        path, fps = m.group(1), float(m.group(2))
+        if fps <= 0:
+            raise ConfigError(f"{text}: the frame rate after @ must be positive")
+    if not path:
+        raise ConfigError(f"{text!r}: expected PATH, NAME=PATH or NAME=PATH@FPS")
+    if not label:
+        p = Path(path.rstrip("/\\"))
+        label = p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else p.name
+    return DatasetSpec(label, path, fps)
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    """``--flow-threshold``: a list ``0.5,1,2,4`` or a range ``START:STOP:STEP`` (STOP included when on the grid).
+
+    Raises:
+        ConfigError: not numbers, a negative value, a non-positive step, or too many values.
+    """
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step <= 0:
+                raise ConfigError(f"--flow-threshold: the step of {text!r} must be positive")
+            if stop < start:
+                raise ConfigError(f"--flow-threshold: range {text!r} is reversed")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > MAX_THRESHOLDS:
+                raise ConfigError(f"--flow-threshold: {text!r} gives {count} thresholds (at most {MAX_THRESHOLDS})")
+            values = [round(start + k * step, 10) for k in range(count)]
+        else:
+            values = [float(p) for p in text.split(",") if p.strip()]
+            if not values:
+                raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"--flow-threshold: expected a list like 0.5,1,2,4 or a range like 0:20:0.5, got {text!r}") from None
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise ConfigError(f"--flow-threshold: thresholds are pixels >= 0, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+def gap_frames(span_ms: float, fps: float) -> int:
+    """Frames between the two frames of a pair: ``max(1, round(span * fps))`` (span in milliseconds)."""
+    return max(1, int(round(span_ms * fps / 1000.0)))
+
+
+def pair_starts(num_frames: int, gap: int, count: int, rng: np.random.Generator) -> list[int]:
+    """``count`` distinct starts t (t + gap < num_frames), one drawn uniformly in each of ``count`` equal slices."""
+    available = num_frames - gap
+    if available <= 0 or count <= 0:
+        return []
+    k = min(count, available)
+    edges = np.linspace(0, available, k + 1)
+    starts = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        a, b = int(math.ceil(lo)), max(int(math.ceil(hi)), int(math.ceil(lo)) + 1)
+        starts.append(int(rng.integers(a, min(b, available))) if b > a + 1 else a)
+    return sorted(set(starts))
+
+
+def ratio_curve(mag: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Fraction of pixels whose magnitude exceeds each threshold. Shape: (H, W), (T,) -> (T,) float64."""
+    flat = np.sort(mag, axis=None)
+    return 1.0 - np.searchsorted(flat, thresholds, side="right") / flat.size
+
+
+# -- computing ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StatsConfig:
+    """Resolved settings of ``blursynth stats``."""
+
+    datasets: tuple[DatasetSpec, ...]
+    thresholds: tuple[float, ...]
+    flow: str = "deepflow"
+    span_ms: float = DEFAULT_SPAN_MS
+    pairs_per_source: int = 20
+    max_side: int | None = None
+    fps: float | None = None
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    raft_model: str = "small"
+    raft_weights: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "datasets": [{"label": d.label, "path": d.path, "fps": d.fps} for d in self.datasets],
+            "thresholds": list(self.thresholds), "flow": self.flow, "span_ms": self.span_ms,
+            "pairs_per_source": self.pairs_per_source, "max_side": self.max_side, "fps": self.fps,
+            "seed": self.seed, "workers": self.workers, "raft_model": self.raft_model,
+        }
+
+
+@dataclass
+class DatasetCurve:
+    """One dataset's result: its curve over the thresholds and what each source contributed."""
+
+    label: str
+    path: str
+    mean: np.ndarray
+    std: np.ndarray
+    pairs: int
+    sources: list[dict] = field(default_factory=list)
+
+
+def check_stats_config(cfg: StatsConfig) -> None:
+    if not cfg.datasets:
+        raise ConfigError("no SOURCE given: pass at least one video, folder of videos or folder of frame folders")
+    labels = [d.label for d in cfg.datasets]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ConfigError(f"two SOURCEs have the label {dup[0]!r}; name them with NAME=PATH")
+    if not cfg.thresholds:
+        raise ConfigError("--flow-threshold: no threshold given")
+    if not cfg.span_ms > 0:
+        raise ConfigError(f"--span-ms: expected a positive time span, got {cfg.span_ms}")
+    if cfg.pairs_per_source < 1:
+        raise ConfigError(f"--pairs-per-source: expected a positive number, got {cfg.pairs_per_source}")
+    if cfg.max_side is not None and cfg.max_side < 16:
+        raise ConfigError(f"--max-side: expected at least 16 pixels, got {cfg.max_side}")
+    if cfg.fps is not None and not cfg.fps > 0:
+        raise ConfigError(f"--fps: expected a positive frame rate, got {cfg.fps}")
+    if cfg.workers < 1:
+        raise ConfigError(f"--workers: expected a positive number, got {cfg.workers}")
+
+
+def _read_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int):
+    """Yield ``(t, frame_t, frame_t+gap)`` as uint8 RGB; frame folders read only the frames needed."""
+    needed = sorted({t for t in starts} | {t + gap for t in starts})
+    if src.kind == "frames":
+        files = list_images(Path(src.path))
+        frames = {i: to_uint8(read_image(files[i], info.bit_depth)) for i in needed}
+    else:
+        frames, wanted = {}, set(needed)
+        for index, frame in read_video(src.path, info):
+            if index in wanted:
+                frames[index] = to_uint8(frame)
+            if index >= needed[-1]:
+                break
+        if len(frames) < len(wanted):
+            raise SourceError(src.path, f"ended before frame {needed[-1]}")
+    for t in starts:
+        yield t, frames[t], frames[t + gap]
+
+
+def _shrink(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    h, w = frame.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return frame, 1.0
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), size[0] / w
+
+
+def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> list[DatasetCurve]:
+    """Measure every dataset's blurred-area-ratio curve.
+
+    Raises:
+        InputError: a SOURCE path does not exist or holds no source, or no pair could be measured at all.
+        ConfigError, MissingDependencyError: bad settings, or a flow backend that cannot be created.
+    """
+    check_stats_config(cfg)
+    from blursynth.ops.accumulate import resolve_device_name
+
+    device = resolve_device_name(cfg.device)
+    create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)  # fail early
+    progress = progress or ProgressSink()
+    thresholds = np.asarray(cfg.thresholds, dtype=np.float64)
+    local = threading.local()
+
+    def flow_curve(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+        if not hasattr(local, "flow"):  # OpenCV flow objects keep state: one per thread
+            local.flow = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        mag = magnitude(local.flow(a, b))
+        if scale != 1.0:
+            mag = mag / np.float32(scale)
+        return ratio_curve(mag, thresholds)
+
+    plans = []
+    for spec in cfg.datasets:
+        if not Path(spec.path).exists():
+            raise InputError(f"{spec.path}: no such file or directory (SOURCE {spec.label})")
+        plans.append((spec, discover_sources([spec.path])))
+    progress.start(sum(len(s) for _, s in plans), 0, sum(len(s) for _, s in plans) * cfg.pairs_per_source)
+    workers = 1 if cfg.flow == "raft" else cfg.workers
+    curves = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for spec, sources in plans:
+            per_pair: list[np.ndarray] = []
+            entries = []
+            for src in sources:
+                entry = {"key": src.key, "path": src.path, "kind": src.kind}
+                entries.append(entry)
+                progress.source_started(src.key, 0)
+                try:
+                    info = probe_video(src.path) if src.kind == "video" else probe_frames(src.path, None)
+                    # NAME=PATH@FPS first, then the video's own rate, then --fps
+                    fps = spec.fps or (info.fps if src.kind == "video" else None) or cfg.fps
+                    if not fps:
+                        raise SourceError(src.path, "frame folder without a frame rate: pass --fps or NAME=PATH@FPS")
+                    gap = gap_frames(cfg.span_ms, fps)
+                    starts = pair_starts(info.num_frames, gap, cfg.pairs_per_source,
+                                         create_rng(cfg.seed, "stats", spec.label, src.key))
+                    entry.update(fps=fps, gap=gap, frames=info.num_frames, width=info.width, height=info.height)
+                    if not starts:
+                        raise SourceError(src.path,
+                                          f"{info.num_frames} frames: too short for a pair {gap} frames apart")
+                    futures = []
+                    for _t, a, b in _read_pairs(src, info, starts, gap):
+                        a, scale = _shrink(a, cfg.max_side)
+                        b, _ = _shrink(b, cfg.max_side)
+                        futures.append(pool.submit(flow_curve, a, b, scale))
+                    entry.update(flow_scale=scale, starts=starts)
+                    for fut in futures:
+                        per_pair.append(fut.result())
+                        progress.advance(samples=1)
+                    entry.update(status="ok", pairs=len(futures))
+                    progress.source_finished(src.key, "ok", len(futures))
+                except SourceError as exc:
+                    log.warning("skipping %s: %s", exc.path, exc.reason)
+                    entry.update(status="failed", reason=exc.reason, failed_path=exc.path, pairs=0)
+                    progress.source_finished(src.key, "failed", 0, exc.reason)
+            stack = np.stack(per_pair) if per_pair else np.zeros((0, len(thresholds)))
+            if not per_pair:
+                log.warning("%s: no pair could be measured", spec.label)
+            curves.append(DatasetCurve(
+                spec.label, spec.path,
+                stack.mean(axis=0) if per_pair else np.full(len(thresholds), np.nan),
+                stack.std(axis=0) if per_pair else np.full(len(thresholds), np.nan),
+                len(per_pair), entries,
+            ))
+    progress.close()
+    if not any(c.pairs for c in curves):
+        failed = [e for c in curves for e in c.sources if e.get("status") == "failed"]
+        if failed:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise InputError(f"{first['failed_path']}: {first['reason']}{more}")
+        raise InputError("no pair could be measured")
+    return curves

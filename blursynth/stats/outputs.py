@@ -1,0 +1,92 @@
+"""Writing the results of ``blursynth stats``: CSV, JSON and PNG, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from blursynth import __version__
+from blursynth.errors import OutputError
+from blursynth.shards.files import PARTIAL, fsync_path
+from blursynth.stats.plots import plot_ratio_curves
+
+CSV_NAME = "blurred_area_ratio.csv"
+JSON_NAME = "blurred_area_ratio.json"
+PNG_NAME = "blurred_area_ratio.png"
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
+
+
+def curves_to_rows(curves, thresholds) -> list[dict]:
+    """One row per (dataset, threshold): ``label, threshold, mean, std, pairs``."""
+    return [{"label": c.label, "threshold": float(t), "mean": _num(m), "std": _num(s), "pairs": c.pairs}
+            for c in curves for t, m, s in zip(thresholds, c.mean, c.std, strict=True)]
+
+
+def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False) -> dict[str, Path]:
+    """Write ``blurred_area_ratio.{csv,json,png}`` into ``out_dir`` (created if needed).
+
+    Every file is written under a temporary name first and renamed once all three exist, so an error leaves
+    no partial result (and removes ``out_dir`` if this call created it).
+
+    Returns:
+        The three paths by kind.
+
+    Raises:
+        OutputError: ``out_dir`` is a file or cannot be written.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    rows = curves_to_rows(curves, cfg.thresholds)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["label", "threshold", "mean", "std", "pairs"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    doc = {
+        "format": "blursynth-blurred-area-ratio",
+        "version": 1,
+        "tool_version": __version__,
+        "settings": cfg.to_dict(),
+        "thresholds": list(cfg.thresholds),
+        "datasets": [
+            {"label": c.label, "path": c.path, "pairs": c.pairs,
+             "mean": [_num(v) for v in c.mean], "std": [_num(v) for v in c.std], "sources": c.sources}
+            for c in curves
+        ],
+    }
+    targets = {"csv": out / CSV_NAME, "json": out / JSON_NAME, "png": out / PNG_NAME}
+    temps = {k: p.with_name(p.name + PARTIAL + p.suffix) for k, p in targets.items()}
+    try:
+        temps["csv"].write_text(buf.getvalue(), encoding="utf-8")
+        temps["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        plot_ratio_curves(curves, cfg.thresholds, temps["png"], log_y=log_y,
+                          title=f"Blurred area ratio ({cfg.flow}, span {cfg.span_ms:.3g} ms)")
+        for k in targets:
+            fsync_path(temps[k])
+            os.replace(temps[k], targets[k])
+    except OSError as exc:
+        for p in temps.values():
+            p.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc})") from None
+    except BaseException:
+        for p in temps.values():
+            p.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return targets

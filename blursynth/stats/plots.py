@@ -1,0 +1,58 @@
+"""Matplotlib figures of ``stats`` and ``inspect`` (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ratio_curves(curves, thresholds, path: str | Path, *, log_y: bool = False, title: str | None = None) -> None:
+    """One curve per dataset with a +-std band: blurred-area ratio vs flow threshold (LODE Fig. 3)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    x = np.asarray(thresholds, dtype=float)
+    for c in curves:
+        if not c.pairs:
+            continue
+        (line,) = ax.plot(x, c.mean, marker="o" if len(x) <= 12 else None, ms=3, label=f"{c.label} ({c.pairs} pairs)")
+        lo = np.clip(c.mean - c.std, 1e-4 if log_y else 0.0, 1.0)
+        ax.fill_between(x, lo, np.clip(c.mean + c.std, 0.0, 1.0), color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("optical-flow threshold (pixels)")
+    ax.set_ylabel("blurred area ratio")
+    if log_y:
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, 1.05)
+    else:
+        ax.set_ylim(0.0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or "Blurred area ratio vs flow threshold")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def plot_histograms(panels: list[tuple[str, np.ndarray, np.ndarray, str]], path: str | Path) -> None:
+    """Bar charts side by side; each panel is ``(title, bin_edges, counts, x_label)``."""
+    plt = _pyplot()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), dpi=110, squeeze=False)
+    for ax, (title, edges, counts, xlabel) in zip(axes[0], panels, strict=False):
+        edges = np.asarray(edges, dtype=float)
+        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", edgecolor="black", lw=0.3)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel("samples", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
