@@ -9,6 +9,7 @@ import click
 
 from blursynth import __version__
 from blursynth.cli.average import average
+from blursynth.cli.inspect import inspect
 from blursynth.cli.local import local
 from blursynth.cli.stats import stats
 
@@ -60,6 +61,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 cli.add_command(average)
 cli.add_command(local)
 cli.add_command(stats)
+cli.add_command(inspect)
 
 
 def main() -> None:

@@ -1,0 +1,237 @@
+"""``blursynth inspect``: a report on a produced dataset (any recipe).
+
+Counts come from every complete shard; image statistics (PSNR of blur vs sharp, mask area, blur-map
+values) from up to ``max_samples`` samples drawn with a seeded generator over the whole dataset, so a
+report on a million-sample output stays quick. Rejections, failures and skipped inputs come from the shard
+markers and the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from blursynth.errors import InputError, OutputError
+from blursynth.seeding import create_rng
+from blursynth.shards.files import PARTIAL, fsync_path
+from blursynth.shards.manifest import load_manifest, manifest_path
+from blursynth.shards.reader import list_shards
+from blursynth.stats.plots import plot_histograms
+
+REPORT_JSON = "report.json"
+HISTOGRAMS_PNG = "histograms.png"
+SHEET_PNG = "contact_sheet.png"
+PSNR_BINS = np.arange(10.0, 52.0, 2.0)
+BLUR_MAP_BINS = np.array([0, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, np.inf])
+SHEET_WIDTH = 320
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (inf when identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def _summary(values: list[float]) -> dict:
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if not arr.size:
+        return {"count": 0}
+    return {"count": int(arr.size), "mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()),
+            "p5": float(np.percentile(arr, 5)), "median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)),
+            "max": float(arr.max())}
+
+
+def _hist(values, edges) -> dict:
+    counts, _ = np.histogram(np.clip(np.asarray(values, dtype=np.float64), edges[0], edges[-1] - 1e-9), bins=edges)
+    return {"edges": [float(e) if math.isfinite(e) else None for e in edges], "counts": counts.tolist()}
+
+
+def _colorize(gray: np.ndarray, vmax: float) -> np.ndarray:
+    """A single-channel map as RGB (turbo colour map, 0..vmax)."""
+    scaled = np.clip(np.asarray(gray, dtype=np.float32) / max(vmax, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+
+
+def _tile(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = (SHEET_WIDTH, max(1, round(h * SHEET_WIDTH / w)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if w > SHEET_WIDTH else cv2.INTER_LINEAR)
+
+
+def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None = None, *, max_samples: int = 1000,
+                    sheet: int = 8, seed: int = 0) -> dict:
+    """Build the report of the output folder ``out`` and write it to ``report_dir`` (default ``out/report``).
+
+    Returns:
+        The report (also written as ``report.json``, with ``histograms.png`` and ``contact_sheet.png``).
+
+    Raises:
+        InputError: ``out`` is not a blursynth output or holds no complete shard.
+        OutputError: the report folder cannot be written.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise InputError(f"{out}: {'not a folder' if out.exists() else 'no such folder'}")
+    manifest = load_manifest(out)
+    if manifest is None:
+        raise InputError(f"{out}: not a blursynth output ({manifest_path(out).name} is missing)")
+    listing = list_shards(out)
+    report_dir = Path(report_dir) if report_dir is not None else out / "report"
+
+    per_split: dict[str, dict] = {}
+    shards, resolutions, n_hist, recipes = [], Counter(), Counter(), Counter()
+    rejections, failures, skipped = Counter(), [], []
+    samples: list[tuple[Path, int]] = []
+    extras: set[str] = set()
+    unreadable = []
+    for entry in listing.shards:
+        m = entry.marker
+        for k, v in (m.get("rejections") or {}).items():
+            rejections[k] += int(v)
+        failures += m.get("failures") or []
+        skipped += m.get("skipped") or []
+        split = per_split.setdefault(entry.split, {"shards": 0, "samples": 0})
+        if entry.path is None or entry.count == 0:
+            shards.append({"split": entry.split, "shard": entry.shard, "count": 0, "file": None})
+            continue
+        try:
+            with h5py.File(entry.path, "r") as f:
+                count = int(f["blur"].shape[0])
+                h, w = int(f["blur"].shape[1]), int(f["blur"].shape[2])
+                extras |= {name for name in f if name not in ("blur", "sharp", "meta")}
+                for text in f["meta"].asstr()[:]:
+                    meta = json.loads(text)
+                    n_hist[int(meta.get("n_frames", 0))] += 1
+                    recipes[str(meta.get("recipe"))] += 1
+        except (OSError, KeyError, ValueError) as exc:
+            unreadable.append({"path": str(entry.path), "reason": str(exc)})
+            continue
+        split["shards"] += 1
+        split["samples"] += count
+        resolutions[f"{w}x{h}"] += count
+        shards.append({"split": entry.split, "shard": entry.shard, "count": count, "file": entry.path.name,
+                       "height": h, "width": w, "marker_count": entry.count})
+        samples += [(entry.path, i) for i in range(count)]
+    if not samples:
+        why = f" ({len(unreadable)} unreadable)" if unreadable else ""
+        raise InputError(f"{out}: no complete shard with samples{why}")
+
+    rng = create_rng(seed, "inspect")
+    chosen = sorted(rng.choice(len(samples), size=min(max_samples, len(samples)), replace=False).tolist())
+    psnrs, mask_area, blur_values, identical = [], [], [], 0
+    by_file: dict[Path, list[int]] = {}
+    for k in chosen:
+        by_file.setdefault(samples[k][0], []).append(samples[k][1])
+    for path, indices in by_file.items():
+        with h5py.File(path, "r") as f:
+            for i in indices:
+                value = psnr(f["blur"][i], f["sharp"][i])
+                identical += not math.isfinite(value)
+                psnrs.append(value)
+                if "mask" in f:
+                    mask_area.append(float(np.count_nonzero(f["mask"][i])) / f["mask"][i].size)
+                if "blur_map" in f:
+                    blur_values.append(f["blur_map"][i].astype(np.float32).ravel()[::7])
+    report = {
+        "format": "blursynth-report",
+        "version": 1,
+        "out": str(out),
+        "command": manifest.get("command"),
+        "status": manifest.get("status"),
+        "tool_version": manifest.get("tool_version"),
+        "recipes": dict(recipes),
+        "totals": {"samples": len(samples), "shards": sum(1 for s in shards if s["count"]),
+                   "by_split": per_split, "manifest_samples": (manifest.get("totals") or {}).get("samples")},
+        "shards": shards,
+        "resolutions": dict(resolutions),
+        "n_frames": {str(k): v for k, v in sorted(n_hist.items())},
+        "datasets": sorted(extras),
+        "measured_samples": len(chosen),
+        "psnr_db": _summary(psnrs) | {"identical": identical, "histogram": _hist(psnrs, PSNR_BINS)},
+        "rejected_windows": dict(sorted(rejections.items())),
+        "failures": failures,
+        "skipped_inputs": skipped,
+        "ignored": {"unreadable_markers": listing.bad_markers, "orphan_h5": listing.orphans,
+                    "partial_files": listing.partials, "unreadable_shards": unreadable},
+    }
+    panels = [("PSNR(blur, sharp)", PSNR_BINS, report["psnr_db"]["histogram"]["counts"], "dB")]
+    n_keys = sorted(n_hist)
+    if n_keys:
+        edges = np.arange(n_keys[0] - 1, n_keys[-1] + 2, 2, dtype=float)
+        panels.append(("frames averaged (N)", edges, [n_hist.get(int(e + 1), 0) for e in edges[:-1]], "N"))
+    if mask_area:
+        edges = np.linspace(0.0, max(0.05, max(mask_area)), 21)
+        report["mask_area"] = _summary(mask_area) | {"histogram": _hist(mask_area, edges)}
+        panels.append(("mask area (fraction > 0)", edges, report["mask_area"]["histogram"]["counts"], "fraction"))
+    if blur_values:
+        values = np.concatenate(blur_values)
+        report["blur_map_px"] = _summary(values.tolist()) | {"histogram": _hist(values, BLUR_MAP_BINS)}
+        finite = BLUR_MAP_BINS.copy()
+        finite[-1] = 256.0
+        panels.append(("blur map (subsampled pixels)", np.log2(finite + 1.0),
+                       report["blur_map_px"]["histogram"]["counts"], "log2(1 + px)"))
+    sheet_rows = []
+    for k in sorted(rng.choice(len(samples), size=min(sheet, len(samples)), replace=False).tolist()):
+        path, i = samples[k]
+        with h5py.File(path, "r") as f:
+            tiles = [f["blur"][i], f["sharp"][i]]
+            if "mask" in f:
+                tiles.append(_colorize(f["mask"][i], 255.0))
+            elif "blur_map" in f:
+                tiles.append(_colorize(f["blur_map"][i], max(1.0, float(np.percentile(f["blur_map"][i], 99)))))
+            else:
+                diff = np.abs(tiles[0].astype(np.int16) - tiles[1].astype(np.int16)).max(axis=2)
+                tiles.append(_colorize(diff, 64.0))
+        sheet_rows.append(np.concatenate([_tile(t) for t in tiles], axis=1))
+    report["contact_sheet"] = {"samples": len(sheet_rows), "columns": ["blur", "sharp",
+                               "mask" if "mask" in extras else "blur_map" if "blur_map" in extras else "|blur-sharp|"]}
+    _write(report_dir, report, panels, sheet_rows)
+    return report
+
+
+def _write(report_dir: Path, report: dict, panels, sheet_rows) -> None:
+    created = not report_dir.exists()
+    if report_dir.exists() and not report_dir.is_dir():
+        raise OutputError(f"{report_dir}: exists and is not a folder")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        temps = []
+        hist_tmp = report_dir / (HISTOGRAMS_PNG + PARTIAL + ".png")
+        plot_histograms(panels, hist_tmp)
+        temps.append((hist_tmp, report_dir / HISTOGRAMS_PNG))
+        if sheet_rows:
+            width = max(r.shape[1] for r in sheet_rows)
+            rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in sheet_rows]
+            sheet_tmp = report_dir / (SHEET_PNG + PARTIAL + ".png")
+            if not cv2.imwrite(str(sheet_tmp), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR)):
+                raise OSError(f"cannot encode {SHEET_PNG}")
+            temps.append((sheet_tmp, report_dir / SHEET_PNG))
+        json_tmp = report_dir / (REPORT_JSON + PARTIAL)
+        json_tmp.write_text(json.dumps(report, indent=2, allow_nan=False, default=_jsonable) + "\n", encoding="utf-8")
+        temps.append((json_tmp, report_dir / REPORT_JSON))
+        for tmp, target in temps:
+            fsync_path(tmp)
+            os.replace(tmp, target)
+    except OSError as exc:
+        for p in report_dir.glob(f"*{PARTIAL}*"):
+            p.unlink(missing_ok=True)
+        if created:
+            import shutil
+
+            shutil.rmtree(report_dir, ignore_errors=True)
+        raise OutputError(f"{report_dir}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
