@@ -67,4 +67,5 @@ def _print(report: dict, where) -> None:
     ignored = {k: len(v) for k, v in report["ignored"].items() if v}
     if ignored:
         console.print("[yellow]ignored:[/] " + ", ".join(f"{k} {v}" for k, v in ignored.items()))
-    console.print(f"report: {where}/report.json, histograms.png, contact_sheet.png")
+    sheet = ", contact_sheet.png" if report["contact_sheet"]["samples"] else ""
+    console.print(f"report: {where}/report.json, histograms.png{sheet}")

@@ -52,16 +52,25 @@ def manifest_path(out: str | os.PathLike) -> Path:
     return Path(out) / MANIFEST
 
 
-def load_manifest(out: str | os.PathLike) -> dict | None:
+def load_manifest(out: str | os.PathLike, *, writing: bool = True) -> dict | None:
+    """The manifest of ``out`` (None if there is none).
+
+    Args:
+        writing: the caller is about to write into ``out``: the errors then say how to start over.
+
+    Raises:
+        OutputError: unreadable or not a blursynth manifest.
+    """
     path = manifest_path(out)
     if not path.exists():
         return None
     try:
         data = read_json(path)
     except (OSError, ValueError) as exc:
-        raise OutputError(f"{path}: unreadable manifest ({exc}); use --overwrite to start over") from None
+        advice = "; use --overwrite to start over" if writing else ""
+        raise OutputError(f"{path}: unreadable manifest ({exc}){advice}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise OutputError(f"{path}: not a blursynth manifest; choose another OUT")
+        raise OutputError(f"{path}: not a blursynth manifest" + ("; choose another OUT" if writing else ""))
     return data
 
 

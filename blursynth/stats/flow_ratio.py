@@ -71,8 +71,10 @@ def parse_dataset(text: str) -> DatasetSpec:
     if not path:
         raise ConfigError(f"{text!r}: expected PATH, NAME=PATH or NAME=PATH@FPS")
     if not label:
-        p = Path(path.rstrip("/\\"))
-        label = p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else p.name
+        p = Path(path.rstrip("/\\") or path)
+        if not p.name or p.name == "..":  # ".", "./", "..": name it by the folder it resolves to
+            p = p.resolve()
+        label = (p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else p.name) or str(p)
     return DatasetSpec(label, path, fps)
 
 
@@ -89,11 +91,16 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
             if len(parts) != 3:
                 raise ValueError
             start, stop, step = parts
+            if not all(math.isfinite(v) for v in parts):
+                raise ConfigError(f"--flow-threshold: range {text!r} must have finite bounds and step")
             if step <= 0:
                 raise ConfigError(f"--flow-threshold: the step of {text!r} must be positive")
             if stop < start:
                 raise ConfigError(f"--flow-threshold: range {text!r} is reversed")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            span = (stop - start) / step
+            if not math.isfinite(span) or span + 1 > MAX_THRESHOLDS:
+                raise ConfigError(f"--flow-threshold: {text!r} gives more than {MAX_THRESHOLDS} thresholds")
+            count = int(math.floor(span + 1e-9)) + 1
             if count > MAX_THRESHOLDS:
                 raise ConfigError(f"--flow-threshold: {text!r} gives {count} thresholds (at most {MAX_THRESHOLDS})")
             values = [round(start + k * step, 10) for k in range(count)]
@@ -182,14 +189,17 @@ def check_stats_config(cfg: StatsConfig) -> None:
         raise ConfigError(f"two SOURCEs have the label {dup[0]!r}; name them with NAME=PATH")
     if not cfg.thresholds:
         raise ConfigError("--flow-threshold: no threshold given")
-    if not cfg.span_ms > 0:
-        raise ConfigError(f"--span-ms: expected a positive time span, got {cfg.span_ms}")
+    if not (0 < cfg.span_ms <= 60_000):
+        raise ConfigError(f"--span-ms: expected a positive time span of at most a minute, got {cfg.span_ms}")
     if cfg.pairs_per_source < 1:
         raise ConfigError(f"--pairs-per-source: expected a positive number, got {cfg.pairs_per_source}")
     if cfg.max_side is not None and cfg.max_side < 16:
         raise ConfigError(f"--max-side: expected at least 16 pixels, got {cfg.max_side}")
-    if cfg.fps is not None and not cfg.fps > 0:
-        raise ConfigError(f"--fps: expected a positive frame rate, got {cfg.fps}")
+    for spec in cfg.datasets:
+        if spec.fps is not None and not (0 < spec.fps <= 100_000):
+            raise ConfigError(f"{spec.label}: expected a frame rate in (0, 100000] after @, got {spec.fps}")
+    if cfg.fps is not None and not (0 < cfg.fps <= 100_000):
+        raise ConfigError(f"--fps: expected a frame rate in (0, 100000], got {cfg.fps}")
     if cfg.workers < 1:
         raise ConfigError(f"--workers: expected a positive number, got {cfg.workers}")
 
@@ -281,9 +291,15 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
                         b, _ = _shrink(b, cfg.max_side)
                         futures.append(pool.submit(flow_curve, a, b, scale))
                     entry.update(flow_scale=scale, starts=starts)
+                    results = []
                     for fut in futures:
-                        per_pair.append(fut.result())
+                        try:
+                            results.append(fut.result())
+                        except cv2.error as exc:  # e.g. DIS refuses frames smaller than its patches
+                            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+                            raise SourceError(src.path, f"optical flow failed ({first})") from None
                         progress.advance(samples=1)
+                    per_pair += results
                     entry.update(status="ok", pairs=len(futures))
                     progress.source_finished(src.key, "ok", len(futures))
                 except SourceError as exc:

@@ -79,7 +79,7 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
     out = Path(out)
     if not out.is_dir():
         raise InputError(f"{out}: {'not a folder' if out.exists() else 'no such folder'}")
-    manifest = load_manifest(out)
+    manifest = load_manifest(out, writing=False)
     if manifest is None:
         raise InputError(f"{out}: not a blursynth output ({manifest_path(out).name} is missing)")
     listing = list_shards(out)
@@ -119,7 +119,17 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
         shards.append({"split": entry.split, "shard": entry.shard, "count": count, "file": entry.path.name,
                        "height": h, "width": w, "marker_count": entry.count})
         samples += [(entry.path, i) for i in range(count)]
+    # Sources that failed before any shard was written (e.g. not decodable at all) are only in the manifest.
+    seen = {(f.get("source"), f.get("path"), f.get("reason")) for f in failures}
+    for f in (manifest.get("totals") or {}).get("failures") or []:
+        if (f.get("source"), f.get("path"), f.get("reason")) not in seen:
+            failures.append(f)
+            seen.add((f.get("source"), f.get("path"), f.get("reason")))
     if not samples:
+        png_only = [s for s in listing.shards if s.path is None and s.count]
+        if png_only:
+            raise InputError(f"{out}: holds no HDF5 shard ({sum(s.count for s in png_only)} samples were written "
+                             "with --layout gopro only); inspect reads the h5 layout")
         why = f" ({len(unreadable)} unreadable)" if unreadable else ""
         raise InputError(f"{out}: no complete shard with samples{why}")
 
@@ -129,16 +139,21 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
     by_file: dict[Path, list[int]] = {}
     for k in chosen:
         by_file.setdefault(samples[k][0], []).append(samples[k][1])
+    broken: set[Path] = set()
     for path, indices in by_file.items():
-        with h5py.File(path, "r") as f:
-            for i in indices:
-                value = psnr(f["blur"][i], f["sharp"][i])
-                identical += not math.isfinite(value)
-                psnrs.append(value)
-                if "mask" in f:
-                    mask_area.append(float(np.count_nonzero(f["mask"][i])) / f["mask"][i].size)
-                if "blur_map" in f:
-                    blur_values.append(f["blur_map"][i].astype(np.float32).ravel()[::7])
+        try:
+            with h5py.File(path, "r") as f:
+                for i in indices:
+                    value = psnr(f["blur"][i], f["sharp"][i])
+                    identical += not math.isfinite(value)
+                    psnrs.append(value)
+                    if "mask" in f:
+                        mask_area.append(float(np.count_nonzero(f["mask"][i])) / f["mask"][i].size)
+                    if "blur_map" in f:
+                        blur_values.append(f["blur_map"][i].astype(np.float32).ravel()[::7])
+        except (OSError, KeyError, ValueError) as exc:  # a corrupt chunk: the shard is listed, not fatal
+            unreadable.append({"path": str(path), "reason": str(exc)})
+            broken.add(path)
     report = {
         "format": "blursynth-report",
         "version": 1,
@@ -180,7 +195,13 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
     sheet_rows = []
     for k in sorted(rng.choice(len(samples), size=min(sheet, len(samples)), replace=False).tolist()):
         path, i = samples[k]
-        with h5py.File(path, "r") as f:
+        if path in broken:
+            continue
+        try:
+            f = h5py.File(path, "r")
+        except OSError:
+            continue
+        with f:
             tiles = [f["blur"][i], f["sharp"][i]]
             if "mask" in f:
                 tiles.append(_colorize(f["mask"][i], 255.0))
@@ -189,6 +210,7 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
             else:
                 diff = np.abs(tiles[0].astype(np.int16) - tiles[1].astype(np.int16)).max(axis=2)
                 tiles.append(_colorize(diff, 64.0))
+            tiles = [np.asarray(t) for t in tiles]
         sheet_rows.append(np.concatenate([_tile(t) for t in tiles], axis=1))
     report["contact_sheet"] = {"samples": len(sheet_rows), "columns": ["blur", "sharp",
                                "mask" if "mask" in extras else "blur_map" if "blur_map" in extras else "|blur-sharp|"]}
@@ -213,6 +235,8 @@ def _write(report_dir: Path, report: dict, panels, sheet_rows) -> None:
             if not cv2.imwrite(str(sheet_tmp), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR)):
                 raise OSError(f"cannot encode {SHEET_PNG}")
             temps.append((sheet_tmp, report_dir / SHEET_PNG))
+        else:  # no sheet asked for: do not leave an earlier run's sheet next to this report
+            (report_dir / SHEET_PNG).unlink(missing_ok=True)
         json_tmp = report_dir / (REPORT_JSON + PARTIAL)
         json_tmp.write_text(json.dumps(report, indent=2, allow_nan=False, default=_jsonable) + "\n", encoding="utf-8")
         temps.append((json_tmp, report_dir / REPORT_JSON))
