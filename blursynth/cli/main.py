@@ -9,9 +9,11 @@ import click
 
 from blursynth import __version__
 from blursynth.cli.average import average
+from blursynth.cli.export import export
 from blursynth.cli.inspect import inspect
 from blursynth.cli.local import local
 from blursynth.cli.stats import stats
+from blursynth.cli.train_check import train_check
 
 
 class _PlainFormatter(logging.Formatter):
@@ -62,6 +64,8 @@ cli.add_command(average)
 cli.add_command(local)
 cli.add_command(stats)
 cli.add_command(inspect)
+cli.add_command(train_check)
+cli.add_command(export)
 
 
 def main() -> None:

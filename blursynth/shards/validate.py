@@ -1,0 +1,204 @@
+"""Validate an output folder against the format contract (docs/shard-format.md), shard by shard.
+
+Every problem is reported with the file it concerns; a corrupt, truncated or foreign file is a finding, never
+a crash. Checks:
+
+* ``manifest.json``: present, a blursynth manifest, ``status: complete``; its shard list and sample total agree
+  with the markers;
+* per marker (``NNNNN_stats.json``): parses, names an existing ``.h5`` (unless count 0);
+* per shard: opens as HDF5; attrs ``format``, ``version``, ``split``, ``shard``, ``count``, ``height``,
+  ``width`` agree with the marker and the datasets; ``blur``/``sharp`` uint8 (n, H, W, 3) chunked one image
+  per chunk; ``meta`` (n,) strings that parse as JSON objects with ``n_frames``; ``mask`` uint8 (n, H, W);
+  ``blur_map`` float16 (n, H, W) finite and >= 0; blur differs from sharp for most samples;
+* ``.partial`` files and ``.h5`` files without a marker are listed as ignored (never counted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from blursynth.errors import OutputError
+from blursynth.shards.files import read_json
+from blursynth.shards.manifest import FORMAT as MANIFEST_FORMAT
+from blursynth.shards.manifest import manifest_path
+from blursynth.shards.reader import list_shards
+from blursynth.shards.writer import FORMAT, FORMAT_VERSION
+
+#: A shard fails when fewer than this fraction of its samples have blur != sharp.
+MIN_DIFFERENT = 0.5
+
+
+@dataclass
+class ShardCheck:
+    path: str
+    split: str
+    shard: int
+    count: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "split": self.split, "shard": self.shard, "count": self.count, "ok": self.ok,
+                "errors": self.errors, "warnings": self.warnings}
+
+
+@dataclass
+class Validation:
+    out: str
+    shards: list[ShardCheck] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # not tied to one shard (manifest, totals)
+    ignored: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(s.ok for s in self.shards)
+
+    @property
+    def samples(self) -> int:
+        return sum(s.count for s in self.shards if s.ok)
+
+    def to_dict(self) -> dict:
+        return {"out": self.out, "ok": self.ok, "samples": self.samples, "errors": self.errors,
+                "shards": [s.to_dict() for s in self.shards], "ignored": self.ignored}
+
+
+def _check_h5(check: ShardCheck, path: Path, marker: dict, sample_limit: int) -> None:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        check.errors.append(f"{path}: not a readable HDF5 file ({str(exc).split(';')[0]})")
+        return
+    with f:
+        attrs = dict(f.attrs)
+        if attrs.get("format") != FORMAT:
+            check.errors.append(f"{path}: format attribute {attrs.get('format')!r}, expected {FORMAT!r}")
+            return
+        if int(attrs.get("version", -1)) != FORMAT_VERSION:
+            check.errors.append(f"{path}: format version {attrs.get('version')!r}, expected {FORMAT_VERSION}")
+        for key in ("split", "shard", "count"):
+            want = {"split": check.split, "shard": check.shard, "count": marker.get("count")}[key]
+            got = attrs.get(key)
+            got = got.decode() if isinstance(got, bytes) else got
+            if got is None or (str(got) if key == "split" else int(got)) != want:
+                check.errors.append(f"{path}: attribute {key}={got!r} but the marker says {want!r}")
+        for name in ("blur", "sharp", "meta"):
+            if name not in f:
+                check.errors.append(f"{path}: missing dataset {name!r}")
+        if check.errors:
+            return
+        n = int(f["blur"].shape[0])
+        check.count = n
+        h, w = int(attrs.get("height", -1)), int(attrs.get("width", -1))
+        for name in ("blur", "sharp"):
+            d = f[name]
+            if d.dtype != np.uint8 or d.shape != (n, h, w, 3):
+                check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected uint8 {(n, h, w, 3)}")
+            elif d.chunks != (1, h, w, 3):
+                check.errors.append(f"{path}: {name} chunks {d.chunks}, expected one image per chunk {(1, h, w, 3)}")
+        if n != int(marker.get("count", -1)):
+            check.errors.append(f"{path}: holds {n} samples, the marker says {marker.get('count')}")
+        if f["meta"].shape != (n,):
+            check.errors.append(f"{path}: meta has shape {f['meta'].shape}, expected ({n},)")
+        else:
+            for i, text in enumerate(f["meta"].asstr()[:]):
+                try:
+                    meta = json.loads(text)
+                except ValueError:
+                    check.errors.append(f"{path}: meta[{i}] is not valid JSON")
+                    break
+                if not isinstance(meta, dict) or "n_frames" not in meta:
+                    check.errors.append(f"{path}: meta[{i}] is not an object with n_frames")
+                    break
+        extras = {"mask": np.uint8, "blur_map": np.float16}
+        for name in f:
+            if name in ("blur", "sharp", "meta"):
+                continue
+            if name not in extras:
+                check.warnings.append(f"{path}: unknown dataset {name!r}")
+                continue
+            d = f[name]
+            if d.dtype != extras[name] or d.shape != (n, h, w):
+                check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected {np.dtype(extras[name])} "
+                                    f"{(n, h, w)}")
+        if check.errors:
+            return
+        step = max(1, math.ceil(n / sample_limit)) if sample_limit else 1
+        different = checked = 0
+        for i in range(0, n, step):
+            checked += 1
+            different += not np.array_equal(f["blur"][i], f["sharp"][i])
+            if "blur_map" in f:
+                bm = f["blur_map"][i].astype(np.float32)
+                if not np.isfinite(bm).all():
+                    check.errors.append(f"{path}: blur_map[{i}] has NaN or Inf values")
+                    break
+                if (bm < 0).any():
+                    check.errors.append(f"{path}: blur_map[{i}] has negative blur lengths")
+                    break
+        if checked and different < MIN_DIFFERENT * checked:
+            check.errors.append(f"{path}: blur equals sharp in {checked - different} of {checked} checked samples")
+
+
+def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Validation:
+    """Check every complete shard of ``out`` and the manifest.
+
+    Args:
+        sample_limit: at most this many samples per shard are compared pixel by pixel (evenly spaced).
+
+    Raises:
+        OutputError: ``out`` is not a folder.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise OutputError(f"{out}: {'not a folder' if out.exists() else 'no such folder'}")
+    result = Validation(str(out))
+    listing = list_shards(out)
+    result.ignored = {"partial_files": listing.partials, "orphan_h5": listing.orphans}
+    result.errors += [f"{b['path']}: {b['reason']}" for b in listing.bad_markers]
+    for entry in listing.shards:
+        check = ShardCheck(str(entry.path or f"{out}/{entry.split}/{entry.shard:05d}"), entry.split, entry.shard)
+        result.shards.append(check)
+        if entry.path is None:
+            if entry.count:
+                check.errors.append(f"{check.path}: marker counts {entry.count} samples but names no file")
+            continue
+        if not entry.path.exists():
+            check.errors.append(f"{entry.path}: missing (its marker says {entry.count} samples)")
+            continue
+        _check_h5(check, entry.path, entry.marker, sample_limit)
+
+    mpath = manifest_path(out)
+    try:
+        manifest = read_json(mpath)
+    except FileNotFoundError:
+        result.errors.append(f"{mpath}: missing")
+        return result
+    except (OSError, ValueError) as exc:
+        result.errors.append(f"{mpath}: unreadable ({exc})")
+        return result
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        result.errors.append(f"{mpath}: not a blursynth manifest")
+        return result
+    if manifest.get("status") != "complete":
+        result.errors.append(f"{mpath}: status {manifest.get('status')!r} (the run did not finish; rerun it)")
+    listed = {(s.get("split"), s.get("shard")): s.get("count") for s in manifest.get("shards", [])}
+    found = {(e.split, e.shard): e.count for e in listing.shards if e.count}
+    for key in sorted(set(listed) | set(found), key=str):
+        if listed.get(key) != found.get(key):
+            result.errors.append(f"{mpath}: shard {key[0]}/{key[1]:05d} has {found.get(key)} samples on disk, "
+                                 f"{listed.get(key)} in the manifest")
+    total = (manifest.get("totals") or {}).get("samples")
+    if total is not None and total != sum(found.values()):
+        result.errors.append(f"{mpath}: totals.samples {total} != {sum(found.values())} in the shard markers")
+    return result

@@ -1,0 +1,1 @@
+"""The bundled minimal trainer of ``blursynth train-check`` (model, metrics, loop, check)."""
