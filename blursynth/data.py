@@ -33,7 +33,11 @@ def shard_files(paths: str | os.PathLike | Iterable[str | os.PathLike], split: s
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            files += [s.path for s in list_shards(p).shards if s.path is not None and s.count
+            listing = list_shards(p)
+            if listing.bad_markers:  # do not silently drop data: a damaged marker needs a look (validator)
+                bad = listing.bad_markers[0]
+                raise InputError(f"{bad['path']}: {bad['reason']}")
+            files += [s.path for s in listing.shards if s.path is not None and s.count
                       and (split is None or s.split == split)]
         elif p.is_file():
             files.append(p)

@@ -58,10 +58,13 @@ def list_shards(out: str | os.PathLike) -> ShardListing:
             try:
                 marker = read_json(marker_path)
                 shard = int(marker["shard"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                int(marker.get("count", 0))
+                file = marker.get("file")
+                if file is not None and not (isinstance(file, str) and file and "/" not in file):
+                    raise ValueError(f"file {file!r} is not a file name")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 listing.bad_markers.append({"path": str(marker_path), "reason": f"unreadable marker ({exc})"})
                 continue
-            file = marker.get("file")
             path = folder / file if file else None
             if path is not None:
                 marked.add(path.name)

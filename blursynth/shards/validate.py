@@ -80,7 +80,7 @@ def _check_h5(check: ShardCheck, path: Path, marker: dict, sample_limit: int) ->
         check.errors.append(f"{path}: not a readable HDF5 file ({str(exc).split(';')[0]})")
         return
     with f:
-        attrs = dict(f.attrs)
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         if attrs.get("format") != FORMAT:
             check.errors.append(f"{path}: format attribute {attrs.get('format')!r}, expected {FORMAT!r}")
             return
@@ -100,6 +100,9 @@ def _check_h5(check: ShardCheck, path: Path, marker: dict, sample_limit: int) ->
         n = int(f["blur"].shape[0])
         check.count = n
         h, w = int(attrs.get("height", -1)), int(attrs.get("width", -1))
+        if (marker.get("height"), marker.get("width")) != (h, w):
+            check.errors.append(f"{path}: {w}x{h} images but the marker says "
+                                f"{marker.get('width')}x{marker.get('height')}")
         for name in ("blur", "sharp"):
             d = f[name]
             if d.dtype != np.uint8 or d.shape != (n, h, w, 3):
@@ -176,7 +179,11 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
         if not entry.path.exists():
             check.errors.append(f"{entry.path}: missing (its marker says {entry.count} samples)")
             continue
-        _check_h5(check, entry.path, entry.marker, sample_limit)
+        try:
+            _check_h5(check, entry.path, entry.marker, sample_limit)
+        except Exception as exc:  # noqa: BLE001 - any malformed content is a finding about this file
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            check.errors.append(f"{entry.path}: malformed content ({type(exc).__name__}: {message})")
 
     mpath = manifest_path(out)
     try:
@@ -190,15 +197,22 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         result.errors.append(f"{mpath}: not a blursynth manifest")
         return result
+    try:
+        _check_manifest(result, mpath, manifest, listing)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        result.errors.append(f"{mpath}: malformed manifest ({type(exc).__name__}: {exc})")
+    return result
+
+
+def _check_manifest(result: Validation, mpath: Path, manifest: dict, listing) -> None:
     if manifest.get("status") != "complete":
         result.errors.append(f"{mpath}: status {manifest.get('status')!r} (the run did not finish; rerun it)")
     listed = {(s.get("split"), s.get("shard")): s.get("count") for s in manifest.get("shards", [])}
     found = {(e.split, e.shard): e.count for e in listing.shards if e.count}
     for key in sorted(set(listed) | set(found), key=str):
         if listed.get(key) != found.get(key):
-            result.errors.append(f"{mpath}: shard {key[0]}/{key[1]:05d} has {found.get(key)} samples on disk, "
+            result.errors.append(f"{mpath}: shard {key[0]}/{int(key[1]):05d} has {found.get(key)} samples on disk, "
                                  f"{listed.get(key)} in the manifest")
     total = (manifest.get("totals") or {}).get("samples")
     if total is not None and total != sum(found.values()):
         result.errors.append(f"{mpath}: totals.samples {total} != {sum(found.values())} in the shard markers")
-    return result
