@@ -852,7 +852,7 @@ CRASHES = {
                        "validate.py:114 asstr()[:] raises UnicodeDecodeError outside the json.loads try"),
     "blur is a group": (_blur_group, "train/00000.h5", AttributeError,
                         "validate.py:100 f['blur'].shape raises AttributeError when 'blur' is a group"),
-    "marker count not a number": (_marker(lambda m: m.update(count="x")), "train/00000.h5", ValueError,
+    "marker count not a number": (_marker(lambda m: m.update(count="x")), "train/00000_stats.json", ValueError,
                                   "reader.py:35 ShardEntry.count int('x') raises ValueError (validate.py:196); "
                                   "list_shards only validates the marker's 'shard'"),
     "marker file not a string": (_marker(lambda m: m.update(file=5)), "train/00000_stats.json", TypeError,
