@@ -20,6 +20,7 @@ sample index). Files are written under temporary names and renamed; LMDB databas
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +46,11 @@ def sample_name(meta: dict) -> tuple[str, str]:
 
 
 def flat_name(meta: dict) -> str:
-    """``<seq>_<frame>``: one basename per sample, without dots (LMDB keys must not contain any)."""
+    """``<seq>_<frame>``: one basename per sample of ASCII letters, digits, ``_`` and ``-`` only. BasicSR splits
+    LMDB keys on dots and ``meta_info.txt`` lines on spaces, and LMDB keys are ASCII here; any other character
+    becomes ``_`` (two samples that then collide are refused by the exporters)."""
     seq, frame = sample_name(meta)
-    return f"{seq.replace('.', '_')}_{frame}"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{seq}_{frame}")
 
 
 def iter_samples(out: Path) -> Iterator[tuple[str, dict, dict[str, np.ndarray]]]:
@@ -105,8 +108,9 @@ def export(out: str | os.PathLike, dest: str | os.PathLike, layout: str, *, over
         raise InputError(f"{out}: {'not a folder' if out.exists() else 'no such folder'}")
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"{dest}: exists and is not a folder")
-    if dest.resolve() == out.resolve() or out.resolve() in dest.resolve().parents:
-        raise ConfigError(f"{dest}: export into a folder of its own, not inside {out}")
+    d, o = dest.resolve(), out.resolve()
+    if d == o or o in d.parents or d in o.parents:
+        raise ConfigError(f"{dest}: export into a folder of its own, neither inside {out} nor containing it")
     if dest.exists() and any(dest.iterdir()):
         if not overwrite:
             raise ConfigError(f"{dest}: not empty; choose an empty DEST or pass --overwrite")

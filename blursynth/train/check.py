@@ -114,7 +114,15 @@ def _splits(out: Path, holdout: float, keys: tuple[str, ...]):
 
 
 def _with_crop(ds, crop, random_crop: bool):
+    import h5py
+
     base = ds.dataset if hasattr(ds, "dataset") else ds
+    if crop is not None:
+        for p in base.files:
+            with h5py.File(p, "r") as f:
+                h, w = f["blur"].shape[1:3]
+            if h < crop or w < crop:
+                raise InputError(f"{p}: {w}x{h} images are smaller than the {crop}px crop; pass a smaller --crop")
     base.crop = None if crop is None else (crop, crop)
     base.random_crop = random_crop
     return ds
@@ -172,8 +180,9 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
         _with_crop(eval_ds, _eval_crop(eval_ds, cfg.eval_crop), False)
         torch.manual_seed(cfg.seed)
         model, history, seconds = train(train_ds, cfg, device)
-        img_s = cfg.steps * cfg.batch_size / max(seconds, 1e-9)
-        say(f"trained {cfg.steps} steps x {cfg.batch_size} crops of {cfg.crop}px on {device} in {seconds:.1f} s "
+        batch = min(cfg.batch_size, len(train_ds))  # what the loader really takes per step
+        img_s = cfg.steps * batch / max(seconds, 1e-9)
+        say(f"trained {cfg.steps} steps x {batch} crops of {cfg.crop}px on {device} in {seconds:.1f} s "
             f"({img_s:.1f} img/s); loss {history[0]:.5f} -> {np.mean(history[-20:]):.5f}")
         metrics = evaluate(model, eval_ds, cfg, device)
         gain = metrics["model"]["psnr"] - metrics["identity"]["psnr"]
