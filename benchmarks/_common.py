@@ -27,3 +27,41 @@ def warn_if_busy(how_ratios_stay_fair: str, threshold: float = 0.5) -> float:
         print(f"warning: 1-min load average is {load:.1f} before the benchmark; other processes share the "
               f"{os.cpu_count()} cores, so absolute figures are noisy ({how_ratios_stay_fair})", flush=True)
     return load
+
+
+def run_worker(script: str, kind: str, spec: dict, work, *, env: dict | None = None, timeout: float | None = None,
+               prefix: str = "result") -> dict:
+    """Run ``script --worker kind --spec JSON --result FILE`` in a fresh process and return its JSON result,
+    with the child's wall time and peak RSS (``ru_maxrss``) added. A child still running after ``timeout``
+    seconds is killed (a hung worker ends the benchmark with a message instead of blocking it)."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    result_file = Path(work) / f"{prefix}_{kind}_{os.getpid()}.json"
+    result_file.unlink(missing_ok=True)
+    cmd = [sys.executable, os.path.abspath(script), "--worker", kind, "--spec", json.dumps(spec),
+           "--result", str(result_file)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=None if env is None else {**os.environ, **env})
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG if timeout else 0)
+        if pid:
+            break
+        if time.perf_counter() - t0 > timeout:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise RuntimeError(f"{kind} worker still running after {timeout:.0f} s, killed (hung?)")
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    try:
+        if code != 0:
+            raise RuntimeError(f"{kind} worker failed with exit code {code}")
+        result = json.loads(result_file.read_text())
+    finally:
+        result_file.unlink(missing_ok=True)
+    result.update(process_wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024)
+    return result

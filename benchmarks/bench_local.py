@@ -28,12 +28,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _common
 from _common import environment, warn_if_busy
 
 HERE = Path(__file__).resolve().parent
@@ -347,23 +347,7 @@ WORKERS = {"gen": worker_gen, "floor": worker_floor, "local": worker_local, "syn
 # Parent (stdlib only: a child's peak RSS starts from the parent's RSS at fork time)
 # ------------------------------------------------------------------------------------------------------
 def run_worker(kind: str, spec: dict, work: Path, env: dict | None = None) -> dict:
-    result_file = work / f"result_{kind}_{os.getpid()}.json"
-    result_file.unlink(missing_ok=True)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--spec", json.dumps(spec),
-           "--result", str(result_file)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=None if env is None else {**os.environ, **env})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    try:
-        if code != 0:
-            raise RuntimeError(f"{kind} worker failed with exit code {code}")
-        result = json.loads(result_file.read_text())
-    finally:
-        result_file.unlink(missing_ok=True)
-    result.update(process_wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024)
-    return result
+    return _common.run_worker(__file__, kind, spec, work, env=env)
 
 
 def best(runs: list[dict]) -> dict:

@@ -212,11 +212,8 @@ def _read_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int):
         frames = {i: to_uint8(read_image(files[i], info.bit_depth)) for i in needed}
     else:
         frames, wanted = {}, set(needed)
-        for index, frame in read_video(src.path, info):
-            if index in wanted:
-                frames[index] = to_uint8(frame)
-            if index >= needed[-1]:
-                break
+        for index, frame in read_video(src.path, info, wanted):
+            frames[index] = to_uint8(frame)
         if len(frames) < len(wanted):
             raise SourceError(src.path, f"ended before frame {needed[-1]}")
     for t in starts:
