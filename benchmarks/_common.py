@@ -65,3 +65,23 @@ def run_worker(script: str, kind: str, spec: dict, work, *, env: dict | None = N
         result_file.unlink(missing_ok=True)
     result.update(process_wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024)
     return result
+
+
+def add_worker_args(parser, workers: dict) -> None:
+    """The hidden options a script passes to itself when it runs one measurement in a child process."""
+    import argparse
+
+    parser.add_argument("--worker", choices=sorted(workers), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+
+
+def run_as_worker(args, workers: dict) -> bool:
+    """In a child started by :func:`run_worker`: run the measurement, write its JSON result, return True."""
+    import json
+    from pathlib import Path
+
+    if not args.worker:
+        return False
+    Path(args.result).write_text(json.dumps(workers[args.worker](json.loads(args.spec))))
+    return True

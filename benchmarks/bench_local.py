@@ -391,13 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the floor and local N=13 with glibc malloc tuned to reuse freed memory "
                         "(fewer page faults)")
     p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
-    p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    p.add_argument("--spec", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    _common.add_worker_args(p, WORKERS)
     args = p.parse_args(argv)
-    if args.worker:
-        result = WORKERS[args.worker](json.loads(args.spec))
-        Path(args.result).write_text(json.dumps(result))
+    if _common.run_as_worker(args, WORKERS):
         return 0
     k = args.samples or (12 if args.quick else 100)
     shard_size = args.shard_size or (6 if args.quick else 50)

@@ -659,13 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a worker is killed (default: "
                                                                 "%(default)s)")
     p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
-    p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    p.add_argument("--spec", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    _common.add_worker_args(p, WORKERS)
     args = p.parse_args(argv)
-    if args.worker:
-        result = WORKERS[args.worker](json.loads(args.spec))
-        Path(args.result).write_text(json.dumps(result))
+    if _common.run_as_worker(args, WORKERS):
         return 0
 
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]

@@ -99,8 +99,23 @@ def parse_layout(text: str) -> tuple[str, ...]:
     return parts
 
 
+class _Fingerprinted:
+    """``fingerprint()`` (the ``OUTPUT_FIELDS`` that determine the output bytes) and ``to_dict()``, both
+    JSON-serialisable, for the frozen configs of commands that write datasets."""
+
+    OUTPUT_FIELDS: tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict:
+        """The settings that determine the output bytes (JSON-serialisable)."""
+        data = dataclasses.asdict(self)
+        return {k: _jsonable(data[k]) for k in self.OUTPUT_FIELDS}
+
+    def to_dict(self) -> dict:
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
 @dataclass(frozen=True)
-class AverageConfig:
+class AverageConfig(_Fingerprinted):
     """Fully resolved configuration of ``blursynth average``.
 
     Fields listed in ``OUTPUT_FIELDS`` determine the produced bytes; they form the fingerprint that an
@@ -149,14 +164,6 @@ class AverageConfig:
     def __post_init__(self) -> None:
         check_average_config(self)
 
-    def fingerprint(self) -> dict:
-        """The settings that determine the output bytes (JSON-serialisable)."""
-        data = dataclasses.asdict(self)
-        return {k: _jsonable(data[k]) for k in self.OUTPUT_FIELDS}
-
-    def to_dict(self) -> dict:
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
-
 
 def _jsonable(value):
     if isinstance(value, tuple):
@@ -198,6 +205,23 @@ def resolve_recipe(recipe: str, **overrides) -> dict:
     return values
 
 
+def check_output_options(cfg) -> None:
+    """The checks every dataset-writing command shares: CRF, splits, shards, compression, layout, backend."""
+    if cfg.crf not in CRF_NAMES:
+        raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
+    if not (0.1 <= cfg.gamma <= 10.0):
+        raise ConfigError(f"--gamma: expected a value in [0.1, 10], got {cfg.gamma}")
+    if not (0.0 <= cfg.val_fraction < 1.0):
+        raise ConfigError(f"--val-fraction: expected a value in [0, 1), got {cfg.val_fraction}")
+    if cfg.shard_size < 1:
+        raise ConfigError(f"--shard-size: expected a positive number of samples, got {cfg.shard_size}")
+    if cfg.compression not in (None, *COMPRESSIONS):
+        raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
+    parse_layout(",".join(cfg.layout))
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+
+
 def check_average_config(cfg: AverageConfig) -> None:
     """Named checks with messages that say what was expected and what was found."""
     if not cfg.inputs:
@@ -209,25 +233,11 @@ def check_average_config(cfg: AverageConfig) -> None:
         raise ConfigError(f"--stride: expected a positive number of frames, got {cfg.stride}")
     if cfg.max_per_source is not None and cfg.max_per_source < 1:
         raise ConfigError(f"--max-per-source: expected a positive number, got {cfg.max_per_source}")
-    if cfg.crf not in CRF_NAMES:
-        raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
-    if not (0.1 <= cfg.gamma <= 10.0):
-        raise ConfigError(f"--gamma: expected a value in [0.1, 10], got {cfg.gamma}")
-    if not (0.0 <= cfg.val_fraction < 1.0):
-        raise ConfigError(f"--val-fraction: expected a value in [0, 1), got {cfg.val_fraction}")
-    if cfg.shard_size < 1:
-        raise ConfigError(f"--shard-size: expected a positive number of samples, got {cfg.shard_size}")
-    if cfg.compression not in (None, *COMPRESSIONS):
-        raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
+    check_output_options(cfg)
     if cfg.fps is not None and cfg.fps <= 0:
         raise ConfigError(f"--fps: expected a positive frame rate, got {cfg.fps}")
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
     if cfg.batch_frames < 1:
         raise ConfigError(f"--batch-frames: expected a positive number, got {cfg.batch_frames}")
-    parse_layout(",".join(cfg.layout))
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
     if cfg.downsample < 1:
         raise ConfigError(f"--downsample: expected an integer factor >= 1, got {cfg.downsample}")
     if cfg.flow is not None and cfg.flow not in FLOW_NAMES:
@@ -286,7 +296,7 @@ def parse_size(text: str, option: str = "--crop") -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class LocalConfig:
+class LocalConfig(_Fingerprinted):
     """Fully resolved configuration of ``blursynth local`` (local blur synthesis, LODE/BladeNet Sec. 4.1).
 
     Attributes (beyond those shared with :class:`AverageConfig`):
@@ -345,13 +355,6 @@ class LocalConfig:
     def __post_init__(self) -> None:
         check_local_config(self)
 
-    def fingerprint(self) -> dict:
-        data = dataclasses.asdict(self)
-        return {k: _jsonable(data[k]) for k in self.OUTPUT_FIELDS}
-
-    def to_dict(self) -> dict:
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
-
 
 def check_local_config(cfg: LocalConfig) -> None:
     """Named checks of ``blursynth local`` options."""
@@ -388,16 +391,4 @@ def check_local_config(cfg: LocalConfig) -> None:
         raise ConfigError(f"--rotate: expected degrees per step within [-90, 90], got {cfg.rotate}")
     if cfg.crop is not None and (cfg.crop[0] < 1 or cfg.crop[1] < 1):
         raise ConfigError(f"--crop: height and width must be positive, got {cfg.crop}")
-    if cfg.crf not in CRF_NAMES:
-        raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
-    if not (0.1 <= cfg.gamma <= 10.0):
-        raise ConfigError(f"--gamma: expected a value in [0.1, 10], got {cfg.gamma}")
-    if not (0.0 <= cfg.val_fraction < 1.0):
-        raise ConfigError(f"--val-fraction: expected a value in [0, 1), got {cfg.val_fraction}")
-    if cfg.shard_size < 1:
-        raise ConfigError(f"--shard-size: expected a positive number of samples, got {cfg.shard_size}")
-    if cfg.compression not in (None, *COMPRESSIONS):
-        raise ConfigError(f"--compression: expected one of {', '.join(COMPRESSIONS)}, got {cfg.compression!r}")
-    parse_layout(",".join(cfg.layout))
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+    check_output_options(cfg)

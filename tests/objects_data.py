@@ -33,6 +33,16 @@ def write_jpeg(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
+def write_backgrounds(folder: Path, groups: int, per_group: int, size: tuple[int, int], seed: int = 50) -> Path:
+    """``folder/seq<g>/<i>.png`` textured backgrounds, like REDS ``train_sharp/NNN/`` sequences."""
+    for g in range(groups):
+        for i in range(per_group):
+            p = folder / f"seq{g}" / f"{i:03d}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(p), texture(*size, seed=seed + 10 * g + i))
+    return folder
+
+
 # -- VOC -------------------------------------------------------------------------------------------------
 def voc_colormap(n: int = 256) -> np.ndarray:
     """The PASCAL VOC palette (``VOCdevkit`` ``labelcolormap.m``): ``(n, 3) uint8``; 255 is (224, 224, 192)."""

@@ -12,18 +12,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import invoke
 from conftest import pan_frames, textured_image, write_frame_folder, write_video
-
-from blursynth.cli.main import cli
 
 H, W = 24, 32
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
 
 
 def make_frames(n: int, seed: int = 0, height: int = H, width: int = W) -> np.ndarray:

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_ok
 from click.testing import CliRunner
 from conftest import pan_frames, textured_image, write_frame_folder, write_video
 
@@ -29,13 +30,6 @@ META_KEYS = {"source", "frames", "center", "n_frames", "fps", "crf", "gamma", "r
 def invoke(*args):
     result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
     assert "Traceback" not in result.output
-    return result
-
-
-def run_ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.exception is None, repr(result.exception)
     return result
 
 

@@ -24,11 +24,10 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import invoke, run_ok
 from conftest import motion_frames, pan_frames, textured_image, write_video
-from objects_data import Shape, texture, write_voc
+from objects_data import Shape, texture, write_backgrounds, write_voc
 
-from blursynth.cli.main import cli
 from blursynth.config import AverageConfig, LocalConfig
 from blursynth.errors import InputError, OutputError
 from blursynth.recipes.average import run_average
@@ -45,15 +44,6 @@ ALL = 10_000  # max_samples larger than any dataset here
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
-
-
-def run_ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.exception is None, repr(result.exception)
-    return result
 
 
 def assert_clean_error(result, *needles: str, exit_code: int = 1) -> str:
@@ -172,12 +162,7 @@ def flow(tmp_path_factory):
 def local(tmp_path_factory):
     """`blursynth local`: 14 samples, 88 x 120 crops, two splits, one background whose PNG body is cut."""
     tmp = tmp_path_factory.mktemp("local")
-    bg = tmp / "bg"
-    for g in range(3):
-        for i in range(2):
-            p = bg / f"seq{g}" / f"{i:03d}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            assert cv2.imwrite(str(p), texture(96, 128, seed=50 + 10 * g + i))
+    bg = write_backgrounds(tmp / "bg", 3, 2, (96, 128))
     for g in range(3):  # a valid header, the body cut: found at discovery, fails when drawn
         bad = bg / f"seq{g}" / "bad.png"
         assert cv2.imwrite(str(bad), texture(96, 128, seed=7 + g))

@@ -22,10 +22,9 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_ok
 from objects_data import Shape, texture, write_coco, write_voc
 
-from blursynth.cli.main import cli
 from blursynth.config import LocalConfig
 from blursynth.objects.store import ObjectStore
 from blursynth.recipes import trajectories
@@ -50,15 +49,6 @@ UNIFORM_RECT = Shape("rect", (40, 30, 76, 62), 8)  # 36 x 32 px, 43 x 38 once sc
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
-
-
-def run_ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.exception is None, repr(result.exception)
-    return result
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:

@@ -19,10 +19,9 @@ from pathlib import Path
 import cv2
 import h5py
 import pytest
-from click.testing import CliRunner
+from cli_helpers import assert_clean_error, invoke
 from objects_data import Shape, texture, write_coco, write_voc
 
-from blursynth.cli.main import cli
 from blursynth.objects.store import ObjectStore
 
 BG_H, BG_W = 64, 96
@@ -35,27 +34,10 @@ def require(condition: bool, message: str) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
 
 
 def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
-
-
-def assert_clean_error(result, names: str, exit_code: int | None = None) -> str:
-    """Non-zero exit (``exit_code`` if given), exactly one ``Error:`` line naming ``names`` with a reason after
-    it, no traceback; returns the line."""
-    assert result.exit_code != 0, result.output
-    if exit_code is not None:
-        assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}\n{result.output}"
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert names in errors[0], errors[0]
-    assert errors[0].split(names, 1)[1].strip(" :'\"."), f"no reason given: {errors[0]}"
-    return errors[0]
 
 
 def assert_ok(result) -> None:

@@ -18,17 +18,15 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import invoke
 from conftest import pan_frames, textured_image, write_video
-from objects_data import Shape, texture, write_voc
+from objects_data import Shape, write_backgrounds, write_voc
 
 import blursynth
-from blursynth.cli.main import cli
 from blursynth.config import AverageConfig, LocalConfig
 from blursynth.data import ShardDataset
 from blursynth.errors import ConfigError, InputError, OutputError
@@ -140,10 +138,6 @@ def rewrite(path: Path, arrays: dict | None = None, chunks: dict | None = None, 
     tmp.replace(path)
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
-
-
 # -- datasets (built once) -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def avg(tmp_path_factory):
@@ -172,12 +166,7 @@ def flow(tmp_path_factory):
 def local(tmp_path_factory):
     """`blursynth local`: 6 samples of 32 x 48 crops with masks, train and val, shards of 3."""
     tmp = tmp_path_factory.mktemp("local")
-    bg = tmp / "bg"
-    for g in range(2):
-        for i in range(2):
-            p = bg / f"seq{g}" / f"{i:03d}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            assert cv2.imwrite(str(p), texture(48, 64, seed=50 + 10 * g + i))
+    bg = write_backgrounds(tmp / "bg", 2, 2, (48, 64))
     voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (10, 10, 30, 28), 8)],
                                       "2008_000002": [Shape("disc", (30, 20, 10.0), 12)]}, size=(48, 64))
     out = tmp / "out"

@@ -15,25 +15,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import invoke, run_ok
 from conftest import pan_frames, textured_image, write_frame_folder, write_video
-
-from blursynth.cli.main import cli
 
 H, W = 24, 32
 ARGS = ["--frames", "7", "--shard-size", "2"]  # 40-frame clip -> 5 windows -> shards of 2, 2, 1
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
-
-
-def run_ok(*args):
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.exception is None, repr(result.exception)
-    return result
 
 
 def make_clip(path: Path, n: int = 40, seed: int = 0, height: int = H, width: int = W) -> Path:

@@ -18,10 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import assert_clean_error, invoke
 from conftest import motion_frames, pan_frames, textured_image, write_frame_folder, write_video
 
-from blursynth.cli.main import cli
 from blursynth.errors import ConfigError, OutputError
 from blursynth.seeding import create_rng
 from blursynth.stats.flow_ratio import (
@@ -49,8 +48,6 @@ FILES = {CSV_NAME, JSON_NAME, PNG_NAME}
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
 
 
 def run_ok(*args):
@@ -76,20 +73,6 @@ def curve(out: Path, label: str) -> dict[float, float]:
 def dataset(doc: dict, label: str) -> dict:
     (d,) = [d for d in doc["datasets"] if d["label"] == label]
     return d
-
-
-def assert_clean_error(result, names: str, exit_code: int | None = None) -> str:
-    """Non-zero exit, exactly one ``Error:`` line naming ``names`` with a reason, no traceback."""
-    assert result.exit_code != 0, result.output
-    if exit_code is not None:
-        assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}\n{result.output}"
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert names in errors[0], errors[0]
-    assert errors[0].split(names, 1)[1].strip(" :'\"."), f"no reason given: {errors[0]}"
-    return errors[0]
 
 
 def assert_complete(out: Path) -> None:

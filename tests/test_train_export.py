@@ -27,10 +27,11 @@ import lmdb
 import numpy as np
 import pytest
 import torch
+from cli_helpers import invoke
 from click.testing import CliRunner
 from conftest import pan_frames, write_video
 from numpy.lib.stride_tricks import sliding_window_view
-from objects_data import Shape, texture, write_voc
+from objects_data import Shape, write_backgrounds, write_voc
 from textures import textured_image
 
 from blursynth.cli.main import cli
@@ -52,8 +53,6 @@ TINY = dict(steps=12, batch_size=4, crop=32, width=8, blocks=1, device="cpu")
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
 
 
 def assert_clean_error(result, exit_code: int, *needles: str) -> str:
@@ -204,12 +203,7 @@ def avg_train(tmp_path_factory):
 def loc(tmp_path_factory):
     """`blursynth local`: 6 samples of 64 x 80 with masks, one moving object each, both splits."""
     tmp = tmp_path_factory.mktemp("loc")
-    bg = tmp / "bg"
-    for g in range(2):
-        for i in range(2):
-            p = bg / f"seq{g}" / f"{i:03d}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            assert cv2.imwrite(str(p), texture(96, 128, seed=50 + 10 * g + i))
+    bg = write_backgrounds(tmp / "bg", 2, 2, (96, 128))
     voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (20, 20, 52, 50), 8)],
                                       "2008_000002": [Shape("disc", (40, 45, 18.0), 15)]}, size=(96, 128))
     out = tmp / "out"

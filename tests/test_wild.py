@@ -14,18 +14,12 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import invoke
 from conftest import motion_frames, textured_image, write_video
-
-from blursynth.cli.main import cli
 
 H, W = 240, 360  # -> 80 x 120 after x3
 SEG = 40
 STEPS = [0.0] * SEG + [1.5] * SEG + [9.0] * SEG  # 0, 0.5 and 3 px/frame after x3
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="blursynth")
 
 
 def run_ok(*args):

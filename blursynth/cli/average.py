@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli import options
-from blursynth.cli.progress import create_progress
+from blursynth.cli.progress import create_progress, split_counts
 from blursynth.config import (
     DEFAULT_MAX_MATCH_ERROR,
     FLOW_NAMES,
@@ -94,9 +94,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
     verbosity = ctx.find_root().obj.get("verbosity", 0)
     summary = run_average(cfg, progress=create_progress(verbosity))
     if verbosity >= 0:
-        splits = ", ".join(f"{k} {v}" for k, v in
-                           {s: sum(m["count"] for m in summary.shards if m["split"] == s)
-                            for s in ("train", "val")}.items() if v)
+        splits = split_counts(summary)
         failed = len(summary.failures)
         tail = f"; {failed} source(s) skipped or incomplete, see manifest.json" if failed else ""
         rejected: dict[str, int] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli import options
-from blursynth.cli.progress import create_progress
+from blursynth.cli.progress import create_progress, split_counts
 from blursynth.config import RECIPES, LocalConfig, parse_frames, parse_layout, parse_range, parse_size
 from blursynth.errors import ConfigError
 from blursynth.objects.bank import MIN_AREA
@@ -92,9 +92,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
     verbosity = ctx.find_root().obj.get("verbosity", 0)
     summary = run_local(cfg, progress=create_progress(verbosity))
     if verbosity >= 0:
-        splits = ", ".join(f"{k} {v}" for k, v in
-                           {s: sum(m["count"] for m in summary.shards if m["split"] == s)
-                            for s in ("train", "val")}.items() if v)
+        splits = split_counts(summary)
         skipped = {(r["path"], r["reason"]) for res in summary.results for r in res.skipped}
         tail = f"; {len(skipped)} background(s) unreadable, see manifest.json" if skipped else ""
         if summary.failures:

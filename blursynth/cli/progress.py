@@ -97,3 +97,9 @@ def create_progress(verbosity: int) -> ProgressSink:
         return RichProgress()
     logging.getLogger("blursynth.progress").setLevel(logging.INFO)
     return LogProgress()
+
+
+def split_counts(summary) -> str:
+    """``train 14, val 6``: samples per split of a finished run (splits without samples left out)."""
+    counts = {s: sum(m["count"] for m in summary.shards if m["split"] == s) for s in ("train", "val")}
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v)

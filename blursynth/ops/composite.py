@@ -108,6 +108,23 @@ def clusters(boxes: list[Box | None]) -> list[tuple[Box, list[int]]]:
     return sorted(groups, key=lambda g: g[1][0])
 
 
+def swept_boxes(layers, frame_hw: tuple[int, int]) -> tuple[list[list[Box | None]], list[tuple[Box, list[int]]]]:
+    """Per moving object and frame, the box its patch touches; and the clusters of objects whose sweeps overlap.
+
+    Args:
+        layers: ``(premultiplied patch, poses (N, 2, 3))`` per object.
+    """
+    boxes = [[warped_box(p, prem.shape[:2], frame_hw) for p in poses] for prem, poses in layers]
+    return boxes, clusters([union(b) for b in boxes])
+
+
+def coverage_mask(cover_sum: np.ndarray, n: int) -> np.ndarray:
+    """``round(255 * cover_sum / n)`` as uint8, at least 1 wherever ``cover_sum > 0`` (so 0 means never covered)."""
+    m = cv2.convertScaleAbs(np.asarray(cover_sum, np.float32) / np.float32(n), alpha=255.0)
+    m[(m == 0) & (cover_sum > 0)] = 1
+    return m
+
+
 def warp(premultiplied: np.ndarray, pose: np.ndarray, box: Box) -> np.ndarray:
     """Resample a premultiplied patch under ``pose`` onto the frame ``box``: ``(bh, bw, 4) float32``."""
     x0, y0, x1, y1 = box

@@ -59,14 +59,12 @@ def render_moving_torch(scene: np.ndarray, layers: list[tuple[np.ndarray, np.nda
     height, width = scene.shape[:2]
     n = len(layers[0][1])
     mid = (n - 1) // 2
-    boxes = [[composite.warped_box(p, prem.shape[:2], (height, width)) for p in poses] for prem, poses in layers]
+    _, groups = composite.swept_boxes(layers, (height, width))
     blur, sharp = scene.copy(), scene.copy()
     mask = np.zeros((height, width), np.uint8)
-    regions = []
     with torch.no_grad():
-        for box, members in composite.clusters([composite.union(b) for b in boxes]):
+        for box, members in groups:
             x0, y0, x1, y1 = box
-            regions.append([x0, y0, x1, y1])
             base = torch.from_numpy(composite.to_linear(scene[y0:y1, x0:x1], crf)).to(device).permute(2, 0, 1)
             frames = base.unsqueeze(0).repeat(n, 1, 1, 1)  # (N, 3, bh, bw)
             uncovered = torch.ones((n, 1, y1 - y0, x1 - x0), dtype=torch.float32, device=device)
@@ -81,8 +79,5 @@ def render_moving_torch(scene: np.ndarray, layers: list[tuple[np.ndarray, np.nda
                 uncovered = uncovered * keep
             sharp[y0:y1, x0:x1] = encode_torch(frames[mid], crf).permute(1, 2, 0).cpu().numpy()
             blur[y0:y1, x0:x1] = encode_torch(frames.mean(dim=0), crf).permute(1, 2, 0).cpu().numpy()
-            cover = (1.0 - uncovered).sum(dim=0)[0]
-            m = torch.round(cover / n * 255.0).clamp_(0, 255).to(torch.uint8)
-            m[(m == 0) & (cover > 0)] = 1
-            mask[y0:y1, x0:x1] = m.cpu().numpy()
-    return blur, sharp, mask, regions
+            mask[y0:y1, x0:x1] = composite.coverage_mask((1.0 - uncovered).sum(dim=0)[0].cpu().numpy(), n)
+    return blur, sharp, mask, [list(box) for box, _ in groups]

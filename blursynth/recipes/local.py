@@ -33,7 +33,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from blursynth.config import LocalConfig
@@ -110,12 +109,10 @@ def render_moving(scene: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]
     height, width = scene.shape[:2]
     n = len(layers[0][1])
     mid = (n - 1) // 2
-    boxes = [[composite.warped_box(p, prem.shape[:2], (height, width)) for p in poses] for prem, poses in layers]
+    boxes, groups = composite.swept_boxes(layers, (height, width))
     blur, sharp = scene.copy(), scene.copy()
     mask = np.zeros((height, width), np.uint8)
-    regions = []
-    for (x0, y0, x1, y1), members in composite.clusters([composite.union(b) for b in boxes]):
-        regions.append([x0, y0, x1, y1])
+    for (x0, y0, x1, y1), members in groups:
         base = composite.to_linear(scene[y0:y1, x0:x1], crf)
         acc = base * np.float32(n)
         cover = np.zeros(base.shape[:2], np.float32)
@@ -139,11 +136,8 @@ def render_moving(scene: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]
             acc[local] += frame
             cover[local] += 1.0 - uncovered
         blur[y0:y1, x0:x1] = composite.encode(acc / np.float32(n), crf)
-        fraction = cover / np.float32(n)
-        m = cv2.convertScaleAbs(fraction, alpha=255.0)
-        m[(m == 0) & (cover > 0)] = 1
-        mask[y0:y1, x0:x1] = m
-    return blur, sharp, mask, regions
+        mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
+    return blur, sharp, mask, [list(box) for box, _ in groups]
 
 
 # -- drawing a sample -------------------------------------------------------------------------------------
