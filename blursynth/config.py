@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from blursynth.errors import ConfigError
+from blursynth.run.executors import ExecutorOptions
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,26 @@ class _Fingerprinted:
 
 
 @dataclass(frozen=True)
-class AverageConfig(_Fingerprinted):
+class ExecutionFields:
+    """Where the work units run (``--executor``, ``--workers``, ``--ray-address``, ``--retries``).
+
+    Keyword-only, never in a fingerprint: they change how fast a dataset is made, never its bytes.
+    """
+
+    _: KW_ONLY
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    retries: int = 2
+
+    def executor_options(self, device: str = "cpu") -> ExecutorOptions:
+        """The options for :func:`blursynth.run.executors.run_units`; Ray tasks ask for a GPU on CUDA."""
+        return ExecutorOptions(self.executor, self.workers, self.ray_address, self.retries,
+                               num_gpus=1.0 if str(device).startswith("cuda") else 0.0)
+
+
+@dataclass(frozen=True)
+class AverageConfig(ExecutionFields, _Fingerprinted):
     """Fully resolved configuration of ``blursynth average``.
 
     Fields listed in ``OUTPUT_FIELDS`` determine the produced bytes; they form the fingerprint that an
@@ -206,7 +226,8 @@ def resolve_recipe(recipe: str, **overrides) -> dict:
 
 
 def check_output_options(cfg) -> None:
-    """The checks every dataset-writing command shares: CRF, splits, shards, compression, layout, backend."""
+    """The checks every dataset-writing command shares: CRF, splits, shards, compression, layout, backend,
+    executor."""
     if cfg.crf not in CRF_NAMES:
         raise ConfigError(f"--crf: expected one of {', '.join(CRF_NAMES)}, got {cfg.crf!r}")
     if not (0.1 <= cfg.gamma <= 10.0):
@@ -220,6 +241,7 @@ def check_output_options(cfg) -> None:
     parse_layout(",".join(cfg.layout))
     if cfg.backend not in BACKENDS:
         raise ConfigError(f"--backend: expected one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+    cfg.executor_options().check()
 
 
 def check_average_config(cfg: AverageConfig) -> None:
@@ -296,7 +318,7 @@ def parse_size(text: str, option: str = "--crop") -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class LocalConfig(_Fingerprinted):
+class LocalConfig(ExecutionFields, _Fingerprinted):
     """Fully resolved configuration of ``blursynth local`` (local blur synthesis, LODE/BladeNet Sec. 4.1).
 
     Attributes (beyond those shared with :class:`AverageConfig`):

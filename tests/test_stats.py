@@ -453,7 +453,7 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
     assert settings["thresholds"] == pytest.approx(thresholds)
     assert settings["flow"] == "dis" and settings["pairs_per_source"] == 6 and settings["seed"] == 0
     assert settings["span_ms"] == pytest.approx(DEFAULT_SPAN_MS) and settings["max_side"] is None
-    assert settings["workers"] == 2 and settings["fps"] is None
+    assert settings["threads"] == 2 and settings["workers"] == 1 and settings["fps"] is None
     assert [(d["label"], d["fps"]) for d in settings["datasets"]] == [("PAN", None), ("LOCAL", None)]
     assert [d["label"] for d in doc["datasets"]] == ["PAN", "LOCAL"]
     for d in doc["datasets"]:
@@ -636,6 +636,9 @@ BAD = {
     "span-negative": _option("--span-ms", "-8", names="--span-ms"),
     "span-nan": _option("--span-ms", "nan", names="--span-ms"),
     "workers-zero": _option("--workers", "0", names="--workers"),
+    "threads-zero": _option("--threads", "0", names="--threads"),
+    "retries-negative": _option("--retries", "-1", names="--retries"),
+    "ray-address-without-ray": _option("--ray-address", "auto", names="--ray-address"),
     "max-side-tiny": _option("--max-side", "8", names="--max-side"),
     "fps-zero": _option("--fps", "0", names="--fps"),
     "fps-negative": _option("--fps", "-30", names="--fps"),
@@ -712,8 +715,8 @@ def test_same_seed_and_any_worker_count_give_identical_results(main_out, clips, 
     base = [f"PAN={clips['pan240']}", f"LOCAL={clips['local240']}", "--flow", "dis",
             "--flow-threshold", THRESHOLDS, "--pairs-per-source", 6, "-q"]
     reference = (main_out[0] / CSV_NAME).read_bytes()
-    run_ok(*base, "--workers", 2, "--out", tmp_path / "again")
-    run_ok(*base, "--workers", 1, "--out", tmp_path / "one")
+    run_ok(*base, "--workers", 2, "--out", tmp_path / "again")  # two spawned worker processes
+    run_ok(*base, "--workers", 1, "--threads", 1, "--out", tmp_path / "one")
     assert (tmp_path / "again" / CSV_NAME).read_bytes() == reference
     assert (tmp_path / "one" / CSV_NAME).read_bytes() == reference
     starts = [s["starts"] for d in read_json(main_out[0])["datasets"] for s in d["sources"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli import options
-from blursynth.cli.progress import create_progress, split_counts
+from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import (
     DEFAULT_MAX_MATCH_ERROR,
     FLOW_NAMES,
@@ -57,11 +57,12 @@ from blursynth.config import (
               help="RAFT state-dict file (default: torchvision's registry weights).")
 @options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size,
                options.layout, options.compression, options.device, options.backend, options.batch_frames,
-               options.overwrite, options.verbose, options.quiet)
+               *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
             flow_stat, max_match_error, max_step_px, blur_map, raft_model, raft_weights, crf, gamma, seed,
-            val_fraction, shard_size, layout, compression, device, backend, batch_frames, overwrite):
+            val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers, ray_address,
+            retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
 
     INPUT is a video file, a folder searched recursively for videos, or a folder of frame images (one
@@ -74,6 +75,8 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
       blursynth average clip.mp4 out/ --frames 9 --stride 4 --layout h5,gopro
       blursynth average --recipe wild videos/ out/ --flow-threshold 1.0
       blursynth average clip.mp4 out/ --max-step-px 2 --blur-map
+      blursynth average REDS_videos/ out/ --workers 2
+      blursynth average /shared/videos /shared/out --executor ray --ray-address auto
     """
     values = resolve_recipe(
         recipe, frames=parse_frames(frames_text) if frames_text is not None else None,
@@ -88,6 +91,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         downsample=values["downsample"], flow=values["flow"], flow_threshold=values["flow_threshold"],
         flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights,
+        executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average
 
@@ -104,3 +108,4 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         if rejected:
             tail += "; rejected windows: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
         click.echo(f"wrote {summary.samples} samples ({splits}) in {len(summary.shards)} shards to {out}{tail}")
+    raise_for_errors(summary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli import options
-from blursynth.cli.progress import create_progress, split_counts
+from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import RECIPES, LocalConfig, parse_frames, parse_layout, parse_range, parse_size
 from blursynth.errors import ConfigError
 from blursynth.objects.bank import MIN_AREA
@@ -48,12 +48,13 @@ DEFAULT_OUT = "lbs_out"
 @click.option("--crop", "crop_text", default=None, metavar="HxW",
               help="Random crop of every background (default: whole backgrounds, which must share one size).")
 @options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size, options.layout,
-               options.compression, options.device, options.backend, options.overwrite, options.verbose,
-               options.quiet)
+               options.compression, options.device, options.backend, *options.executors, options.overwrite,
+               options.verbose, options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
-          crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, overwrite):
+          crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor, workers,
+          ray_address, retries, overwrite):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along
@@ -68,6 +69,8 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOCdevkit/VOC2012 --bg REDS/train_sharp out/ --num-samples 10000
       blursynth local --coco instances_val2017.json --coco-images val2017 --bg backgrounds/ --crop 256x256
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --layout h5,gopro --val-fraction 0.1
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
+      blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
     """
     categories = None
     if coco_categories is not None:
@@ -85,7 +88,8 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         rotate=parse_range(rotate_text, "--rotate"), crop=parse_size(crop_text) if crop_text else None,
         crf=crf or "gamma", gamma=float(gamma if gamma is not None else 2.2), seed=seed, val_fraction=val_fraction,
         shard_size=shard_size, layout=parse_layout(layout), compression=compression, device=device,
-        backend=backend, overwrite=overwrite,
+        backend=backend, overwrite=overwrite, executor=executor, workers=workers, ray_address=ray_address,
+        retries=retries,
     )
     from blursynth.recipes.local import run_local
 
@@ -98,3 +102,4 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         if summary.failures:
             tail += f"; {len(summary.failures)} shard(s) incomplete"
         click.echo(f"wrote {summary.samples} samples ({splits}) in {len(summary.shards)} shards to {out}{tail}")
+    raise_for_errors(summary)

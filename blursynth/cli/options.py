@@ -25,6 +25,19 @@ backend = click.option("--backend", type=click.Choice(BACKENDS), default="auto",
                             "auto = torch on CUDA, stream on CPU.")
 batch_frames = click.option("--batch-frames", type=int, default=16, show_default=True,
                             help="Frames uploaded per batch by the torch backend.")
+executor = click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help="Where work units run: local (this machine, see --workers) or ray (a Ray cluster, "
+                             "pip install 'blursynth[ray]'). The output bytes are the same.")
+workers = click.option("--workers", type=int, default=1, show_default=True,
+                       help="Worker processes of --executor local (1: in this process).")
+ray_address = click.option("--ray-address", default=None,
+                           help="Ray cluster to join: auto (the one `ray start` runs here) or HOST:PORT "
+                                "[default: $RAY_ADDRESS, else a private local Ray].")
+retries = click.option("--retries", type=int, default=2, show_default=True,
+                       help="More attempts for a work unit that raised or whose worker died; after them the "
+                            "unit is reported as failed and the run goes on (exit status 1).")
+executors = (executor, workers, ray_address, retries)
+
 overwrite = click.option("--overwrite", is_flag=True,
                          help="Replace an existing output made with other settings (default: refuse).")
 

@@ -103,3 +103,12 @@ def split_counts(summary) -> str:
     """``train 14, val 6``: samples per split of a finished run (splits without samples left out)."""
     counts = {s: sum(m["count"] for m in summary.shards if m["split"] == s) for s in ("train", "val")}
     return ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+
+
+def raise_for_errors(summary) -> None:
+    """Exit with status 1 and a one-line summary when work units raised on every attempt (the manifest is
+    then ``incomplete``; the same command retries them)."""
+    if summary.errors:
+        from blursynth.run.job import units_failed
+
+        raise units_failed(summary.errors, len(summary.results))

@@ -27,16 +27,17 @@ from blursynth.stats.flow_ratio import DEFAULT_SPAN_MS
               help="Shrink frames so that their longer side is at most this before the flow (faster); "
                    "magnitudes stay in source pixels.")
 @click.option("--fps", type=float, default=None, help="Frame rate of frame folders without NAME=PATH@FPS.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Flow pairs computed in parallel.")
+@click.option("--threads", type=int, default=2, show_default=True,
+              help="Flow pairs computed in parallel by each worker (OpenCV flows also use threads inside).")
 @click.option("--out", "out_dir", default="stats", show_default=True,
               help="Folder for blurred_area_ratio.csv, .json and .png.")
 @click.option("--log-y", is_flag=True, help="Logarithmic ratio axis (shows the long tail of local blur).")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True)
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None, help="RAFT state-dict file.")
-@options.apply(options.seed, options.device, options.verbose, options.quiet)
+@options.apply(options.seed, options.device, *options.executors, options.verbose, options.quiet)
 @click.pass_context
-def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_side, fps, workers, out_dir, log_y,
-          raft_model, raft_weights, seed, device):
+def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_side, fps, threads, out_dir, log_y,
+          raft_model, raft_weights, seed, device, executor, workers, ray_address, retries):
     """Measure the blurred area ratio (fraction of pixels whose optical flow exceeds a threshold) against the
     threshold, one curve per dataset, over the same time span whatever the frame rate (LODE/BladeNet, Sec. 3).
 
@@ -49,6 +50,7 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
     Examples:
       blursynth stats GOPRO=GOPRO_Large_all@240 REDS=REDS/train_sharp@120 LODE=lode_clips/
       blursynth stats clips/ --flow dis --flow-threshold 0.5,1,2,4,8 --max-side 640 --log-y
+      blursynth stats LODE=lode_clips/ --workers 2 --threads 1
     """
     from blursynth.stats.flow_ratio import StatsConfig, compute_curves, parse_dataset, parse_thresholds
     from blursynth.stats.outputs import write_stats
@@ -59,7 +61,8 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
     cfg = StatsConfig(
         datasets=tuple(parse_dataset(s) for s in sources), thresholds=parse_thresholds(threshold_text), flow=flow,
         span_ms=span_ms, pairs_per_source=pairs_per_source, max_side=max_side, fps=fps, seed=seed,
-        workers=workers, device=device, raft_model=raft_model, raft_weights=raft_weights,
+        threads=threads, device=device, raft_model=raft_model, raft_weights=raft_weights, executor=executor,
+        workers=workers, ray_address=ray_address, retries=retries,
     )
     verbosity = ctx.find_root().obj.get("verbosity", 0)
     curves = compute_curves(cfg, progress=create_progress(verbosity))
@@ -67,6 +70,11 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
     if verbosity >= 0:
         _print_table(curves, cfg.thresholds)
         click.echo(f"wrote {paths['csv']}, {paths['json'].name} and {paths['png'].name}")
+    errors = [e for c in curves for e in c.errors]
+    if errors:
+        from blursynth.run.job import units_failed
+
+        raise units_failed(errors, sum(len(c.sources) for c in curves))
 
 
 def _print_table(curves, thresholds, max_rows: int = 12) -> None:

@@ -79,6 +79,10 @@ class LocalUnit:
     def key(self) -> str:
         return f"{self.split}/{self.slot.shard:05d}"
 
+    @property
+    def slots(self) -> tuple[ShardSlot, ...]:
+        return (self.slot,)
+
 
 # -- rendering (pure functions) ---------------------------------------------------------------------------
 def paste_static(scene: np.ndarray, premultiplied: np.ndarray, pose: np.ndarray, crf: CRF) -> None:
@@ -428,12 +432,15 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: one-line messages naming the file and the reason.
     """
+    from blursynth.run.executors import import_ray
     from blursynth.run.job import run_job
 
     device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
     if cfg.backend == "auto":  # record the renderer actually used: it is part of the fingerprint
         cfg = dataclasses.replace(cfg, backend="torch" if device.startswith("cuda") else "stream")
     check_out(cfg.out)
+    if cfg.executor == "ray":  # fail early on a missing Ray
+        import_ray()
     for path, what in ((cfg.voc, "--voc"), (cfg.coco, "--coco"), (cfg.coco_images, "--coco-images")):
         if path is not None and not Path(path).exists():
             raise InputError(f"{path}: no such file or directory ({what})")
@@ -456,5 +463,6 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
         total_samples=cfg.num_samples,
         manifest_extra={"backgrounds": backgrounds, "objects": objects},
         prepare=lambda: build_store(cfg, store_path, objects),
+        executor=cfg.executor_options(device),
     )
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blursynth.errors import InputError
-from blursynth.run.executors import create_executor
+from blursynth.run.executors import ExecutorOptions, Outcome, run_units
 from blursynth.run.progress import ProgressSink
-from blursynth.run.units import UnitResult
-from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, write_manifest
+from blursynth.run.units import UnitResult, completed_markers
+from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, remove_partials, write_manifest
 
 log = logging.getLogger("blursynth.run")
 
@@ -30,6 +30,7 @@ class JobSummary:
     shards: list[dict] = field(default_factory=list)
     results: list[UnitResult] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # units that raised on every attempt
 
     @property
     def counts(self) -> dict:
@@ -54,6 +55,21 @@ def nothing_usable(failures: Sequence[dict], total: int) -> InputError:
     return InputError("no usable source")
 
 
+def units_failed(errors: Sequence[dict], total: int) -> InputError:
+    """The one-line error for units that raised on every attempt."""
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InputError(f"{len(errors)} of {total} work unit(s) failed after {first['attempts']} attempt(s): "
+                      f"{first['source']}: {first['reason']}{more}; rerun the same command to retry them")
+
+
+def errored_result(out, key: str, unit, outcome: Outcome, summary: JobSummary) -> UnitResult:
+    """The result of a unit that raised on every attempt: the shards it committed before, status ``error``."""
+    markers, _ = completed_markers(Path(out), unit.slots)
+    summary.errors.append({"source": key, "reason": outcome.error, "attempts": outcome.attempts})
+    return UnitResult(key, "error", reason=outcome.error, shards=[m for m in markers.values() if m is not None])
+
+
 def run_job(
     *,
     command: str,
@@ -69,7 +85,7 @@ def run_job(
     progress: ProgressSink,
     total_frames: int,
     total_samples: int | None = None,
-    executor: str = "serial",
+    executor: ExecutorOptions | None = None,
     manifest_extra: dict | None = None,
     prepare: Callable[[], None] | None = None,
 ) -> JobSummary:
@@ -78,6 +94,10 @@ def run_job(
     Args:
         manifest_extra: more top-level manifest fields (e.g. the background and object summary of `local`).
         prepare: called once OUT is prepared, before any unit runs.
+        executor: where units run (default: one after the other in this process).
+
+    Units that raise on every attempt are recorded in ``summary.errors`` (the manifest is then
+    ``incomplete``); the caller decides the exit status. Their shards committed before the error are kept.
 
     Raises:
         InputError: nothing could be produced (OUT is then left as it was found).
@@ -100,25 +120,38 @@ def run_job(
                 remove_outputs(out)
             raise
     summary = JobSummary(out=str(out), failures=list(failures))
-    run = create_executor(executor)
+    keys = [unit_key(u) for u in units]
     progress.start(len(units), total_frames, total_samples)
     try:
-        for unit, result in zip(units, run.map(lambda u: unit_fn(u, out, progress), units), strict=True):
-            summary.results.append(result)
-            summary.samples += sum(int(m.get("count", 0)) for m in result.shards)
-            summary.shards.extend(result.shards)
-            if result.status in ("failed", "partial"):
-                summary.failures.append(
-                    {"source": unit_key(unit), "path": result.path or unit_key(unit), "reason": result.reason}
-                )
+        outcomes = run_units(unit_fn, units, keys, out, progress, executor or ExecutorOptions())
+    except BaseException:
+        # Ctrl-C or a fatal error (disk full): every worker has stopped. Finished shards stay (a rerun
+        # resumes them); files of shards in progress go; an OUT this run created and that holds no
+        # finished shard goes entirely.
+        remove_partials(Path(out))
+        if not any(Path(out).glob("*/*_stats.json")):
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            elif not had_manifest:  # OUT existed empty: leave it empty
+                remove_outputs(out)
+        raise
     finally:
         progress.close()
+    for unit, key, outcome in zip(units, keys, outcomes, strict=True):
+        result = outcome.result if outcome.ok else errored_result(out, key, unit, outcome, summary)
+        summary.results.append(result)
+        summary.samples += sum(int(m.get("count", 0)) for m in result.shards)
+        summary.shards.extend(result.shards)
+        if result.status in ("failed", "partial"):
+            summary.failures.append({"source": key, "path": result.path or key, "reason": result.reason})
 
     if summary.samples == 0:
         # Nothing usable came out: leave no files behind.
         remove_outputs(out)
         if created:
             shutil.rmtree(out, ignore_errors=True)
+        if summary.errors:
+            raise units_failed(summary.errors, len(units))
         raise nothing_usable(summary.failures, len(source_entries))
 
     by_key = {r.key: r for r in summary.results}
@@ -142,6 +175,8 @@ def run_job(
         "sources": summary.counts,
         "failures": summary.failures,
     }
+    if summary.errors:
+        totals["errors"] = summary.errors
     rejections: dict[str, int] = {}
     for r in summary.results:
         for k, v in r.rejections.items():
@@ -151,7 +186,8 @@ def run_job(
     skipped = {(rec.get("path"), rec.get("reason")): rec for r in summary.results for rec in r.skipped}
     if skipped:
         totals["skipped_inputs"] = list(skipped.values())
-    write_manifest(out, status="complete", sources=source_entries, shards=shard_list, totals=totals,
+    status = "incomplete" if summary.errors else "complete"  # a rerun retries the units in error
+    write_manifest(out, status=status, sources=source_entries, shards=shard_list, totals=totals,
                    **manifest_kw)
     summary.shards = shard_list
     log.info("wrote %d samples in %d shards to %s", summary.samples, len(shard_list), Path(out))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+
+from blursynth.errors import OutputError
 
 PARTIAL = ".partial"
 
@@ -23,8 +26,25 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def write_failure(exc: OSError) -> str:
+    """The short reason of a failed write: ``No space left on device``, ``File too large``..."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    text = str(exc)
+    found = re.search(r"error message = '([^']+)'", text) or re.search(r"\[Errno (\d+)\]", text)
+    if found and found.group(1).isdigit():
+        return os.strerror(int(found.group(1)))
+    if found:
+        return found.group(1)
+    return " ".join(text.split())[:200] or type(exc).__name__
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the complete new one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the complete new one.
+
+    Raises:
+        OutputError: the file cannot be written (disk full, permissions...); the old file is untouched.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + PARTIAL)
     try:
@@ -33,6 +53,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({write_failure(exc)})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -146,7 +146,7 @@ def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources
                     "rerun with the same settings to resume, or pass --overwrite"
                 )
             remove_outputs(out)
-    _remove_partials(out)
+    remove_partials(out)
     return created
 
 
@@ -168,7 +168,7 @@ def _difference(previous: dict, command: str, fingerprint: dict, sources: dict) 
     return "different sources"
 
 
-def _remove_partials(out: Path) -> None:
+def remove_partials(out: Path) -> None:
     for split in SPLITS:
         folder = out / split
         if folder.is_dir():

@@ -8,6 +8,7 @@ leaves a shard that looks complete. See docs/shard-format.md for the contract.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,8 +18,9 @@ import h5py
 import numpy as np
 
 from blursynth import __version__
+from blursynth.errors import OutputError
 from blursynth.sample import Sample
-from blursynth.shards.files import PARTIAL, atomic_write_json, fsync_path
+from blursynth.shards.files import PARTIAL, atomic_write_json, fsync_path, write_failure
 
 FORMAT = "blursynth-shard"
 FORMAT_VERSION = 1
@@ -80,11 +82,30 @@ class ShardWriter:
         self._final = h5_path(self.out, split, shard)
         self._partial = self._final.with_name(self._final.name + PARTIAL)
         self._pngs: list[Path] = []
+        self._renamed = False  # the HDF5 file has its final name but no marker yet
         (self.out / split).mkdir(parents=True, exist_ok=True)
 
     # -- writing ---------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self):
+        """A failed write (disk full, quota, file size limit, I/O error) drops the shard and is reported as
+        one :class:`OutputError` naming the shard; nothing is left that could look complete."""
+        try:
+            yield
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self._final}: cannot write ({write_failure(exc)})") from None
+
     def add(self, sample: Sample) -> None:
-        """Append one sample. All samples of a shard have one resolution."""
+        """Append one sample. All samples of a shard have one resolution.
+
+        Raises:
+            OutputError: the shard cannot be written (it has been dropped).
+        """
+        with self._writing():
+            self._add(sample)
+
+    def _add(self, sample: Sample) -> None:
         if self.size is None:
             self.size = sample.size
             if "h5" in self.layouts:
@@ -171,7 +192,14 @@ class ShardWriter:
 
         Returns:
             The marker's content.
+
+        Raises:
+            OutputError: the shard cannot be written (it has been dropped, no marker exists).
         """
+        with self._writing():
+            return self._close(stats)
+
+    def _close(self, stats: dict) -> dict:
         file_name = None
         if self._h5 is not None:
             f = self._h5
@@ -190,6 +218,7 @@ class ShardWriter:
             self._h5 = None
             fsync_path(self._partial)
             os.replace(self._partial, self._final)
+            self._renamed = True
             fsync_path(self._final.parent)
             file_name = self._final.name
         marker = {
@@ -205,6 +234,8 @@ class ShardWriter:
             **stats,
         }
         atomic_write_json(stats_path(self.out, self.split, self.shard), marker)
+        self._pngs.clear()  # committed: abort() must not touch them any more
+        self._renamed = False
         return marker
 
     def abort(self) -> None:
@@ -216,6 +247,9 @@ class ShardWriter:
                 pass
             self._h5 = None
         self._partial.unlink(missing_ok=True)
+        if self._renamed:
+            self._final.unlink(missing_ok=True)
+            self._renamed = False
         for png in self._pngs:
             png.unlink(missing_ok=True)
         self._pngs.clear()

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth.config import ExecutionFields
 from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.flow import create_flow
 from blursynth.flow.base import magnitude
@@ -143,8 +144,8 @@ def ratio_curve(mag: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 # -- computing ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class StatsConfig:
-    """Resolved settings of ``blursynth stats``."""
+class StatsConfig(ExecutionFields):
+    """Resolved settings of ``blursynth stats``. ``threads``: flow pairs computed in parallel per worker."""
 
     datasets: tuple[DatasetSpec, ...]
     thresholds: tuple[float, ...]
@@ -154,7 +155,7 @@ class StatsConfig:
     max_side: int | None = None
     fps: float | None = None
     seed: int = 0
-    workers: int = 2
+    threads: int = 2
     device: str = "auto"
     raft_model: str = "small"
     raft_weights: str | None = None
@@ -164,7 +165,8 @@ class StatsConfig:
             "datasets": [{"label": d.label, "path": d.path, "fps": d.fps} for d in self.datasets],
             "thresholds": list(self.thresholds), "flow": self.flow, "span_ms": self.span_ms,
             "pairs_per_source": self.pairs_per_source, "max_side": self.max_side, "fps": self.fps,
-            "seed": self.seed, "workers": self.workers, "raft_model": self.raft_model,
+            "seed": self.seed, "threads": self.threads, "raft_model": self.raft_model,
+            "executor": self.executor, "workers": self.workers, "retries": self.retries,
         }
 
 
@@ -178,6 +180,7 @@ class DatasetCurve:
     std: np.ndarray
     pairs: int
     sources: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # sources whose unit raised on every attempt
 
 
 def check_stats_config(cfg: StatsConfig) -> None:
@@ -200,8 +203,9 @@ def check_stats_config(cfg: StatsConfig) -> None:
             raise ConfigError(f"{spec.label}: expected a frame rate in (0, 100000] after @, got {spec.fps}")
     if cfg.fps is not None and not (0 < cfg.fps <= 100_000):
         raise ConfigError(f"--fps: expected a frame rate in (0, 100000], got {cfg.fps}")
-    if cfg.workers < 1:
-        raise ConfigError(f"--workers: expected a positive number, got {cfg.workers}")
+    if cfg.threads < 1:
+        raise ConfigError(f"--threads: expected a positive number, got {cfg.threads}")
+    cfg.executor_options().check()
 
 
 def _read_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int):
@@ -229,8 +233,95 @@ def _shrink(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), size[0] / w
 
 
+@dataclass(frozen=True)
+class StatsUnit:
+    """One source of one dataset: the work unit of ``stats`` (picklable, shipped to workers)."""
+
+    label: str
+    fps: float | None  # NAME=PATH@FPS
+    source: Source
+    config: StatsConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.label}:{self.source.key}"
+
+
+_flows = threading.local()  # OpenCV flow objects keep state, RAFT loads weights: one per thread, reused
+
+
+def _thread_flow(cfg: StatsConfig, device: str):
+    key = (cfg.flow, device, cfg.raft_model, cfg.raft_weights)
+    cache = getattr(_flows, "cache", None)
+    if cache is None:
+        cache = _flows.cache = {}
+    if key not in cache:
+        cache[key] = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+    return cache[key]
+
+
+def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = None) -> dict:
+    """Measure one source's pairs: ``{"entry": what the JSON records, "curves": (pairs, thresholds)}``.
+
+    A source that cannot be used (undecodable, too short, no frame rate) gives no curve and an entry with
+    ``status: failed``; the run goes on.
+    """
+    from blursynth.ops.accumulate import resolve_device_name
+
+    cfg, src = unit.config, unit.source
+    progress = progress or ProgressSink()
+    device = resolve_device_name(cfg.device)
+    thresholds = np.asarray(cfg.thresholds, dtype=np.float64)
+    entry = {"key": src.key, "path": src.path, "kind": src.kind}
+    progress.source_started(unit.key, 0)
+
+    def flow_curve(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+        mag = magnitude(_thread_flow(cfg, device)(a, b))
+        if scale != 1.0:
+            mag = mag / np.float32(scale)
+        return ratio_curve(mag, thresholds)
+
+    results: list[np.ndarray] = []
+    try:
+        info = probe_video(src.path) if src.kind == "video" else probe_frames(src.path, None)
+        # NAME=PATH@FPS first, then the video's own rate, then --fps
+        fps = unit.fps or (info.fps if src.kind == "video" else None) or cfg.fps
+        if not fps:
+            raise SourceError(src.path, "frame folder without a frame rate: pass --fps or NAME=PATH@FPS")
+        gap = gap_frames(cfg.span_ms, fps)
+        starts = pair_starts(info.num_frames, gap, cfg.pairs_per_source,
+                             create_rng(cfg.seed, "stats", unit.label, src.key))
+        entry.update(fps=fps, gap=gap, frames=info.num_frames, width=info.width, height=info.height)
+        if not starts:
+            raise SourceError(src.path, f"{info.num_frames} frames: too short for a pair {gap} frames apart")
+        threads = 1 if cfg.flow == "raft" else cfg.threads
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = []
+            for _t, a, b in _read_pairs(src, info, starts, gap):
+                a, scale = _shrink(a, cfg.max_side)
+                b, _ = _shrink(b, cfg.max_side)
+                futures.append(pool.submit(flow_curve, a, b, scale))
+            entry.update(flow_scale=scale, starts=starts)
+            for fut in futures:
+                try:
+                    results.append(fut.result())
+                except cv2.error as exc:  # e.g. DIS refuses frames smaller than its patches
+                    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+                    raise SourceError(src.path, f"optical flow failed ({first})") from None
+                progress.advance(samples=1)
+        entry.update(status="ok", pairs=len(futures))
+        progress.source_finished(unit.key, "ok", len(futures))
+    except SourceError as exc:
+        log.warning("skipping %s: %s", exc.path, exc.reason)
+        entry.update(status="failed", reason=exc.reason, failed_path=exc.path, pairs=0)
+        progress.source_finished(unit.key, "failed", 0, exc.reason)
+        results = []
+    curves = np.stack(results) if results else np.zeros((0, len(thresholds)))
+    return {"entry": entry, "curves": curves}
+
+
 def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> list[DatasetCurve]:
-    """Measure every dataset's blurred-area-ratio curve.
+    """Measure every dataset's blurred-area-ratio curve, one work unit per source (see ``--executor``).
 
     Raises:
         InputError: a SOURCE path does not exist or holds no source, or no pair could be measured at all.
@@ -238,82 +329,52 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
     """
     check_stats_config(cfg)
     from blursynth.ops.accumulate import resolve_device_name
+    from blursynth.run.executors import import_ray, run_units
 
     device = resolve_device_name(cfg.device)
     create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)  # fail early
+    if cfg.executor == "ray":
+        import_ray()
     progress = progress or ProgressSink()
-    thresholds = np.asarray(cfg.thresholds, dtype=np.float64)
-    local = threading.local()
-
-    def flow_curve(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
-        if not hasattr(local, "flow"):  # OpenCV flow objects keep state: one per thread
-            local.flow = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
-        mag = magnitude(local.flow(a, b))
-        if scale != 1.0:
-            mag = mag / np.float32(scale)
-        return ratio_curve(mag, thresholds)
-
-    plans = []
+    units: list[StatsUnit] = []
     for spec in cfg.datasets:
         if not Path(spec.path).exists():
             raise InputError(f"{spec.path}: no such file or directory (SOURCE {spec.label})")
-        plans.append((spec, discover_sources([spec.path])))
-    progress.start(sum(len(s) for _, s in plans), 0, sum(len(s) for _, s in plans) * cfg.pairs_per_source)
-    workers = 1 if cfg.flow == "raft" else cfg.workers
-    curves = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for spec, sources in plans:
-            per_pair: list[np.ndarray] = []
-            entries = []
-            for src in sources:
-                entry = {"key": src.key, "path": src.path, "kind": src.kind}
-                entries.append(entry)
-                progress.source_started(src.key, 0)
-                try:
-                    info = probe_video(src.path) if src.kind == "video" else probe_frames(src.path, None)
-                    # NAME=PATH@FPS first, then the video's own rate, then --fps
-                    fps = spec.fps or (info.fps if src.kind == "video" else None) or cfg.fps
-                    if not fps:
-                        raise SourceError(src.path, "frame folder without a frame rate: pass --fps or NAME=PATH@FPS")
-                    gap = gap_frames(cfg.span_ms, fps)
-                    starts = pair_starts(info.num_frames, gap, cfg.pairs_per_source,
-                                         create_rng(cfg.seed, "stats", spec.label, src.key))
-                    entry.update(fps=fps, gap=gap, frames=info.num_frames, width=info.width, height=info.height)
-                    if not starts:
-                        raise SourceError(src.path,
-                                          f"{info.num_frames} frames: too short for a pair {gap} frames apart")
-                    futures = []
-                    for _t, a, b in _read_pairs(src, info, starts, gap):
-                        a, scale = _shrink(a, cfg.max_side)
-                        b, _ = _shrink(b, cfg.max_side)
-                        futures.append(pool.submit(flow_curve, a, b, scale))
-                    entry.update(flow_scale=scale, starts=starts)
-                    results = []
-                    for fut in futures:
-                        try:
-                            results.append(fut.result())
-                        except cv2.error as exc:  # e.g. DIS refuses frames smaller than its patches
-                            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
-                            raise SourceError(src.path, f"optical flow failed ({first})") from None
-                        progress.advance(samples=1)
-                    per_pair += results
-                    entry.update(status="ok", pairs=len(futures))
-                    progress.source_finished(src.key, "ok", len(futures))
-                except SourceError as exc:
-                    log.warning("skipping %s: %s", exc.path, exc.reason)
-                    entry.update(status="failed", reason=exc.reason, failed_path=exc.path, pairs=0)
-                    progress.source_finished(src.key, "failed", 0, exc.reason)
-            stack = np.stack(per_pair) if per_pair else np.zeros((0, len(thresholds)))
-            if not per_pair:
-                log.warning("%s: no pair could be measured", spec.label)
-            curves.append(DatasetCurve(
-                spec.label, spec.path,
-                stack.mean(axis=0) if per_pair else np.full(len(thresholds), np.nan),
-                stack.std(axis=0) if per_pair else np.full(len(thresholds), np.nan),
-                len(per_pair), entries,
-            ))
-    progress.close()
+        units += [StatsUnit(spec.label, spec.fps, src, cfg) for src in discover_sources([spec.path])]
+    keys = [u.key for u in units]
+    progress.start(len(units), 0, len(units) * cfg.pairs_per_source)
+    try:
+        outcomes = run_units(measure_source, units, keys, None, progress, cfg.executor_options(device))
+    finally:
+        progress.close()
+    curves, errors = [], []
+    for spec in cfg.datasets:
+        per_pair, entries = [], []
+        for unit, outcome in zip(units, outcomes, strict=True):
+            if unit.label != spec.label:
+                continue
+            if outcome.ok:
+                entries.append(outcome.result["entry"])
+                per_pair += list(outcome.result["curves"])
+            else:  # raised on every attempt (see --retries)
+                src = unit.source
+                entries.append({"key": src.key, "path": src.path, "kind": src.kind, "status": "error",
+                                "reason": outcome.error, "attempts": outcome.attempts, "pairs": 0})
+                errors.append({"source": unit.key, "reason": outcome.error, "attempts": outcome.attempts})
+        if not per_pair:
+            log.warning("%s: no pair could be measured", spec.label)
+        stack = np.stack(per_pair) if per_pair else np.zeros((0, len(cfg.thresholds)))
+        curves.append(DatasetCurve(
+            spec.label, spec.path,
+            stack.mean(axis=0) if per_pair else np.full(len(cfg.thresholds), np.nan),
+            stack.std(axis=0) if per_pair else np.full(len(cfg.thresholds), np.nan),
+            len(per_pair), entries, errors=[e for e in errors if e["source"].startswith(spec.label + ":")],
+        ))
     if not any(c.pairs for c in curves):
+        if errors:
+            from blursynth.run.job import units_failed
+
+            raise units_failed(errors, len(units))
         failed = [e for c in curves for e in c.sources if e.get("status") == "failed"]
         if failed:
             first = failed[0]
