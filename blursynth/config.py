@@ -7,6 +7,7 @@ meant to grow: the WILD recipe (Noroozi et al.) adds downsampling and flow filte
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import KW_ONLY, dataclass
 
@@ -256,8 +257,8 @@ def check_average_config(cfg: AverageConfig) -> None:
     if cfg.max_per_source is not None and cfg.max_per_source < 1:
         raise ConfigError(f"--max-per-source: expected a positive number, got {cfg.max_per_source}")
     check_output_options(cfg)
-    if cfg.fps is not None and cfg.fps <= 0:
-        raise ConfigError(f"--fps: expected a positive frame rate, got {cfg.fps}")
+    if cfg.fps is not None and not (0 < cfg.fps <= 100_000):
+        raise ConfigError(f"--fps: expected a frame rate in (0, 100000], got {cfg.fps}")
     if cfg.batch_frames < 1:
         raise ConfigError(f"--batch-frames: expected a positive number, got {cfg.batch_frames}")
     if cfg.downsample < 1:
@@ -268,7 +269,7 @@ def check_average_config(cfg: AverageConfig) -> None:
         raise ConfigError(f"--flow-stat: expected one of {', '.join(FLOW_STAT_NAMES)}, got {cfg.flow_stat!r}")
     for name, value in (("--flow-threshold", cfg.flow_threshold), ("--max-step-px", cfg.max_step_px),
                         ("--max-match-error", cfg.max_match_error)):
-        if value is not None and not value > 0:
+        if value is not None and not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{name}: expected a positive number of pixels/levels, got {value}")
     if cfg.flow is None and (cfg.flow_threshold is not None or cfg.max_step_px is not None or cfg.blur_map):
         raise ConfigError("--flow-threshold, --max-step-px and --blur-map need a --flow method")
@@ -400,7 +401,7 @@ def check_local_config(cfg: LocalConfig) -> None:
         raise ConfigError(f"--static-objects: expected a count >= 0 or a range like 0-2, got {got}")
     if not (0.05 <= cfg.object_scale <= 20):
         raise ConfigError(f"--object-scale: expected a factor in [0.05, 20], got {cfg.object_scale}")
-    if cfg.min_object_area < 0:
+    if not (0 <= cfg.min_object_area < math.inf):
         raise ConfigError(f"--min-object-area: expected pixels >= 0, got {cfg.min_object_area}")
     lo, hi = cfg.frames
     if lo < 3 or hi < lo or lo % 2 == 0 or hi % 2 == 0:

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from blursynth import errors
@@ -326,7 +326,7 @@ class _Worker:
     process: Any
     conn: Any
     task: int | None = None
-    started: float = field(default_factory=time.monotonic)
+    closed: bool = False  # its end of the pipe is closed (EOF read)
 
 
 class ProcessExecutor:
@@ -392,8 +392,8 @@ class ProcessExecutor:
                                     else:
                                         todo.append(index)
                         except (EOFError, OSError):
-                            pass  # died; handled with the sentinel
-                    if not w.process.is_alive() and not w.conn.poll():
+                            w.closed = True  # died: everything it sent has been read
+                    if not w.process.is_alive() and (w.closed or not w.conn.poll()):
                         w.process.join()
                         pool.remove(w)
                         w.conn.close()
@@ -523,8 +523,9 @@ class RayExecutor:
                     index = running.pop(ref)
                     try:
                         outcome = ray.get(ref)
-                    except ray.exceptions.RayError as exc:  # worker died, node lost, task cancelled
-                        outcome = Outcome(error=f"Ray task lost ({type(exc).__name__})")
+                    except ray.exceptions.RayError as exc:  # worker died, node lost, unpicklable unit...
+                        cause = getattr(exc, "cause", None)
+                        outcome = Outcome(error=f"Ray task lost ({describe(cause if cause is not None else exc)})")
                     if tries.settle(index, outcome):
                         yield index, outcome
                     else:

@@ -115,7 +115,7 @@ def run_job(
             prepare()
         except BaseException:
             if created:
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(created, ignore_errors=True)
             elif not had_manifest:  # OUT existed empty: leave it empty
                 remove_outputs(out)
             raise
@@ -131,7 +131,7 @@ def run_job(
         remove_partials(Path(out))
         if not any(Path(out).glob("*/*_stats.json")):
             if created:
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(created, ignore_errors=True)
             elif not had_manifest:  # OUT existed empty: leave it empty
                 remove_outputs(out)
         raise
@@ -149,7 +149,7 @@ def run_job(
         # Nothing usable came out: leave no files behind.
         remove_outputs(out)
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         if summary.errors:
             raise units_failed(summary.errors, len(units))
         raise nothing_usable(summary.failures, len(source_entries))

@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from blursynth.errors import ConfigError, InputError, MissingDependencyError, OutputError
-from blursynth.shards.files import PARTIAL
+from blursynth.shards.files import PARTIAL, make_folder
 from blursynth.shards.reader import list_shards
 from blursynth.shards.writer import gopro_dir_name
 
@@ -115,8 +115,7 @@ def export(out: str | os.PathLike, dest: str | os.PathLike, layout: str, *, over
         if not overwrite:
             raise ConfigError(f"{dest}: not empty; choose an empty DEST or pass --overwrite")
         shutil.rmtree(dest)
-    created = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
+    created = make_folder(dest)
     try:
         if layout == "lmdb":
             stats = _export_lmdb(out, dest)
@@ -124,7 +123,7 @@ def export(out: str | os.PathLike, dest: str | os.PathLike, layout: str, *, over
             stats = _export_folders(out, dest, layout)
     except BaseException:
         if created:
-            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         else:
             for p in dest.rglob(f"*{PARTIAL}*"):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

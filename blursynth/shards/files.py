@@ -39,6 +39,35 @@ def write_failure(exc: OSError) -> str:
     return " ".join(text.split())[:200] or type(exc).__name__
 
 
+def make_folder(path: str | os.PathLike) -> Path | None:
+    """Create ``path`` and any missing parents; return the topmost folder created (None if it existed).
+
+    Remove that folder, not just ``path``, to leave the filesystem as it was found.
+
+    Raises:
+        OutputError: ``path`` (or one of its parents) is a file, or cannot be created.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return None
+    if path.exists():
+        raise OutputError(f"{path}: exists and is not a folder")
+    top = path
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return None if path.is_dir() else _not_a_folder(path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder ({write_failure(exc)})") from None
+    return top
+
+
+def _not_a_folder(path: Path):
+    raise OutputError(f"{path}: exists and is not a folder")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the complete new one.
 

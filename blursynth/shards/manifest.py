@@ -14,7 +14,7 @@ from pathlib import Path
 
 from blursynth import __version__
 from blursynth.errors import ConfigError, OutputError
-from blursynth.shards.files import PARTIAL, atomic_write_json, read_json
+from blursynth.shards.files import PARTIAL, atomic_write_json, make_folder, read_json
 
 MANIFEST = "manifest.json"
 FORMAT = "blursynth-manifest"
@@ -96,7 +96,8 @@ def check_out(out: str | os.PathLike) -> None:
         raise OutputError(f"{out}: cannot create output folder ({parent} is not writable)")
 
 
-def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict, overwrite: bool) -> bool:
+def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict,
+                overwrite: bool) -> Path | None:
     """Check that OUT can be written and is either new, a resumable run of the same job, or overwritable.
 
     Args:
@@ -107,7 +108,8 @@ def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources
         overwrite: remove a previous run's files when the job differs.
 
     Returns:
-        True when OUT did not exist (the caller created it and may remove it if nothing is produced).
+        The topmost folder created for OUT (OUT or a missing parent; the caller removes it if nothing is
+        produced), or None when OUT existed.
 
     Raises:
         OutputError: OUT is a file, not writable, or a non-empty folder that is not a blursynth output.
@@ -116,12 +118,7 @@ def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    created = not out.exists()
-    if created:
-        try:
-            out.mkdir(parents=True)
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    created = make_folder(out)
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: output folder is not writable")
     previous = load_manifest(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from blursynth import __version__
 from blursynth.errors import OutputError
-from blursynth.shards.files import PARTIAL, fsync_path
+from blursynth.shards.files import PARTIAL, fsync_path, make_folder
 from blursynth.stats.plots import plot_ratio_curves
 
 CSV_NAME = "blurred_area_ratio.csv"
@@ -45,11 +45,7 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
+    created = make_folder(out)
     rows = curves_to_rows(curves, cfg.thresholds)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["label", "threshold", "mean", "std", "pairs"], lineterminator="\n")
@@ -81,12 +77,12 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
         for p in temps.values():
             p.unlink(missing_ok=True)
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         raise OutputError(f"{out}: cannot write the results ({exc.strerror or exc})") from None
     except BaseException:
         for p in temps.values():
             p.unlink(missing_ok=True)
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         raise
     return targets

@@ -20,7 +20,7 @@ import numpy as np
 
 from blursynth.errors import InputError, OutputError
 from blursynth.seeding import create_rng
-from blursynth.shards.files import PARTIAL, fsync_path
+from blursynth.shards.files import PARTIAL, fsync_path, make_folder
 from blursynth.shards.manifest import load_manifest, manifest_path
 from blursynth.shards.reader import list_shards
 from blursynth.stats.plots import plot_histograms
@@ -219,11 +219,8 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
 
 
 def _write(report_dir: Path, report: dict, panels, sheet_rows) -> None:
-    created = not report_dir.exists()
-    if report_dir.exists() and not report_dir.is_dir():
-        raise OutputError(f"{report_dir}: exists and is not a folder")
+    created = make_folder(report_dir)
     try:
-        report_dir.mkdir(parents=True, exist_ok=True)
         temps = []
         hist_tmp = report_dir / (HISTOGRAMS_PNG + PARTIAL + ".png")
         plot_histograms(panels, hist_tmp)
@@ -249,7 +246,7 @@ def _write(report_dir: Path, report: dict, panels, sheet_rows) -> None:
         if created:
             import shutil
 
-            shutil.rmtree(report_dir, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         raise OutputError(f"{report_dir}: cannot write the report ({exc.strerror or exc})") from None
 
 

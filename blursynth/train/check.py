@@ -22,6 +22,7 @@ import numpy as np
 
 from blursynth.errors import ConfigError, InputError, OutputError
 from blursynth.shards.files import atomic_write_json
+from blursynth.shards.manifest import check_out
 from blursynth.shards.validate import validate_output
 
 log = logging.getLogger("blursynth.train")
@@ -59,8 +60,10 @@ class TrainCheckConfig:
             raise ConfigError(f"--eval-crop: expected a multiple of 4 >= 16, got {self.eval_crop}")
         if not (0.0 < self.holdout < 1.0):
             raise ConfigError(f"--holdout: expected a fraction in (0, 1), got {self.holdout}")
-        if not self.lr > 0:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"--lr: expected a positive learning rate, got {self.lr}")
+        if not math.isfinite(self.min_gain_db):
+            raise ConfigError(f"--min-gain-db: expected a finite number of dB, got {self.min_gain_db}")
         if self.workers < 0:
             raise ConfigError(f"--workers: expected >= 0, got {self.workers}")
 
@@ -160,6 +163,7 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
             raise InputError(f"{out}: {'not a folder' if out.exists() else 'no such folder'}")
     report_dir = Path(cfg.report_dir) if cfg.report_dir else (Path("train_check") if cfg.out is None else
                                                               out / "train_check")
+    check_out(report_dir)  # before minutes of training, not after
     try:
         validation = validate_output(out)
         report: dict = {"format": "blursynth-train-check", "version": 1, "out": str(out) if cfg.out else "(example)",
@@ -185,6 +189,11 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
         say(f"trained {cfg.steps} steps x {batch} crops of {cfg.crop}px on {device} in {seconds:.1f} s "
             f"({img_s:.1f} img/s); loss {history[0]:.5f} -> {np.mean(history[-20:]):.5f}")
         metrics = evaluate(model, eval_ds, cfg, device)
+        if "psnr" not in metrics["model"]:  # every restored image has NaN/inf pixels
+            say(f"FAILED: the model's outputs are not finite (training diverged; lower --lr {cfg.lr:g})")
+            report.update(metrics=metrics, passed=False, reason="training diverged: model outputs are not finite")
+            _write_report(report_dir, report)
+            return report, False
         gain = metrics["model"]["psnr"] - metrics["identity"]["psnr"]
         passed = bool(gain >= cfg.min_gain_db)
         say(f"eval on {metrics['samples']} samples ({how}): PSNR {metrics['identity']['psnr']:.2f} -> "
