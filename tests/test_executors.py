@@ -287,6 +287,17 @@ def test_a_unit_error_exits_1_keeps_the_rest_and_a_rerun_completes(inputs, refer
     assert_same_dataset(out, reference["local"])
 
 
+def test_an_unreachable_ray_address_fails_fast_before_out_is_touched(inputs, tmp_path):
+    """Runs before the Ray fixture starts an instance in this process (an initialised Ray is reused as is)."""
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized(), "precondition: no Ray instance in this process yet"
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    result = invoke(*local_args(inputs, out), "--executor", "ray", "--ray-address", "127.0.0.1:1")
+    assert_clean_error(result, "--ray-address 127.0.0.1:1: no Ray cluster answers there")
+    assert time.monotonic() - t0 < 30 and not out.exists()
+
+
 # -- Ray ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -322,3 +333,15 @@ def test_ray_retries_a_failing_task_and_aggregates_progress(ray_cluster, tmp_pat
 def test_ray_a_fatal_error_is_raised(ray_cluster, tmp_path):
     with pytest.raises(OutputError, match="No space left on device"):
         run(units.disk_full, list(range(6)), tmp_path, executor="ray")
+
+
+def test_ray_address_joins_a_running_cluster_from_another_process(ray_cluster, inputs, reference, tmp_path):
+    """``--ray-address HOST:PORT``: a second driver (the CLI in a subprocess) joins the module's cluster."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "blursynth", *local_args(inputs, out), "--executor", "ray",
+                           "--ray-address", address], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert_same_dataset(out, reference["local"])
+

@@ -261,7 +261,7 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: with one-line messages naming the file and the reason.
     """
-    from blursynth.run.executors import import_ray
+    from blursynth.run.executors import connect_ray
     from blursynth.run.job import run_job
 
     device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
@@ -270,8 +270,8 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
 
         create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
     check_out(cfg.out)  # and on an OUT that can never be written, before probing any source
-    if cfg.executor == "ray":  # and on a missing Ray
-        import_ray()
+    if cfg.executor == "ray":  # and on a missing or unreachable Ray
+        connect_ray(cfg.ray_address)
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
     return run_job(

@@ -432,15 +432,15 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: one-line messages naming the file and the reason.
     """
-    from blursynth.run.executors import import_ray
+    from blursynth.run.executors import connect_ray
     from blursynth.run.job import run_job
 
     device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
     if cfg.backend == "auto":  # record the renderer actually used: it is part of the fingerprint
         cfg = dataclasses.replace(cfg, backend="torch" if device.startswith("cuda") else "stream")
     check_out(cfg.out)
-    if cfg.executor == "ray":  # fail early on a missing Ray
-        import_ray()
+    if cfg.executor == "ray":  # fail early on a missing or unreachable Ray
+        connect_ray(cfg.ray_address)
     for path, what in ((cfg.voc, "--voc"), (cfg.coco, "--coco"), (cfg.coco_images, "--coco-images")):
         if path is not None and not Path(path).exists():
             raise InputError(f"{path}: no such file or directory ({what})")

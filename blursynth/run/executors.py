@@ -29,6 +29,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -452,6 +453,39 @@ def import_ray():
     return ray
 
 
+_ray_started_here = False  # connect_ray started a private instance: the executor shuts it down after the run
+
+
+def connect_ray(address: str | None):
+    """Import Ray and join (or start) the cluster, before any output is written.
+
+    ``address``: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; None joins ``$RAY_ADDRESS`` or starts a
+    private local instance. A HOST:PORT that does not answer fails in seconds (Ray itself retries for
+    minutes).
+
+    Raises:
+        MissingDependencyError: Ray is not installed. ConfigError: the cluster cannot be reached or started.
+    """
+    global _ray_started_here
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    where = address or os.environ.get("RAY_ADDRESS")
+    if where and where not in ("auto", "local") and not where.startswith("ray://"):
+        host, _, port = where.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else describe(exc)
+            raise ConfigError(f"--ray-address {where}: no Ray cluster answers there ({why})") from None
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+        raise ConfigError(f"--ray-address {where or '(local)'}: cannot start or join Ray ({describe(exc)})") from None
+    _ray_started_here = not where or where == "local"
+    return ray
+
+
 class _Relay:
     """A tiny Ray actor through which tasks send progress events and log records to the driver."""
 
@@ -487,15 +521,8 @@ class RayExecutor:
         self.address, self.retries, self.num_gpus = address, retries, num_gpus
 
     def run(self, fn, units, keys, out, progress) -> Iterator[tuple[int, Outcome]]:
-        ray = import_ray()
-        started = not ray.is_initialized()
-        if started:
-            try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR, configure_logging=True)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = self.address or os.environ.get("RAY_ADDRESS") or "a new local instance"
-                raise errors.OutputError(f"--ray-address {where}: cannot start or join Ray ({describe(exc)})")
+        global _ray_started_here
+        ray = connect_ray(self.address)
         tries = _Retrying(keys, self.retries)
         level = logging.getLogger("blursynth").getEffectiveLevel()
         relay = ray.remote(num_cpus=0)(_Relay).remote()
@@ -540,5 +567,6 @@ class RayExecutor:
                     ray.wait(list(running), num_returns=len(running), timeout=10)
             with contextlib.suppress(Exception):
                 ray.kill(relay)
-            if started:
+            if _ray_started_here:  # a private instance; a joined cluster stays up
+                _ray_started_here = False
                 ray.shutdown()

@@ -329,12 +329,12 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
     """
     check_stats_config(cfg)
     from blursynth.ops.accumulate import resolve_device_name
-    from blursynth.run.executors import import_ray, run_units
+    from blursynth.run.executors import connect_ray, run_units
 
     device = resolve_device_name(cfg.device)
     create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)  # fail early
     if cfg.executor == "ray":
-        import_ray()
+        connect_ray(cfg.ray_address)
     progress = progress or ProgressSink()
     units: list[StatsUnit] = []
     for spec in cfg.datasets:
