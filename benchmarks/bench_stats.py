@@ -12,7 +12,7 @@ torchvision), each group in a fresh subprocess, runs alternating within each rou
 
   raw    ``create_flow(name)`` called in a loop (one thread) on the same pairs ``stats`` measures, decoded and
          converted (gray, or RGB for RAFT) beforehand;
-  stats  ``compute_curves(StatsConfig(flow=name, thresholds=0:20:0.5, pairs_per_source=K, workers=1 or 2))``
+  stats  ``compute_curves(StatsConfig(flow=name, thresholds=0:20:0.5, pairs_per_source=K, threads=1 or 2))``
          end to end on the video and on the frame folder: probing, decoding or PNG reading, flow, magnitudes,
          ratio curves, threads. Stage timers (monkeypatched in the child) split its time.
 
@@ -352,7 +352,7 @@ def worker_group(spec: dict) -> dict:
     def run_stats(label: str, workers: int, max_side: int | None, pairs: int = k) -> dict:
         path, fps = sources[label]
         cfg = fr.StatsConfig(datasets=(fr.DatasetSpec(label, path, fps),), thresholds=thresholds, flow=method,
-                             pairs_per_source=pairs, max_side=max_side, seed=seed, workers=workers,
+                             pairs_per_source=pairs, max_side=max_side, seed=seed, threads=workers,
                              device=spec["device"], raft_model=spec["raft_model"],
                              raft_weights=spec["raft_weights"])
         stages.reset()
