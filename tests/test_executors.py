@@ -345,3 +345,14 @@ def test_ray_address_joins_a_running_cluster_from_another_process(ray_cluster, i
     assert "Traceback" not in done.stderr
     assert_same_dataset(out, reference["local"])
 
+
+
+def test_ray_stats_equals_local_workers(ray_cluster, inputs, tmp_path):
+    """``stats`` sends one unit per source to Ray; the CSV is the same bytes as with ``--workers 1``."""
+    base = ["stats", f"PAN={inputs['videos']}", "--flow", "dis", "--flow-threshold", "0:4:0.5",
+            "--pairs-per-source", 3, "-q"]
+    run_ok(*base, "--out", tmp_path / "w1")
+    run_ok(*base, "--executor", "ray", "--out", tmp_path / "ray")
+    csv = "blurred_area_ratio.csv"
+    assert (tmp_path / "ray" / csv).read_bytes() == (tmp_path / "w1" / csv).read_bytes()
+    assert len((tmp_path / "w1" / csv).read_text().splitlines()) == 1 + 9

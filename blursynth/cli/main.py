@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -68,5 +69,10 @@ cli.add_command(train_check)
 cli.add_command(export)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `timeout`, `kill`) stops as cleanly as Ctrl-C
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="blursynth")

@@ -289,6 +289,25 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="watch-driver", daemon=True).start()
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Start workers with SIGINT ignored (an ignored signal survives exec).
+
+    A terminal's Ctrl-C goes to the whole process group; a worker interrupted at an arbitrary point (even
+    while still importing) would print a traceback. Instead the driver gets the KeyboardInterrupt and stops
+    busy workers with SIGTERM, which they turn into the same clean-up as Ctrl-C (``_raise_interrupt``).
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM from the driver: clean up like Ctrl-C
     raise KeyboardInterrupt
 
@@ -356,7 +375,8 @@ class ProcessExecutor:
             mine, theirs = ctx.Pipe(duplex=True)
             p = ctx.Process(target=_worker_main, args=(theirs, os.getpid(), level, threads), daemon=True,
                             name=f"blursynth-worker-{len(pool)}")
-            p.start()
+            with _sigint_ignored():  # inherited through exec: Ctrl-C reaches workers only via the driver
+                p.start()
             theirs.close()
             return _Worker(p, mine)
 
