@@ -414,13 +414,8 @@ def test_killed_worker_unit_is_retried(local_in, local_reference, tmp_path, star
     assert_same_dataset(out, local_reference)
 
 
-BUG_PARTIAL_LEFT = (
-    "BUG: a unit that failed because its worker was killed leaves the worker's `NNNNN.h5.partial` in OUT after "
-    "the run has ended (run_job sweeps partial files only on Ctrl-C or a fatal error; with retries the next "
-    "attempt overwrites it, with --retries 0 it stays until a rerun)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_PARTIAL_LEFT)
 def test_killed_worker_without_retries_fails_the_unit_then_resumes(local_in, local_reference, tmp_path, started):
     run, out, victim, target, rc = run_killing_a_worker(
         lambda out: local_cmd(local_in, out, "--workers", "2", "--retries", "0"), tmp_path, started)
@@ -481,26 +476,16 @@ def file_limit(reference: Path, stage: str) -> tuple[int, str]:
     return smallest_shard - 512, ".h5"
 
 
-BUG_OBJECTS = ("BUG: a write failure of OUT/objects.h5 (local's object bank) is not an OutputError: h5py raises "
-               "RuntimeError from File.close() in objects/store.py write_store, the CLI prints a traceback and the "
-               "process then segfaults at exit (status -11)")
-BUG_FLUSH = ("BUG: a write failure while HDF5 flushes a shard is not an OutputError: h5py raises RuntimeError "
-             "('Unable to synchronously flush file ... File too large'), which ShardWriter._writing (catches "
-             "OSError only) lets through as an ordinary unit failure: every unit is retried and fails, the run ends "
-             "with 'N of N work unit(s) failed ... RuntimeError: ...' instead of one error naming the shard "
-             "(average: h5py 'Exception ignored' tracebacks, then a segfault at exit, status -11)")
 
 
 @pytest.mark.parametrize("command, stage, workers", [
     pytest.param("local", "manifest", 1, id="local-manifest"),
-    pytest.param("local", "objects", 1, id="local-objects", marks=pytest.mark.xfail(strict=True, reason=BUG_OBJECTS)),
+    pytest.param("local", "objects", 1, id="local-objects"),
     pytest.param("local", "shard-data", 1, id="local-shard-data"),
     pytest.param("local", "shard-data", 2, id="local-shard-data-workers2"),
-    pytest.param("local", "shard-flush", 1, id="local-shard-flush",
-                 marks=pytest.mark.xfail(strict=True, reason=BUG_FLUSH)),
+    pytest.param("local", "shard-flush", 1, id="local-shard-flush"),
     pytest.param("average", "shard-data", 1, id="average-shard-data"),
-    pytest.param("average", "shard-flush", 1, id="average-shard-flush",
-                 marks=pytest.mark.xfail(strict=True, reason=BUG_FLUSH)),
+    pytest.param("average", "shard-flush", 1, id="average-shard-flush"),
 ])
 def test_disk_full_is_one_clean_error_and_resumes(command, stage, workers, request, tmp_path):
     out = tmp_path / "out"
@@ -530,8 +515,6 @@ def test_disk_full_is_one_clean_error_and_resumes(command, stage, workers, reque
     assert_resumes_to(args, tmp_path, out, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when the first manifest write fails, run_job leaves behind the empty "
-                                       "OUT folder it created (other failures before any shard remove it)")
 def test_disk_full_at_first_write_leaves_no_out_behind(local_in, local_reference, tmp_path):
     new = tmp_path / "new"  # OUT and a missing parent: the run creates both
     out = new / "out"
@@ -543,19 +526,6 @@ def test_disk_full_at_first_write_leaves_no_out_behind(local_in, local_reference
 
 
 # -- 5: Ctrl-C ------------------------------------------------------------------------------------------------------
-BUG_WORKER_TRACEBACK = (
-    "BUG (a race, about half of the --workers 2 runs): on Ctrl-C a worker prints 'Process blursynth-worker-N: "
-    "Traceback ... KeyboardInterrupt': it handles its own SIGINT and returns from _worker_main, then the driver's "
-    "_shutdown() SIGTERMs it (it was busy) and the SIGTERM handler _raise_interrupt raises KeyboardInterrupt inside "
-    "multiprocessing's exit finalizers")
-BUG_ORPHAN_MARKER = (
-    "BUG: Ctrl-C right after a shard's marker is committed deletes the shard and keeps the marker: the "
-    "KeyboardInterrupt comes out of ShardWriter.close (atomic_write_bytes' fsync of the folder, after os.replace) "
-    "while `_renamed` is still True, UnitSink.abort -> ShardWriter.abort then unlinks the final .h5; a rerun "
-    "trusts the marker and ends 'complete' with the shard missing (random Ctrl-C: ~1/15 serial, ~2/5 --workers 2)")
-BUG_LOST_CTRL_C = (
-    "BUG (rare race): a Ctrl-C whose KeyboardInterrupt is raised inside a weakref callback or __del__ is printed as "
-    "'Exception ignored ... KeyboardInterrupt' and lost; the run goes on and exits 0")
 
 
 def orphan_markers(out: Path) -> list[str]:
@@ -586,24 +556,15 @@ def test_ctrl_c_stops_cleanly_and_resumes(workers, local_in, local_reference, tm
     rc = run.wait(15, "after Ctrl-C")
     took = time.monotonic() - t0
     stderr = run.stderr
-    if rc == 0 and "Exception ignored" in stderr and "KeyboardInterrupt" in stderr:
-        pytest.xfail(BUG_LOST_CTRL_C)
     assert took < 10, f"took {took:.1f} s to stop after Ctrl-C"
     assert rc != 0, f"exit 0 after Ctrl-C\n{stderr}"
     assert not partials(tmp_path), partials(tmp_path)
+    assert "Traceback" not in stderr, stderr  # neither from the driver nor from a worker (they share stderr)
     wait_gone(run.family, timeout=5)
-    # The driver handled the interrupt (click's "Aborted!" is its last word, not a traceback). Workers share
-    # its stderr: with workers a traceback is the known race BUG_WORKER_TRACEBACK, checked last.
-    assert [line for line in stderr.splitlines() if line.strip()][-1] == "Aborted!", stderr
-    if workers == 1:
-        assert "Traceback" not in stderr, stderr
-    if orphans := orphan_markers(out):  # a race; test_ctrl_c_after_a_marker_is_committed hits it every time
-        pytest.xfail(f"{BUG_ORPHAN_MARKER}: {orphans}")
+    assert not orphan_markers(out), f"markers without their shard: {orphan_markers(out)}"
     assert_interrupted_mid_run(out, LOCAL_SHARDS)
 
     assert_resumes_to(args, tmp_path, out, local_reference)
-    if "Traceback" in stderr:  # a race: an imperative xfail, so the runs that miss it still check the rest
-        pytest.xfail(BUG_WORKER_TRACEBACK)
 
 
 # The CLI with a Ctrl-C injected at one exact moment: just after the third shard marker has been committed
@@ -633,7 +594,6 @@ main()
 """
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ORPHAN_MARKER)
 def test_ctrl_c_after_a_marker_is_committed(local_in, local_reference, tmp_path):
     out = tmp_path / "out"
     args = local_cmd(local_in, out)

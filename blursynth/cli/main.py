@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 
 import click
@@ -69,10 +68,8 @@ cli.add_command(train_check)
 cli.add_command(export)
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (a scheduler, `timeout`, `kill`) stops as cleanly as Ctrl-C
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    from blursynth.run import interrupt
+
+    interrupt.install()  # Ctrl-C, and SIGTERM (a scheduler, `timeout`, `kill`), stop cleanly and are never lost
     cli(prog_name="blursynth")

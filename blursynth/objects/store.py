@@ -32,9 +32,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from blursynth.errors import InputError
+from blursynth.errors import InputError, OutputError
 from blursynth.objects.bank import Candidate, ObjectPatch, iter_patches, no_usable_object
-from blursynth.shards.files import PARTIAL, fsync_path
+from blursynth.shards.files import PARTIAL, create_h5, fsync_path, write_failure
 
 log = logging.getLogger("blursynth.objects")
 
@@ -67,8 +67,9 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
     skipped: list[dict] = []
     seen: set[tuple[str, int]] = set()
     count = 0
+    f, raw = create_h5(partial)  # write errors are kept from HDF5 (see GuardedFile)
     try:
-        with h5py.File(partial, "w") as f:
+        with f:
             rgb = f.create_dataset("rgb", shape=(0, 3), maxshape=(None, 3), dtype=np.uint8, chunks=(_CHUNK, 3),
                                    compression="lzf")
             alpha = f.create_dataset("alpha", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(_CHUNK,),
@@ -91,6 +92,7 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
                     alpha.resize(start + n, axis=0)
                     rgb[start:] = item.rgb.reshape(-1, 3)
                     alpha[start:] = item.alpha.reshape(-1)
+                    raw.check()
                     offsets.append(start + n)
                     shapes.append(item.alpha.shape)
                     metas.append(json.dumps({"source": item.source, "instance_id": item.instance_id,
@@ -105,10 +107,17 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
             f.create_dataset("meta", data=metas, dtype=h5py.string_dtype("utf-8"))
             f.attrs.update(format=FORMAT, version=VERSION, count=count, skipped=json.dumps(skipped),
                            fingerprint=json.dumps(fingerprint, sort_keys=True))
-        fsync_path(partial)
+        raw.sync_close()
         os.replace(partial, path)
         fsync_path(path.parent)
+    except OSError as exc:
+        raw.close()
+        partial.unlink(missing_ok=True)
+        if raw.error is None and exc.filename != str(partial):
+            raise  # not a write of the store (reading an input goes wrong elsewhere)
+        raise OutputError(f"{path}: cannot write ({write_failure(exc)})") from None
     except BaseException:
+        raw.close()
         partial.unlink(missing_ok=True)
         raise
     return count, skipped

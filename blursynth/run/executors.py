@@ -39,6 +39,7 @@ from typing import Any
 
 from blursynth import errors
 from blursynth.errors import BlurSynthError, ConfigError, MissingDependencyError
+from blursynth.run import interrupt
 from blursynth.run.progress import ProgressSink
 
 log = logging.getLogger("blursynth.run")
@@ -186,6 +187,7 @@ class SerialExecutor:
         tries = _Retrying(keys, self.retries)
         for index, unit in enumerate(units):
             while True:
+                interrupt.check()
                 tries.start(index)
                 outcome = call_unit(fn, unit, out, progress)
                 if tries.settle(index, outcome):
@@ -295,7 +297,7 @@ def _sigint_ignored():
 
     A terminal's Ctrl-C goes to the whole process group; a worker interrupted at an arbitrary point (even
     while still importing) would print a traceback. Instead the driver gets the KeyboardInterrupt and stops
-    busy workers with SIGTERM, which they turn into the same clean-up as Ctrl-C (``_raise_interrupt``).
+    busy workers with SIGTERM, which they turn into the same clean-up as Ctrl-C (``interrupt.install``).
     """
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -308,14 +310,10 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM from the driver: clean up like Ctrl-C
-    raise KeyboardInterrupt
-
-
 def _worker_main(conn, parent_pid: int, log_level: int, threads: int) -> None:
     """Loop of a spawned worker: receive ``(index, fn, unit, out)``, send events and the outcome back."""
     _die_with_parent(parent_pid)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupt.install((signal.SIGTERM,))  # SIGINT stays ignored (see _sigint_ignored)
     lock = threading.Lock()
 
     def send(message) -> None:
@@ -382,6 +380,7 @@ class ProcessExecutor:
 
         try:
             while left:
+                interrupt.check()
                 # Keep up to `workers` processes, each busy with one unit.
                 while todo:
                     worker = next((w for w in pool if w.task is None), None)
@@ -564,6 +563,7 @@ class RayExecutor:
             for index in range(len(units)):
                 submit(index)
             while running:
+                interrupt.check()
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
                 drain()
                 for ref in ready:

@@ -109,16 +109,16 @@ def run_job(
     had_manifest = manifest_path(out).exists()
     created = prepare_out(out, command, fingerprint, hashes, overwrite)
     manifest_kw = dict(command=command, config=config, fingerprint=fingerprint, extra=manifest_extra)
-    write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
-    if prepare is not None:  # work that needs OUT (the object bank of `local`); nothing is left if it fails
-        try:
+    try:  # the first write (disk full shows here), then work that needs OUT (the object bank of `local`)
+        write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
+        if prepare is not None:
             prepare()
-        except BaseException:
-            if created:
-                shutil.rmtree(created, ignore_errors=True)
-            elif not had_manifest:  # OUT existed empty: leave it empty
-                remove_outputs(out)
-            raise
+    except BaseException:  # nothing is left behind
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
+        elif not had_manifest:  # OUT existed empty: leave it empty
+            remove_outputs(out)
+        raise
     summary = JobSummary(out=str(out), failures=list(failures))
     keys = [unit_key(u) for u in units]
     progress.start(len(units), total_frames, total_samples)
@@ -137,6 +137,7 @@ def run_job(
         raise
     finally:
         progress.close()
+    remove_partials(Path(out))  # a worker killed on its last attempt could not remove its shard in progress
     for unit, key, outcome in zip(units, keys, outcomes, strict=True):
         result = outcome.result if outcome.ok else errored_result(out, key, unit, outcome, summary)
         summary.results.append(result)

@@ -9,6 +9,7 @@ leaves a shard that looks complete. See docs/shard-format.md for the contract.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from blursynth import __version__
 from blursynth.errors import OutputError
 from blursynth.sample import Sample
-from blursynth.shards.files import PARTIAL, atomic_write_json, fsync_path, write_failure
+from blursynth.shards.files import PARTIAL, GuardedFile, atomic_write_json, create_h5, fsync_path, write_failure
 
 FORMAT = "blursynth-shard"
 FORMAT_VERSION = 1
@@ -79,6 +80,7 @@ class ShardWriter:
         self.count = 0
         self.size: tuple[int, int] | None = None
         self._h5: h5py.File | None = None
+        self._raw: GuardedFile | None = None
         self._final = h5_path(self.out, split, shard)
         self._partial = self._final.with_name(self._final.name + PARTIAL)
         self._pngs: list[Path] = []
@@ -90,11 +92,19 @@ class ShardWriter:
     def _writing(self):
         """A failed write (disk full, quota, file size limit, I/O error) drops the shard and is reported as
         one :class:`OutputError` naming the shard; nothing is left that could look complete."""
+        reason = None
         try:
             yield
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # HDF5 reports some failed writes as RuntimeError
+            if isinstance(exc, RuntimeError) and "write failed" not in str(exc) and "flush" not in str(exc):
+                raise
+            reason = write_failure(exc)
+        if reason is not None:
+            # Out of the except block: the traceback (and the h5py objects its frames hold) is gone, so the
+            # file really closes. Closing HDF5 while a dataset of a failed file is alive can crash.
+            gc.collect()
             self.abort()
-            raise OutputError(f"{self._final}: cannot write ({write_failure(exc)})") from None
+            raise OutputError(f"{self._final}: cannot write ({reason})")
 
     def add(self, sample: Sample) -> None:
         """Append one sample. All samples of a shard have one resolution.
@@ -104,6 +114,8 @@ class ShardWriter:
         """
         with self._writing():
             self._add(sample)
+            if self._raw is not None:
+                self._raw.check()
 
     def _add(self, sample: Sample) -> None:
         if self.size is None:
@@ -120,7 +132,8 @@ class ShardWriter:
 
     def _open_h5(self, height: int, width: int, sample: Sample) -> None:
         self._partial.unlink(missing_ok=True)
-        f = h5py.File(self._partial, "w")
+        f, self._raw = create_h5(self._partial)  # write errors are kept from HDF5 (see GuardedFile)
+        self._h5 = f
         kw = {"compression": self.compression} if self.compression else {}
         n = self.capacity
         for name in ("blur", "sharp"):
@@ -135,7 +148,6 @@ class ShardWriter:
                 chunks=(1, *arr.shape), **kw,
             )
         f.create_dataset("meta", shape=(n,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"))
-        self._h5 = f
 
     def _write_h5(self, sample: Sample) -> None:
         f = self._h5
@@ -216,7 +228,8 @@ class ShardWriter:
             f.flush()
             f.close()
             self._h5 = None
-            fsync_path(self._partial)
+            self._raw.sync_close()
+            self._raw = None
             os.replace(self._partial, self._final)
             self._renamed = True
             fsync_path(self._final.parent)
@@ -246,9 +259,15 @@ class ShardWriter:
             except Exception:  # noqa: BLE001 - the file is being discarded anyway
                 pass
             self._h5 = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         self._partial.unlink(missing_ok=True)
         if self._renamed:
-            self._final.unlink(missing_ok=True)
+            # Renamed, and its marker not written: drop it. Once the marker exists (an interrupt that lands
+            # after the marker's rename) the shard is complete and must stay.
+            if not stats_path(self.out, self.split, self.shard).exists():
+                self._final.unlink(missing_ok=True)
             self._renamed = False
         for png in self._pngs:
             png.unlink(missing_ok=True)

@@ -1,0 +1,32 @@
+"""Ctrl-C and SIGTERM that cannot be lost.
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the signal arrives; inside a
+garbage-collector or weakref callback the exception is printed as "Exception ignored" and dropped, and the
+run would go on. The handler installed here also sets a flag, and long loops call :func:`check` (every
+sample in ``UnitSink.add``, every turn of the executors' loops), so a dropped interrupt is raised again at
+the next safe point.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+_requested = threading.Event()
+
+
+def _handler(signum, frame):
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def install(signals=(signal.SIGINT, signal.SIGTERM)) -> None:
+    """Route ``signals`` to ``KeyboardInterrupt`` plus the flag (CLI main thread, and worker processes)."""
+    for sig in signals:
+        signal.signal(sig, _handler)
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if an interrupt arrived (no-op when :func:`install` was never called)."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
