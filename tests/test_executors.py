@@ -356,3 +356,24 @@ def test_ray_stats_equals_local_workers(ray_cluster, inputs, tmp_path):
     csv = "blurred_area_ratio.csv"
     assert (tmp_path / "ray" / csv).read_bytes() == (tmp_path / "w1" / csv).read_bytes()
     assert len((tmp_path / "w1" / csv).read_text().splitlines()) == 1 + 9
+
+
+def test_a_swallowed_interrupt_is_raised_at_the_next_check_and_not_reported(monkeypatch):
+    """A Ctrl-C that landed in a GC callback was dropped (and printed as "Exception ignored"): the flag makes
+    the next ``check()`` raise it, and the unraisable hook keeps the report off stderr."""
+    from types import SimpleNamespace
+
+    from blursynth.run import interrupt
+
+    interrupt.check()  # nothing requested: no-op
+    reported = []
+    monkeypatch.setattr(interrupt, "_default_unraisable", reported.append)
+    monkeypatch.setattr(interrupt, "_requested", type(interrupt._requested)())
+    interrupt._requested.set()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.check()
+    interrupt._unraisable(SimpleNamespace(exc_value=KeyboardInterrupt()))
+    assert reported == []
+    other = SimpleNamespace(exc_value=ValueError("a real problem"))
+    interrupt._unraisable(other)
+    assert reported == [other]

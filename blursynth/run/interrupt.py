@@ -10,6 +10,7 @@ the next safe point.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 _requested = threading.Event()
@@ -20,10 +21,20 @@ def _handler(signum, frame):
     raise KeyboardInterrupt
 
 
+def _unraisable(report) -> None:
+    if isinstance(report.exc_value, KeyboardInterrupt) and _requested.is_set():
+        return  # dropped inside a GC/weakref callback: check() raises it again at the next safe point
+    _default_unraisable(report)
+
+
+_default_unraisable = sys.unraisablehook
+
+
 def install(signals=(signal.SIGINT, signal.SIGTERM)) -> None:
     """Route ``signals`` to ``KeyboardInterrupt`` plus the flag (CLI main thread, and worker processes)."""
     for sig in signals:
         signal.signal(sig, _handler)
+    sys.unraisablehook = _unraisable
 
 
 def check() -> None:
