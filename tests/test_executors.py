@@ -377,3 +377,12 @@ def test_a_swallowed_interrupt_is_raised_at_the_next_check_and_not_reported(monk
     other = SimpleNamespace(exc_value=ValueError("a real problem"))
     interrupt._unraisable(other)
     assert reported == [other]
+
+
+def test_ray_tasks_request_a_gpu_only_on_cuda():
+    from blursynth.config import AverageConfig
+
+    cfg = AverageConfig(inputs=("a.mp4",), out="out", executor="ray", retries=1)
+    assert cfg.executor_options("cuda:0") == ExecutorOptions("ray", 1, None, 1, num_gpus=1.0)
+    assert cfg.executor_options("cpu").num_gpus == 0.0
+    assert "workers" not in cfg.fingerprint() and "executor" not in cfg.fingerprint()
