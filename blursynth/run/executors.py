@@ -559,11 +559,15 @@ class RayExecutor:
                 else:
                     logging.getLogger("blursynth.worker").log(rest[0], "%s", rest[1])
 
+        # Bounded submission: every pending task's arguments (the unit) live in the object store, and a
+        # million-sample `local` run has thousands of units. Twice the cluster's CPUs keeps every CPU fed.
+        limit = max(4, 2 * int(ray.cluster_resources().get("CPU", 2)))
+        todo = deque(range(len(units)))
         try:
-            for index in range(len(units)):
-                submit(index)
-            while running:
+            while running or todo:
                 interrupt.check()
+                while todo and len(running) < limit:
+                    submit(todo.popleft())
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
                 drain()
                 for ref in ready:
@@ -576,7 +580,7 @@ class RayExecutor:
                     if tries.settle(index, outcome):
                         yield index, outcome
                     else:
-                        submit(index)
+                        todo.appendleft(index)
             drain()
         finally:
             for ref in running:
