@@ -386,3 +386,16 @@ def test_ray_tasks_request_a_gpu_only_on_cuda():
     assert cfg.executor_options("cuda:0") == ExecutorOptions("ray", 1, None, 1, num_gpus=1.0)
     assert cfg.executor_options("cpu").num_gpus == 0.0
     assert "workers" not in cfg.fingerprint() and "executor" not in cfg.fingerprint()
+
+
+def test_an_unpicklable_unit_is_one_clean_error_with_worker_processes(tmp_path):
+    with pytest.raises(ConfigError, match=r"work unit u0 cannot be sent to a worker process"):
+        run_units(units.square, [lambda: 0], ["u0"], str(tmp_path), ProgressSink(), ExecutorOptions(workers=2))
+    assert not multiprocessing.active_children()
+
+
+def test_ray_tasks_run_in_the_drivers_working_directory(ray_cluster, inputs, reference, tmp_path, monkeypatch):
+    """A relative OUT means the same folder to every task as to the user (Ray workers start elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    run_ok(*local_args(inputs, Path("relative-out")), "--executor", "ray")
+    assert_same_dataset(tmp_path / "relative-out", reference["local"])

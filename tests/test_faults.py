@@ -607,3 +607,82 @@ def test_ctrl_c_after_a_marker_is_committed(local_in, local_reference, tmp_path)
     assert not orphan_markers(out), f"markers without their shard: {orphan_markers(out)}"
     assert_markers_valid(out)
     assert_resumes_to(args, tmp_path, out, local_reference)
+
+
+# -- an interrupt that arrives while HDF5 is writing ----------------------------------------------------------
+TORN_WRITE = r"""
+import os, signal, sys
+import h5py, numpy as np
+from blursynth.run import interrupt
+from blursynth.sample import Sample
+from blursynth.shards import files
+from blursynth.shards.writer import ShardWriter, stats_path
+
+interrupt.install()
+real_write = files.GuardedFile.write
+root = sys.argv[1]
+rng = np.random.default_rng(0)
+images = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+stopped = 0
+for n in range(1, 31):  # deliver SIGINT during the n-th write HDF5 makes
+    calls = [0]
+
+    def write(self, data, n=n, calls=calls):
+        calls[0] += 1
+        if calls[0] == n:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs inside this callback from HDF5
+        return real_write(self, data)
+
+    files.GuardedFile.write = write
+    out = os.path.join(root, f"n{n}")
+    w = ShardWriter(out, "train", 0, compression="gzip", capacity=3)
+    try:
+        for i, img in enumerate(images):
+            w.add(Sample(blur=img, sharp=img[::-1].copy(), meta={"source": "s", "center": i}))
+        w.close({})
+    except KeyboardInterrupt:
+        w.abort()
+        stopped += 1
+    interrupt._requested.clear()
+    files.GuardedFile.write = real_write
+    if stats_path(w.out, "train", 0).exists():  # committed: every sample must read back exactly
+        with h5py.File(os.path.join(out, "train", "00000.h5"), "r") as f:
+            for i, img in enumerate(images[: f["blur"].shape[0]]):
+                assert np.array_equal(f["blur"][i], img) and np.array_equal(f["sharp"][i], img[::-1]), (n, i)
+            assert f["blur"].shape[0] == len(images), n
+    else:
+        assert not os.listdir(os.path.join(out, "train")), (n, os.listdir(os.path.join(out, "train")))
+print("stopped", stopped)
+"""
+
+
+def test_an_interrupt_during_an_hdf5_write_never_tears_the_shard(tmp_path):
+    """Ctrl-C delivered inside h5py's file callbacks (gzip shards: writes happen as HDF5 flushes chunks):
+    the write finishes, the interrupt is raised after it, the shard is dropped or complete, never corrupt,
+    and the interpreter does not crash."""
+    proc = subprocess.run([sys.executable, "-c", TORN_WRITE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT, env=cli_env())
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]
+    stopped = int(proc.stdout.split()[-1])
+    assert stopped >= 20, proc.stdout  # most injection points fall inside a shard's writes
+
+
+def test_abort_after_the_marker_keeps_a_committed_gopro_shard(tmp_path):
+    """An interrupt after the marker's rename (e.g. in the folder fsync) aborts a writer whose shard is
+    complete: its HDF5 file and its PNG tree must stay."""
+    import numpy as np
+
+    from blursynth.sample import Sample
+    from blursynth.shards.writer import ShardWriter, stats_path
+
+    w = ShardWriter(tmp_path, "train", 0, layouts=("h5", "gopro"), capacity=1)
+    img = np.full((8, 12, 3), 77, np.uint8)
+    w.add(Sample(blur=img, sharp=img, meta={"source": "clip", "center": 3}))
+    pngs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
+    assert len(pngs) == 2, pngs
+    w._close({})  # the commit as close() does it, up to the marker
+    w._renamed, w._pngs = True, [tmp_path / p for p in pngs]  # state of a close interrupted after the marker
+    w.abort()
+    assert stats_path(tmp_path, "train", 0).exists() and (tmp_path / "train" / "00000.h5").exists()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == pngs

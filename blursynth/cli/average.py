@@ -61,8 +61,8 @@ from blursynth.config import (
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
             flow_stat, max_match_error, max_step_px, blur_map, raft_model, raft_weights, crf, gamma, seed,
-            val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers, ray_address,
-            retries, overwrite):
+            val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
+            ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
 
     INPUT is a video file, a folder searched recursively for videos, or a folder of frame images (one

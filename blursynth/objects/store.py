@@ -34,6 +34,7 @@ import numpy as np
 
 from blursynth.errors import InputError, OutputError
 from blursynth.objects.bank import Candidate, ObjectPatch, iter_patches, no_usable_object
+from blursynth.run import interrupt
 from blursynth.shards.files import PARTIAL, create_h5, fsync_path, write_failure
 
 log = logging.getLogger("blursynth.objects")
@@ -67,8 +68,9 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
     skipped: list[dict] = []
     seen: set[tuple[str, int]] = set()
     count = 0
-    f, raw = create_h5(partial)  # write errors are kept from HDF5 (see GuardedFile)
+    raw = None
     try:
+        f, raw = create_h5(partial)  # write errors are kept from HDF5 (see GuardedFile)
         with f:
             rgb = f.create_dataset("rgb", shape=(0, 3), maxshape=(None, 3), dtype=np.uint8, chunks=(_CHUNK, 3),
                                    compression="lzf")
@@ -88,11 +90,13 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
                     seen.add(item.key)
                     n = item.alpha.size
                     start = offsets[-1]
-                    rgb.resize(start + n, axis=0)
-                    alpha.resize(start + n, axis=0)
-                    rgb[start:] = item.rgb.reshape(-1, 3)
-                    alpha[start:] = item.alpha.reshape(-1)
+                    with interrupt.deferred():  # HDF5 writes are never torn (see interrupt.deferred)
+                        rgb.resize(start + n, axis=0)
+                        alpha.resize(start + n, axis=0)
+                        rgb[start:] = item.rgb.reshape(-1, 3)
+                        alpha[start:] = item.alpha.reshape(-1)
                     raw.check()
+                    interrupt.check()
                     offsets.append(start + n)
                     shapes.append(item.alpha.shape)
                     metas.append(json.dumps({"source": item.source, "instance_id": item.instance_id,
@@ -102,22 +106,27 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
                 log.info("%s: %d objects", name, count - before)
             if not count:
                 raise no_usable_object(" and ".join(names), skipped)
-            f.create_dataset("offset", data=np.asarray(offsets, dtype=np.int64))
-            f.create_dataset("shape", data=np.asarray(shapes, dtype=np.int32).reshape(-1, 2))
-            f.create_dataset("meta", data=metas, dtype=h5py.string_dtype("utf-8"))
-            f.attrs.update(format=FORMAT, version=VERSION, count=count, skipped=json.dumps(skipped),
-                           fingerprint=json.dumps(fingerprint, sort_keys=True))
+            with interrupt.deferred():
+                f.create_dataset("offset", data=np.asarray(offsets, dtype=np.int64))
+                f.create_dataset("shape", data=np.asarray(shapes, dtype=np.int32).reshape(-1, 2))
+                f.create_dataset("meta", data=metas, dtype=h5py.string_dtype("utf-8"))
+                f.attrs.update(format=FORMAT, version=VERSION, count=count, skipped=json.dumps(skipped),
+                               fingerprint=json.dumps(fingerprint, sort_keys=True))
+                f.close()
         raw.sync_close()
+        interrupt.check()
         os.replace(partial, path)
         fsync_path(path.parent)
     except OSError as exc:
-        raw.close()
+        if raw is not None:
+            raw.close()
         partial.unlink(missing_ok=True)
-        if raw.error is None and exc.filename != str(partial):
+        if raw is not None and raw.error is None and exc.filename != str(partial):
             raise  # not a write of the store (reading an input goes wrong elsewhere)
         raise OutputError(f"{path}: cannot write ({write_failure(exc)})") from None
     except BaseException:
-        raw.close()
+        if raw is not None:
+            raw.close()
         partial.unlink(missing_ok=True)
         raise
     return count, skipped

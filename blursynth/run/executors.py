@@ -28,6 +28,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import threading
@@ -46,6 +47,7 @@ log = logging.getLogger("blursynth.run")
 
 EXECUTORS = ("local", "ray")
 FLUSH_SECONDS = 0.2  # progress events are batched this long in workers
+MAX_MESSAGES = 64  # messages read from one worker per turn of the driver's loop
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ def _sigint_ignored():
 
 
 def _worker_main(conn, parent_pid: int, log_level: int, threads: int) -> None:
-    """Loop of a spawned worker: receive ``(index, fn, unit, out)``, send events and the outcome back."""
+    """Loop of a spawned worker: receive ``(index, pickled (fn, unit, out))``, send events and the outcome."""
     _die_with_parent(parent_pid)
     interrupt.install((signal.SIGTERM,))  # SIGINT stays ignored (see _sigint_ignored)
     lock = threading.Lock()
@@ -328,10 +330,19 @@ def _worker_main(conn, parent_pid: int, log_level: int, threads: int) -> None:
             task = conn.recv()
             if task is None:
                 break
-            index, fn, unit, out = task
-            outcome = call_unit(fn, unit, out, progress)
-            progress.flush()
-            send(("done", index, outcome))
+            index, payload = task
+            try:
+                fn, unit, out = pickle.loads(payload)
+            except Exception as exc:  # noqa: BLE001 - e.g. a unit class this worker cannot import
+                outcome = Outcome(error=f"a worker cannot load the work unit ({describe(exc)})", fatal="ConfigError")
+            else:
+                outcome = call_unit(fn, unit, out, progress)
+                progress.flush()
+            try:
+                send(("done", index, outcome))
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                send(("done", index, Outcome(error=f"a unit's result cannot be sent back ({describe(exc)})",
+                                             fatal="ConfigError")))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass  # Ctrl-C, SIGTERM or a vanished driver: the unit has already dropped its shard in progress
     finally:
@@ -391,17 +402,26 @@ class ProcessExecutor:
                         pool.append(worker)
                     index = todo.popleft()
                     tries.start(index)
+                    try:
+                        payload = pickle.dumps((fn, units[index], out), protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception as exc:  # noqa: BLE001 - a library caller's unpicklable unit or function
+                        yield index, Outcome(error=f"work unit {keys[index]} cannot be sent to a worker process "
+                                                   f"({describe(exc)})", fatal="ConfigError")
+                        return
                     worker.task = index
                     try:
-                        worker.conn.send((index, fn, units[index], out))
+                        worker.conn.send((index, payload))
                     except (BrokenPipeError, OSError):
                         pass  # the worker is dead; noticed below through its sentinel
-                ready = multiprocessing.connection.wait([w.conn for w in pool] + [w.process.sentinel for w in pool],
-                                                        timeout=1.0)
+                # A closed pipe is always "readable": wait on its process only, or this loop would spin.
+                ready = multiprocessing.connection.wait(
+                    [w.conn for w in pool if not w.closed] + [w.process.sentinel for w in pool], timeout=1.0)
                 for w in list(pool):
-                    if w.conn in ready:
+                    if not w.closed and w.conn in ready:
                         try:
-                            while w.conn.poll():
+                            for _ in range(MAX_MESSAGES):  # bounded: a chatty worker must not starve the others
+                                if not w.conn.poll():
+                                    break
                                 message = w.conn.recv()
                                 done = self._handle(message, w, progress)
                                 if done is not None:
@@ -497,10 +517,14 @@ def connect_ray(address: str | None):
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else describe(exc)
             raise ConfigError(f"--ray-address {where}: no Ray cluster answers there ({why})") from None
+    ours = interrupt.installed()
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
         raise ConfigError(f"--ray-address {where or '(local)'}: cannot start or join Ray ({describe(exc)})") from None
+    finally:
+        if ours and threading.current_thread() is threading.main_thread():
+            interrupt.install()  # ray.init replaces the SIGINT/SIGTERM handlers with its own (sys.exit)
     _ray_started_here = not where or where == "local"
     return ray
 
@@ -519,8 +543,18 @@ class _Relay:
         return items
 
 
-def _ray_task(fn, unit, out, relay, log_level: int) -> Outcome:
-    """Body of one Ray task: run the unit with progress and logs relayed to the driver."""
+def _ray_task(fn, unit, out, relay, log_level: int, cwd: str) -> Outcome:
+    """Body of one Ray task: run the unit with progress and logs relayed to the driver.
+
+    Runs in the driver's working directory, so relative OUT and input paths mean what they meant to the user
+    (Ray workers start in a directory of their own).
+    """
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        return Outcome(error=f"the driver's working directory {cwd} is not available on Ray node "
+                             f"{socket.gethostname()} ({exc.strerror}); give OUT and inputs as absolute paths on "
+                             f"storage every node mounts at the same place", fatal="ConfigError")
     _route_logs(log_level, lambda level, msg: relay.push.remote([("log", level, msg)]))
     progress = ForwardingProgress(lambda events: relay.push.remote([("progress", events)]))
     outcome = call_unit(fn, unit, out, progress)
@@ -545,15 +579,21 @@ class RayExecutor:
         tries = _Retrying(keys, self.retries)
         level = logging.getLogger("blursynth").getEffectiveLevel()
         relay = ray.remote(num_cpus=0)(_Relay).remote()
+        cwd = os.getcwd()
         task = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.num_gpus or 0, max_retries=0)
         running: dict = {}
 
         def submit(index: int) -> None:
             tries.start(index)
-            running[task.remote(fn, units[index], out, relay, level)] = index
+            running[task.remote(fn, units[index], out, relay, level, cwd)] = index
 
         def drain() -> None:
-            for kind, *rest in ray.get(relay.drain.remote()):
+            try:
+                items = ray.get(relay.drain.remote(), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - a lost relay costs progress display, never the run
+                log.debug("progress relay unavailable: %s", describe(exc))
+                return
+            for kind, *rest in items:
                 if kind == "progress":
                     apply_events(progress, rest[0])
                 else:

@@ -9,16 +9,34 @@ the next safe point.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
 
 _requested = threading.Event()
+_deferred = 0  # > 0 while a write that must not be torn is running (see deferred)
 
 
 def _handler(signum, frame):
     _requested.set()
-    raise KeyboardInterrupt
+    if not _deferred:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """Inside: an interrupt only sets the flag; call :func:`check` after the block.
+
+    For HDF5 writes: HDF5 calls back into Python (h5py's file-object driver), and an exception raised there
+    is a failed write to HDF5, which leaves the file corrupt and can crash the interpreter on close.
+    """
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
 
 
 def _unraisable(report) -> None:
@@ -32,9 +50,15 @@ _default_unraisable = sys.unraisablehook
 
 def install(signals=(signal.SIGINT, signal.SIGTERM)) -> None:
     """Route ``signals`` to ``KeyboardInterrupt`` plus the flag (CLI main thread, and worker processes)."""
+    _requested.clear()
     for sig in signals:
         signal.signal(sig, _handler)
     sys.unraisablehook = _unraisable
+
+
+def installed() -> bool:
+    """Whether SIGINT and SIGTERM still go to this module (other libraries, e.g. Ray, install their own)."""
+    return signal.getsignal(signal.SIGINT) is _handler
 
 
 def check() -> None:

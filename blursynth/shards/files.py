@@ -55,7 +55,7 @@ class GuardedFile(io.RawIOBase):
         super().__init__()
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
-        self.error: OSError | None = None
+        self.error: BaseException | None = None  # OSError, or an interrupt that tore a write
         self._pos = 0
         self._size = 0
 
@@ -77,7 +77,12 @@ class GuardedFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos) if self.error is None else b""
+        data = b""
+        if self.error is None:
+            try:
+                data = os.pread(self._fd, len(view), self._pos)
+            except BaseException as exc:  # noqa: BLE001 - nothing may propagate into HDF5; see check()
+                self.error = exc
         view[: len(data)] = data
         view[len(data):] = bytes(len(view) - len(data))
         self._pos += len(view)
@@ -90,7 +95,7 @@ class GuardedFile(io.RawIOBase):
                 done = 0
                 while done < len(view):
                     done += os.pwrite(self._fd, view[done:], self._pos + done)
-            except OSError as exc:
+            except BaseException as exc:  # noqa: BLE001 - nothing may propagate into HDF5; see check()
                 self.error = exc
         self._pos += len(view)
         self._size = max(self._size, self._pos)
@@ -101,7 +106,7 @@ class GuardedFile(io.RawIOBase):
         if self.error is None:
             try:
                 os.ftruncate(self._fd, size)
-            except OSError as exc:
+            except BaseException as exc:  # noqa: BLE001 - nothing may propagate into HDF5; see check()
                 self.error = exc
         self._size = size
         return size
@@ -113,9 +118,11 @@ class GuardedFile(io.RawIOBase):
         return self._fd
 
     def check(self) -> None:
-        """Raise the first write error (as an OSError naming the file)."""
-        if self.error is not None:
+        """Raise the first write error (as an OSError naming the file), or the interrupt that tore a write."""
+        if isinstance(self.error, OSError):
             raise OSError(self.error.errno, self.error.strerror or str(self.error), str(self.path))
+        if self.error is not None:
+            raise self.error
 
     def sync_close(self) -> None:
         """fsync and close; raises the first write error, or the fsync's."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from blursynth import __version__
 from blursynth.errors import OutputError
+from blursynth.run import interrupt
 from blursynth.sample import Sample
 from blursynth.shards.files import PARTIAL, GuardedFile, atomic_write_json, create_h5, fsync_path, write_failure
 
@@ -85,7 +86,10 @@ class ShardWriter:
         self._partial = self._final.with_name(self._final.name + PARTIAL)
         self._pngs: list[Path] = []
         self._renamed = False  # the HDF5 file has its final name but no marker yet
-        (self.out / split).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.out / split).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.out / split}: cannot create folder ({write_failure(exc)})") from None
 
     # -- writing ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -112,10 +116,11 @@ class ShardWriter:
         Raises:
             OutputError: the shard cannot be written (it has been dropped).
         """
-        with self._writing():
+        with interrupt.deferred(), self._writing():
             self._add(sample)
             if self._raw is not None:
                 self._raw.check()
+        interrupt.check()  # a Ctrl-C during the write stops here, with the shard intact up to this sample
 
     def _add(self, sample: Sample) -> None:
         if self.size is None:
@@ -208,8 +213,10 @@ class ShardWriter:
         Raises:
             OutputError: the shard cannot be written (it has been dropped, no marker exists).
         """
-        with self._writing():
-            return self._close(stats)
+        with interrupt.deferred(), self._writing():  # never torn between the HDF5 file and its marker
+            marker = self._close(stats)
+        interrupt.check()
+        return marker
 
     def _close(self, stats: dict) -> dict:
         file_name = None
@@ -269,6 +276,7 @@ class ShardWriter:
             if not stats_path(self.out, self.split, self.shard).exists():
                 self._final.unlink(missing_ok=True)
             self._renamed = False
-        for png in self._pngs:
-            png.unlink(missing_ok=True)
+        if not stats_path(self.out, self.split, self.shard).exists():  # committed PNGs stay
+            for png in self._pngs:
+                png.unlink(missing_ok=True)
         self._pngs.clear()

@@ -296,19 +296,23 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
             raise SourceError(src.path, f"{info.num_frames} frames: too short for a pair {gap} frames apart")
         threads = 1 if cfg.flow == "raft" else cfg.threads
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = []
-            for _t, a, b in _read_pairs(src, info, starts, gap):
-                a, scale = _shrink(a, cfg.max_side)
-                b, _ = _shrink(b, cfg.max_side)
-                futures.append(pool.submit(flow_curve, a, b, scale))
-            entry.update(flow_scale=scale, starts=starts)
-            for fut in futures:
-                try:
-                    results.append(fut.result())
-                except cv2.error as exc:  # e.g. DIS refuses frames smaller than its patches
-                    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
-                    raise SourceError(src.path, f"optical flow failed ({first})") from None
-                progress.advance(samples=1)
+            try:
+                futures = []
+                for _t, a, b in _read_pairs(src, info, starts, gap):
+                    a, scale = _shrink(a, cfg.max_side)
+                    b, _ = _shrink(b, cfg.max_side)
+                    futures.append(pool.submit(flow_curve, a, b, scale))
+                entry.update(flow_scale=scale, starts=starts)
+                for fut in futures:
+                    try:
+                        results.append(fut.result())
+                    except cv2.error as exc:  # e.g. DIS refuses frames smaller than its patches
+                        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+                        raise SourceError(src.path, f"optical flow failed ({first})") from None
+                    progress.advance(samples=1)
+            except BaseException:  # Ctrl-C, a failed pair: do not compute the queued pairs first
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         entry.update(status="ok", pairs=len(futures))
         progress.source_finished(unit.key, "ok", len(futures))
     except SourceError as exc:
@@ -349,7 +353,7 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
         progress.close()
     curves, errors = [], []
     for spec in cfg.datasets:
-        per_pair, entries = [], []
+        per_pair, entries, spec_errors = [], [], []
         for unit, outcome in zip(units, outcomes, strict=True):
             if unit.label != spec.label:
                 continue
@@ -360,7 +364,7 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
                 src = unit.source
                 entries.append({"key": src.key, "path": src.path, "kind": src.kind, "status": "error",
                                 "reason": outcome.error, "attempts": outcome.attempts, "pairs": 0})
-                errors.append({"source": unit.key, "reason": outcome.error, "attempts": outcome.attempts})
+                spec_errors.append({"source": unit.key, "reason": outcome.error, "attempts": outcome.attempts})
         if not per_pair:
             log.warning("%s: no pair could be measured", spec.label)
         stack = np.stack(per_pair) if per_pair else np.zeros((0, len(cfg.thresholds)))
@@ -368,8 +372,9 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
             spec.label, spec.path,
             stack.mean(axis=0) if per_pair else np.full(len(cfg.thresholds), np.nan),
             stack.std(axis=0) if per_pair else np.full(len(cfg.thresholds), np.nan),
-            len(per_pair), entries, errors=[e for e in errors if e["source"].startswith(spec.label + ":")],
+            len(per_pair), entries, errors=spec_errors,
         ))
+        errors += spec_errors
     if not any(c.pairs for c in curves):
         if errors:
             from blursynth.run.job import units_failed
