@@ -136,7 +136,27 @@ class ExecutionFields:
 
 
 @dataclass(frozen=True)
-class AverageConfig(ExecutionFields, _Fingerprinted):
+class OutputFields:
+    """The settings every dataset-writing command shares (checked by :func:`check_output_options`).
+
+    Keyword-only, so each command's own positional fields (inputs, OUT) come first.
+    """
+
+    _: KW_ONLY
+    crf: str = "gamma"
+    gamma: float = 2.2
+    seed: int = 0
+    val_fraction: float = 0.0
+    shard_size: int = 100
+    layout: tuple[str, ...] = ("h5",)
+    compression: str | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class AverageConfig(OutputFields, ExecutionFields, _Fingerprinted):
     """Fully resolved configuration of ``blursynth average``.
 
     Fields listed in ``OUTPUT_FIELDS`` determine the produced bytes; they form the fingerprint that an
@@ -149,18 +169,8 @@ class AverageConfig(ExecutionFields, _Fingerprinted):
     frames: tuple[int, int] = (7, 13)
     stride: int | None = None
     max_per_source: int | None = None
-    crf: str = "gamma"
-    gamma: float = 2.2
-    seed: int = 0
-    val_fraction: float = 0.0
-    shard_size: int = 100
-    layout: tuple[str, ...] = ("h5",)
-    compression: str | None = None
     fps: float | None = None
-    device: str = "auto"
-    backend: str = "auto"
     batch_frames: int = 16
-    overwrite: bool = False
     downsample: int = 1
     flow: str | None = None
     flow_threshold: float | None = None
@@ -319,7 +329,7 @@ def parse_size(text: str, option: str = "--crop") -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class LocalConfig(ExecutionFields, _Fingerprinted):
+class LocalConfig(OutputFields, ExecutionFields, _Fingerprinted):
     """Fully resolved configuration of ``blursynth local`` (local blur synthesis, LODE/BladeNet Sec. 4.1).
 
     Attributes (beyond those shared with :class:`AverageConfig`):
@@ -357,16 +367,6 @@ class LocalConfig(ExecutionFields, _Fingerprinted):
     scale: tuple[float, float] = (0.97, 1.03)
     rotate: tuple[float, float] = (-3.0, 3.0)
     crop: tuple[int, int] | None = None
-    crf: str = "gamma"
-    gamma: float = 2.2
-    seed: int = 0
-    val_fraction: float = 0.0
-    shard_size: int = 100
-    layout: tuple[str, ...] = ("h5",)
-    compression: str | None = None
-    device: str = "auto"
-    backend: str = "auto"
-    overwrite: bool = False
 
     OUTPUT_FIELDS = (
         "backend", "voc", "voc_split", "coco", "coco_images", "coco_categories", "num_samples", "moving_objects",

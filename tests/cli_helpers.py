@@ -1,7 +1,11 @@
-"""Helpers shared by the test modules that drive the command line (CliRunner on ``blursynth.cli.main.cli``)."""
+"""Helpers shared by the test modules that drive the command line (CliRunner on ``blursynth.cli.main.cli``),
+and the file-damaging helpers of the bad-input tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 from click.testing import CliRunner
 
 from blursynth.cli.main import cli
@@ -31,3 +35,19 @@ def assert_clean_error(result, names: str, exit_code: int | None = None) -> str:
     assert names in errors[0], errors[0]
     assert errors[0].split(names, 1)[1].strip(" :'\"."), f"no reason given: {errors[0]}"
     return errors[0]
+
+
+def cut(path: Path, fraction: float = 0.5) -> Path:
+    """Truncate a file to ``fraction`` of its bytes (a download or copy that stopped)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def scramble(path: Path, start: float, stop: float, seed: int = 0) -> Path:
+    """Overwrite bytes ``start .. stop`` (fractions of the size) with seeded noise (a corrupt file)."""
+    data = bytearray(path.read_bytes())
+    a, b = int(len(data) * start), int(len(data) * stop)
+    data[a:b] = np.random.default_rng(seed).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from cli_helpers import invoke
+from cli_helpers import assert_clean_error, cut, invoke, scramble
 from conftest import pan_frames, textured_image, write_frame_folder, write_video
 
 H, W = 24, 32
@@ -42,35 +42,10 @@ def zero_frame_video(path: Path) -> Path:
     return path
 
 
-def cut(path: Path, fraction: float = 0.5) -> Path:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * fraction)])
-    return path
-
-
-def scramble(path: Path, start: float, stop: float, seed: int = 0) -> Path:
-    data = bytearray(path.read_bytes())
-    a, b = int(len(data) * start), int(len(data) * stop)
-    data[a:b] = np.random.default_rng(seed).integers(0, 256, b - a, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
-    return path
-
-
 def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def assert_clean_error(result, names: str) -> str:
-    """exit != 0, exactly one ``Error:`` line naming ``names``, no traceback; returns the line."""
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}\n{result.output}"
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert names in errors[0], errors[0]
-    reason = errors[0].split(names, 1)[1].strip(" :'\"")
-    assert reason, f"no reason given: {errors[0]}"
-    return errors[0]
 
 
 def assert_no_outputs(out: Path) -> None:

@@ -10,9 +10,6 @@ run the real process (``python -m blursynth``) to check stderr and the exit stat
 A truncated video that still yields samples is not an error: a run with one good and one truncated video
 exits 0 and records the truncated one in OUT/manifest.json (tested separately at the end).
 
-Cases that show a bug in blursynth still assert the correct behaviour and are marked
-``xfail(strict=True, reason="BUG: ...")``: fixing the bug turns them into XPASS failures, so drop the mark then.
-
 Fixtures are tiny (24 x 32 frames, 15-frame clips; a one-image VOC root and three 64 x 96 backgrounds).
 """
 
@@ -31,7 +28,7 @@ from types import SimpleNamespace
 import av
 import numpy as np
 import pytest
-from cli_helpers import assert_clean_error, invoke, run_ok
+from cli_helpers import assert_clean_error, cut, invoke, run_ok, scramble
 from conftest import pan_frames, write_frame_folder, write_video
 from objects_data import Shape, write_backgrounds, write_coco, write_voc
 from textures import textured_image
@@ -51,20 +48,6 @@ def frames(n: int = N, seed: int = 0, height: int = H, width: int = W) -> np.nda
 
 def clip(path: Path, n: int = N, seed: int = 0, **kw) -> Path:
     return write_video(path, frames(n, seed=seed), **kw)
-
-
-def cut(path: Path, fraction: float = 0.5) -> Path:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * fraction)])
-    return path
-
-
-def scramble(path: Path, start: float, stop: float, seed: int = 0) -> Path:
-    data = bytearray(path.read_bytes())
-    a, b = int(len(data) * start), int(len(data) * stop)
-    data[a:b] = np.random.default_rng(seed).integers(0, 256, b - a, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
-    return path
 
 
 def zero_frame_video(path: Path) -> Path:
@@ -145,15 +128,12 @@ class Case:
 
 Builder = Callable[[Path, SimpleNamespace], Case]
 CASES: dict[str, Builder] = {}
-XFAIL: dict[str, str] = {}  # case id -> "BUG: ..." for cases that show a real bug in blursynth
 
 
-def case(name: str, bug: str | None = None):
+def case(name: str):
     def register(build: Builder) -> Builder:
         assert name not in CASES, name
         CASES[name] = build
-        if bug:
-            XFAIL[name] = bug
         return build
 
     return register
@@ -620,13 +600,7 @@ def _(t, s):
 
 
 # -- the corpus ---------------------------------------------------------------------------------------------
-def _params():
-    for name in CASES:
-        marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=XFAIL[name])] if name in XFAIL else []
-        yield pytest.param(name, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("name", list(_params()))
+@pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_clean_error_and_writes_nothing(name, tmp_path, shared, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()

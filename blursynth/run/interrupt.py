@@ -3,7 +3,7 @@
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the signal arrives; inside a
 garbage-collector or weakref callback the exception is printed as "Exception ignored" and dropped, and the
 run would go on. The handler installed here also sets a flag, and long loops call :func:`check` (every
-sample in ``UnitSink.add``, every turn of the executors' loops), so a dropped interrupt is raised again at
+sample in ``ShardWriter.add``, every turn of the executors' loops), so a dropped interrupt is raised again at
 the next safe point.
 """
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from blursynth.run import interrupt
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import ShardSlot, UnitResult
 from blursynth.sample import Sample
@@ -91,7 +90,6 @@ class UnitSink:
             rejections: counters to attribute to this item's shard (online selection).
             resume: state a resumed run continues from when this item is the last of a committed shard.
         """
-        interrupt.check()  # a Ctrl-C swallowed somewhere (a GC callback) stops the run here
         slot = self.slot_for(index)
         if self.current is not None and slot.shard != self.current.shard:
             self.commit(final=False, status="ok")
