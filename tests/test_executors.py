@@ -23,8 +23,9 @@ import pytest
 from cli_helpers import assert_clean_error, invoke, run_ok
 from scale_data import assert_same_dataset, average_args, local_args, local_inputs, video_inputs
 
+from blursynth.config import ExecutorOptions
 from blursynth.errors import ConfigError, MissingDependencyError, OutputError
-from blursynth.run.executors import ExecutorOptions, ForwardingProgress, apply_events, import_ray, run_units
+from blursynth.run.executors import ForwardingProgress, apply_events, import_ray, run_units
 from blursynth.run.progress import ProgressSink
 
 TESTS = Path(__file__).parent
@@ -167,7 +168,8 @@ def test_workers_die_with_a_killed_driver(tmp_path):
         import sys
         sys.path.insert(0, {str(TESTS)!r})
         import executor_units
-        from blursynth.run.executors import ExecutorOptions, run_units
+        from blursynth.config import ExecutorOptions
+        from blursynth.run.executors import run_units
         from blursynth.run.progress import ProgressSink
         run_units(executor_units.sleeper, [0, 1], ["a", "b"], {str(tmp_path)!r}, ProgressSink(),
                   ExecutorOptions(workers=2))

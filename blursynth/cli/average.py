@@ -6,17 +6,8 @@ import click
 
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
-from blursynth.config import (
-    DEFAULT_MAX_MATCH_ERROR,
-    FLOW_NAMES,
-    FLOW_STAT_NAMES,
-    RAFT_MODELS,
-    RECIPES,
-    AverageConfig,
-    parse_frames,
-    parse_layout,
-    resolve_recipe,
-)
+from blursynth.config import DEFAULT_MAX_MATCH_ERROR, RECIPES, AverageConfig, parse_frames, parse_layout, resolve_recipe
+from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 
 
 @click.command(short_help="Average consecutive high-fps frames into blurry/sharp pairs.")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from blursynth import __version__
@@ -12,30 +9,9 @@ from blursynth.cli.average import average
 from blursynth.cli.export import export
 from blursynth.cli.inspect import inspect
 from blursynth.cli.local import local
+from blursynth.cli.logs import configure_logging
 from blursynth.cli.stats import stats
 from blursynth.cli.train_check import train_check
-
-
-class _PlainFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
-
-
-def configure_logging(verbosity: int) -> None:
-    """-q: errors only; default: warnings; -v: info; -vv: debug. rich on a terminal, plain lines otherwise."""
-    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(max(-1, min(verbosity, 2)), logging.DEBUG)
-    root = logging.getLogger("blursynth")
-    root.handlers.clear()
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler: logging.Handler = RichHandler(show_time=False, show_path=False, markup=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_PlainFormatter())
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from blursynth.cli.logs import configure_logging
 from blursynth.config import BACKENDS, COMPRESSIONS, CRF_NAMES
 
 seed = click.option("--seed", type=int, default=0, show_default=True,
@@ -46,8 +47,6 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value):
     """-v/-q are accepted after the subcommand too (``blursynth average ... -v``)."""
     if not value:
         return value
-    from blursynth.cli.main import configure_logging
-
     root = ctx.find_root()
     root.ensure_object(dict)
     level = -1 if param.name == "quiet" else int(value)

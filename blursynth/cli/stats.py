@@ -8,8 +8,8 @@ import click
 
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress
-from blursynth.config import FLOW_NAMES, RAFT_MODELS
 from blursynth.errors import OutputError
+from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
 from blursynth.stats.flow_ratio import DEFAULT_SPAN_MS
 
 

@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-from blursynth.config import FLOW_NAMES
 from blursynth.errors import ConfigError
 from blursynth.flow.base import FLOW_STATS, FlowBackend, flow_statistic, magnitude, match_error, warp_back
+from blursynth.flow.names import FLOW_NAMES
 
 #: Names accepted by :func:`create_flow` (and ``--flow``).
 FLOW_METHODS = FLOW_NAMES

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from blursynth.config import FLOW_STAT_NAMES
 from blursynth.errors import ConfigError
+from blursynth.flow.names import FLOW_STAT_NAMES
 from blursynth.ops.images import to_gray8, to_uint8
 
 #: Statistics of a pair's flow magnitude that a window filter can threshold. ``p99`` ignores the 1% of

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blursynth.config import RAFT_MODELS
 from blursynth.errors import ConfigError, InputError, MissingDependencyError
 from blursynth.flow.base import FlowBackend
+from blursynth.flow.names import RAFT_MODELS
 
 __all__ = ["RAFT_MODELS", "RaftFlow", "load_raft"]
 

@@ -39,47 +39,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from blursynth import errors
+from blursynth.config.fields import ExecutorOptions
 from blursynth.errors import BlurSynthError, ConfigError, MissingDependencyError
 from blursynth.run import interrupt
 from blursynth.run.progress import ProgressSink
 
 log = logging.getLogger("blursynth.run")
 
-EXECUTORS = ("local", "ray")
 FLUSH_SECONDS = 0.2  # progress events are batched this long in workers
 MAX_MESSAGES = 64  # messages read from one worker per turn of the driver's loop
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """How units are executed (none of this changes the output bytes).
-
-    Args:
-        executor: ``local`` (this machine) or ``ray``.
-        workers: local worker processes; 1 runs units in the driver process itself.
-        ray_address: Ray cluster to join (``auto``: the one started with ``ray start`` on this machine);
-            None starts a private local Ray instance (or joins ``RAY_ADDRESS`` when set).
-        retries: more attempts for a unit that raised or whose worker died.
-        num_gpus: GPUs each Ray task requests (1 with ``--device cuda``).
-    """
-
-    executor: str = "local"
-    workers: int = 1
-    ray_address: str | None = None
-    retries: int = 2
-    num_gpus: float = 0.0
-
-    def check(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"--executor: unknown executor {self.executor!r}; choose from {', '.join(EXECUTORS)}")
-        if self.workers < 1:
-            raise ConfigError(f"--workers: expected a positive number, got {self.workers}")
-        if self.retries < 0:
-            raise ConfigError(f"--retries: expected 0 or more, got {self.retries}")
-        if self.ray_address is not None and self.executor != "ray":
-            raise ConfigError("--ray-address: only used with --executor ray")
-        if self.executor == "ray" and self.workers != 1:
-            raise ConfigError("--workers: only used with --executor local (Ray runs one task per free CPU)")
 
 
 @dataclass

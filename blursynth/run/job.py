@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blursynth.config.fields import ExecutorOptions
 from blursynth.errors import InputError
-from blursynth.run.executors import ExecutorOptions, Outcome, run_units
+from blursynth.run.executors import Outcome, run_units
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import UnitResult, completed_markers
 from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, remove_partials, write_manifest

@@ -132,7 +132,7 @@ def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources
     else:
         same = (
             previous.get("command") == command
-            and previous.get("fingerprint") == fingerprint
+            and recorded_fingerprint(previous) == fingerprint
             and {s["key"]: s.get("hash") for s in previous.get("sources", [])} == sources
         )
         if not same:
@@ -147,10 +147,16 @@ def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources
     return created
 
 
+def recorded_fingerprint(manifest: dict) -> dict:
+    """The fingerprint a manifest recorded. Outputs written before fingerprints carried the recipe's
+    algorithm ``revision`` were made by revision 1 of every recipe."""
+    return {"revision": 1, **(manifest.get("fingerprint") or {})}
+
+
 def _difference(previous: dict, command: str, fingerprint: dict, sources: dict) -> str:
     if previous.get("command") != command:
         return f"command {previous.get('command')!r} vs {command!r}"
-    old = previous.get("fingerprint", {})
+    old = recorded_fingerprint(previous)
     for key in sorted(set(old) | set(fingerprint)):
         if old.get(key) != fingerprint.get(key):
             return f"{key}={old.get(key)!r} vs {fingerprint.get(key)!r}"
