@@ -25,7 +25,9 @@ from scale_data import assert_same_dataset, average_args, local_args, local_inpu
 
 from blursynth.config import ExecutorOptions
 from blursynth.errors import ConfigError, MissingDependencyError, OutputError
-from blursynth.run.executors import ForwardingProgress, apply_events, import_ray, run_units
+from blursynth.run.executors import run_units
+from blursynth.run.executors.forwarding import ForwardingProgress, apply_events
+from blursynth.run.executors.ray_cluster import import_ray
 from blursynth.run.progress import ProgressSink
 
 TESTS = Path(__file__).parent

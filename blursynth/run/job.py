@@ -14,7 +14,8 @@ from pathlib import Path
 
 from blursynth.config.fields import ExecutorOptions
 from blursynth.errors import InputError
-from blursynth.run.executors import Outcome, run_units
+from blursynth.run.executors import run_units
+from blursynth.run.executors.base import Outcome
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import UnitResult, completed_markers
 from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, remove_partials, write_manifest
