@@ -432,7 +432,7 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: one-line messages naming the file and the reason.
     """
-    from blursynth.run.executors import connect_ray
+    from blursynth.run.executors.ray_cluster import connect_ray
     from blursynth.run.job import run_job
 
     device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU

@@ -333,7 +333,8 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
     """
     check_stats_config(cfg)
     from blursynth.ops.accumulate import resolve_device_name
-    from blursynth.run.executors import connect_ray, run_units
+    from blursynth.run.executors import run_units
+    from blursynth.run.executors.ray_cluster import connect_ray
 
     device = resolve_device_name(cfg.device)
     create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)  # fail early
