@@ -618,11 +618,6 @@ def test_bad_input_is_one_clean_error_and_writes_nothing(name, tmp_path, shared,
     assert not changes, f"the failed run left changes behind: {changes}"
 
 
-def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 30
-    assert {c.split("-")[0] for c in CASES} >= {"average", "local", "stats", "inspect", "export", "train"}
-
-
 # -- the real process ----------------------------------------------------------------------------------------
 SUBPROCESS_CASES = ["average-corrupt-video", "local-coco-json-syntax-error", "export-unknown-format",
                     "stats-missing-source"]

@@ -227,13 +227,6 @@ def test_missing_ray_is_one_clean_error_before_out_is_touched(tmp_path, monkeypa
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["average", "local", "stats"])
-def test_help_documents_the_executor_options(command):
-    text = run_ok(command, "--help").output
-    for option in ("--executor", "--workers", "--ray-address", "--retries"):
-        assert option in text
-
-
 # -- same bytes whatever the executor ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
