@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from blursynth.device import cuda_possible, resolve_device
 from blursynth.errors import ConfigError, MissingDependencyError
 from blursynth.ops.accumulate import (
     Channel,
     StreamingAccumulator,
     TorchAccumulator,
     create_accumulator,
-    cuda_possible,
-    resolve_device,
 )
 from blursynth.ops.crf import create_crf
 from blursynth.ops.windows import Window, plan_windows

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.config import AverageConfig
+from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
 from blursynth.io.frames import probe_frames, read_frames
 from blursynth.io.prefetch import prefetch
@@ -26,7 +27,6 @@ from blursynth.ops.accumulate import (
     Channel,
     StreamingAccumulator,
     create_accumulator,
-    resolve_device_name,
     single_threaded_kernels,
 )
 from blursynth.ops.crf import create_crf

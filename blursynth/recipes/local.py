@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.config import LocalConfig
+from blursynth.device import resolve_device_name
 from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.io.backgrounds import Background, discover_backgrounds, read_background
 from blursynth.objects.store import STORE_NAME, ObjectStore, store_matches, write_store
 from blursynth.ops import composite
-from blursynth.ops.accumulate import resolve_device_name
 from blursynth.ops.crf import CRF, create_crf
 from blursynth.ops.splits import assign_splits
 from blursynth.recipes.trajectories import MotionRanges, draw_motion, draw_steps, placement, trajectory

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.config import AverageConfig
+from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
 from blursynth.flow import create_flow, flow_statistic, magnitude, match_error
 from blursynth.io.frames import read_frames
@@ -36,7 +37,6 @@ from blursynth.io.video import read_video
 from blursynth.ops.accumulate import (
     Channel,
     create_accumulator,
-    resolve_device_name,
 )
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames, to_gray8, to_uint8

@@ -266,7 +266,7 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
     A source that cannot be used (undecodable, too short, no frame rate) gives no curve and an entry with
     ``status: failed``; the run goes on.
     """
-    from blursynth.ops.accumulate import resolve_device_name
+    from blursynth.device import resolve_device_name
 
     cfg, src = unit.config, unit.source
     progress = progress or ProgressSink()
@@ -332,7 +332,7 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
         ConfigError, MissingDependencyError: bad settings, or a flow backend that cannot be created.
     """
     check_stats_config(cfg)
-    from blursynth.ops.accumulate import resolve_device_name
+    from blursynth.device import resolve_device_name
     from blursynth.run.executors import run_units
     from blursynth.run.executors.ray_cluster import connect_ray
 

@@ -145,7 +145,7 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
     """
     import torch
 
-    from blursynth.ops.accumulate import resolve_device_name
+    from blursynth.device import resolve_device_name
     from blursynth.train.loop import evaluate, save_triptychs, train
 
     say = echo or log.info
