@@ -616,7 +616,8 @@ import h5py, numpy as np
 from blursynth.run import interrupt
 from blursynth.sample import Sample
 from blursynth.shards import files
-from blursynth.shards.writer import ShardWriter, stats_path
+from blursynth.shards.markers import stats_path
+from blursynth.shards.writer import ShardWriter
 
 interrupt.install()
 real_write = files.GuardedFile.write
@@ -674,7 +675,8 @@ def test_abort_after_the_marker_keeps_a_committed_gopro_shard(tmp_path):
     import numpy as np
 
     from blursynth.sample import Sample
-    from blursynth.shards.writer import ShardWriter, stats_path
+    from blursynth.shards.markers import stats_path
+    from blursynth.shards.writer import ShardWriter
 
     w = ShardWriter(tmp_path, "train", 0, layouts=("h5", "gopro"), capacity=1)
     img = np.full((8, 12, 3), 77, np.uint8)

@@ -32,6 +32,7 @@ from blursynth.data import ShardDataset
 from blursynth.errors import ConfigError, InputError, OutputError
 from blursynth.recipes.average import run_average
 from blursynth.recipes.local import run_local
+from blursynth.shards.markers import MarkerError, ShardMarker
 from blursynth.shards.validate import validate_output
 
 SPLITS = ("train", "val")
@@ -175,20 +176,6 @@ def local(tmp_path_factory):
     return SimpleNamespace(out=out, rows=read_rows(shard_paths(out)))
 
 
-def test_fixtures_have_what_the_checks_need(avg, flow, local):
-    for d, extra in ((avg, None), (flow, "blur_map"), (local, "mask")):
-        assert len(d.rows) >= 4
-        assert len(shard_paths(d.out)) >= 2
-        assert all(r["blur"].shape == (H, W, 3) and r["blur"].dtype == np.uint8 for r in d.rows)
-        assert all(not np.array_equal(r["blur"], r["sharp"]) for r in d.rows)
-        if extra:
-            assert all(extra in r for r in d.rows)
-    assert {m["split"] for m in markers(avg.out)} == {"train", "val"}
-    assert {m["split"] for m in markers(local.out)} == {"train", "val"}
-    assert all(r["blur_map"].dtype == np.float16 and (r["blur_map"] > 0).any() for r in flow.rows)
-    assert all(r["mask"].dtype == np.uint8 and 0 < (r["mask"] > 0).mean() < 1 for r in local.rows)
-
-
 # -- 1. items equal the stored arrays ------------------------------------------------------------------------
 @pytest.mark.parametrize("split", [None, "train", "val"])
 def test_folder_dataset_items_equal_h5_arrays(avg, split):
@@ -213,6 +200,9 @@ def test_folder_dataset_items_equal_h5_arrays(avg, split):
 
 
 def test_mask_and_blur_map_items(local, flow):
+    # masks with both values (so the scaling to [0, 1] shows) and blur maps that are not all zero
+    assert all(r["mask"].dtype == np.uint8 and 0 < (r["mask"] > 0).mean() < 1 for r in local.rows)
+    assert all(r["blur_map"].dtype == np.float16 and (r["blur_map"] > 0).any() for r in flow.rows)
     ds = ShardDataset(local.out, keys=("blur", "sharp", "mask"))
     assert len(ds) == len(local.rows)
     for index, row in enumerate(local.rows):
@@ -383,8 +373,8 @@ def _collect(loader) -> dict[int, dict]:
 def test_dataloader_workers_equal_single_process(local):
     keys = ("blur", "sharp", "mask")
     ds = ShardDataset(local.out, crop=16, keys=keys, random_crop=False)
-    _ = ds[0]  # a handle is open in the parent before the workers start
-    assert ds._handles
+    _ = ds[0]  # a file is open in the parent before the workers start
+    assert ds.open_files() == 1
     serial = _collect(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0))
     parallel = _collect(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2))
     assert sorted(serial) == sorted(parallel) == list(range(len(local.rows)))
@@ -420,17 +410,20 @@ def test_dataloader_spawned_workers(avg):
 
 def test_dataset_pickles_without_open_handles(local):
     ds = ShardDataset(local.out, crop=16, keys=("blur", "mask"), random_crop=False)
+    assert ds.open_files() == 0  # probed at construction, then closed
     before = [ds[i] for i in range(len(ds))]  # opens every shard
-    assert len(ds._handles) == len(ds.files) and all(isinstance(f, h5py.File) for f in ds._handles.values())
+    assert ds.open_files() == len(ds.files) >= 2
     data = pickle.dumps(ds)
-    assert ds._handles and all(f.id.valid for f in ds._handles.values())  # the original keeps its handles
+    assert ds.open_files() == len(ds.files)  # the original keeps its files open
+    assert torch.equal(ds[0]["blur"], before[0]["blur"])
     clone = pickle.loads(data)
-    assert clone._handles == {} and clone.files == ds.files and len(clone) == len(ds)
+    assert clone.open_files() == 0 and clone.files == ds.files and len(clone) == len(ds)
     for i in range(len(ds)):
         assert torch.equal(clone[i]["blur"], before[i]["blur"]) and clone[i]["meta"] == before[i]["meta"]
     ds.close()
-    assert ds._handles == {}
+    assert ds.open_files() == 0
     assert torch.equal(ds[0]["mask"], before[0]["mask"])  # reopens after close
+    assert ds.open_files() == 1
     pickle.dumps(clone)
 
 
@@ -492,6 +485,34 @@ def test_unreadable_shard_file_is_an_input_error(avg, tmp_path):
     text.write_text("not hdf5")
     with pytest.raises(InputError, match="text.h5"):
         ShardDataset(text)
+
+
+MARKER_KEYS = ["format", "version", "split", "shard", "file", "layouts", "count", "height", "width", "sources",
+               "failures", "windows", "final"]  # docs/shard-format.md, in the order markers are written
+
+
+@pytest.mark.parametrize("name", ["avg", "flow", "local"])
+def test_markers_have_the_documented_keys_and_parse_back(request, name):
+    found = sorted(request.getfixturevalue(name).out.glob("*/*_stats.json"))
+    assert found
+    for path in found:
+        data = json.loads(path.read_text())
+        assert list(data)[: len(MARKER_KEYS)] == MARKER_KEYS, path
+        optional = {"flow": ["rejections", "resume"]}.get(name, [])
+        assert list(data)[len(MARKER_KEYS) :] == optional, path
+        assert (data["format"], data["version"], data["split"]) == ("blursynth-shard-stats", 1, path.parent.name)
+        marker = ShardMarker.from_dict(data)
+        assert (marker.shard, marker.count, marker.file, marker.final) == (
+            data["shard"], data["count"], data["file"], data["final"])
+        assert list(marker.to_dict().items()) == list(data.items())
+
+
+@pytest.mark.parametrize("bad", [[], {"count": 1}, {"shard": "3"}, {"shard": 1, "count": True},
+                                 {"shard": 1, "file": "../x.h5"}, {"shard": 1, "rejections": {"x": 1.5}},
+                                 {"shard": 1, "sources": []}, {"shard": 1, "height": "tall"}])
+def test_malformed_markers_are_refused(bad):
+    with pytest.raises(MarkerError):
+        ShardMarker.from_dict(bad)
 
 
 # -- 6. top-level package ------------------------------------------------------------------------------------

@@ -271,7 +271,15 @@ def test_a_dataset_without_any_pair_keeps_an_empty_row(clips, tmp_path):
     d = dataset(read_json(out), "BAD")
     assert d["pairs"] == 0 and d["mean"] == [None, None] and d["std"] == [None, None]
     assert d["sources"][0]["status"] == "failed"
-    assert cv2.imread(str(out / PNG_NAME)) is not None
+    # a 7 x 4.5 in figure at 120 dpi with GOOD's curve (matplotlib's first colour, C0) and nothing in the
+    # second colour (C1): a dataset without pairs is not drawn, not even as a legend entry
+    png = cv2.cvtColor(cv2.imread(str(out / PNG_NAME), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(int)
+    assert png.shape == (540, 840, 3)
+
+    def near(rgb) -> int:
+        return int((np.abs(png - np.array(rgb)).sum(axis=2) <= 30).sum())
+
+    assert near((31, 119, 180)) > 100 and near((255, 127, 14)) == 0
 
 
 # -- 3. parsing ----------------------------------------------------------------------------------------------

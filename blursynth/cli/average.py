@@ -92,11 +92,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         splits = split_counts(summary)
         failed = len(summary.failures)
         tail = f"; {failed} source(s) skipped or incomplete, see manifest.json" if failed else ""
-        rejected: dict[str, int] = {}
-        for r in summary.results:
-            for k, v in r.rejections.items():
-                rejected[k] = rejected.get(k, 0) + v
-        if rejected:
-            tail += "; rejected windows: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
+        if summary.rejections:
+            tail += "; rejected windows: " + ", ".join(f"{k} {v}" for k, v in summary.rejections.items())
         click.echo(f"wrote {summary.samples} samples ({splits}) in {len(summary.shards)} shards to {out}{tail}")
     raise_for_errors(summary)

@@ -19,6 +19,7 @@ from blursynth.run.executors.base import Outcome
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import UnitResult, completed_markers
 from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, remove_partials, write_manifest
+from blursynth.shards.markers import ShardMarker, sum_counts
 
 log = logging.getLogger("blursynth.run")
 
@@ -29,10 +30,20 @@ class JobSummary:
 
     out: str
     samples: int = 0
-    shards: list[dict] = field(default_factory=list)
+    shards: list[dict] = field(default_factory=list)  # the manifest's shard list
     results: list[UnitResult] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # units that raised on every attempt
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Candidate windows rejected in the whole run, by reason."""
+        return sum_counts(*(r.rejections for r in self.results))
+
+    @property
+    def skipped_inputs(self) -> list[dict]:
+        """Inputs skipped in the whole run, each ``{path, reason}`` once (units may skip the same input)."""
+        return list({(rec.get("path"), rec.get("reason")): rec for r in self.results for rec in r.skipped}.values())
 
     @property
     def counts(self) -> dict:
@@ -70,6 +81,12 @@ def errored_result(out, key: str, unit, outcome: Outcome, summary: JobSummary) -
     markers, _ = completed_markers(Path(out), unit.slots)
     summary.errors.append({"source": key, "reason": outcome.error, "attempts": outcome.attempts})
     return UnitResult(key, "error", reason=outcome.error, shards=[m for m in markers.values() if m is not None])
+
+
+def _listed(marker: ShardMarker) -> dict:
+    """A shard's entry in the manifest's shard list."""
+    return {"split": marker.split, "shard": marker.shard, "file": marker.file, "count": marker.count,
+            "height": marker.height, "width": marker.width, "sources": sorted(marker.sources)}
 
 
 def run_job(
@@ -140,11 +157,12 @@ def run_job(
     finally:
         progress.close()
     remove_partials(Path(out))  # a worker killed on its last attempt could not remove its shard in progress
+    markers: list[ShardMarker] = []
     for unit, key, outcome in zip(units, keys, outcomes, strict=True):
         result = outcome.result if outcome.ok else errored_result(out, key, unit, outcome, summary)
         summary.results.append(result)
-        summary.samples += sum(int(m.get("count", 0)) for m in result.shards)
-        summary.shards.extend(result.shards)
+        summary.samples += sum(m.count for m in result.shards)
+        markers.extend(result.shards)
         if result.status in ("failed", "partial"):
             summary.failures.append({"source": key, "path": result.path or key, "reason": result.reason})
 
@@ -161,37 +179,27 @@ def run_job(
     for entry in source_entries:
         r = by_key.get(entry["key"])
         if r is not None:
-            entry.update(status=r.status, samples=sum(int(m.get("count", 0)) for m in r.shards))
+            entry.update(status=r.status, samples=sum(m.count for m in r.shards))
             if r.reason:
                 entry["reason"] = r.reason
             if r.rejections:
-                entry["rejections"] = dict(sorted(r.rejections.items()))
-    shard_list = sorted(
-        ({k: m.get(k) for k in ("split", "shard", "file", "count", "height", "width")} |
-         {"sources": sorted(m.get("sources", {}))} for m in summary.shards if m.get("count")),
-        key=lambda m: (m["split"], m["shard"]),
-    )
+                entry["rejections"] = sum_counts(r.rejections)
+    summary.shards = sorted((_listed(m) for m in markers if m.count), key=lambda m: (m["split"], m["shard"]))
     totals = {
         "samples": summary.samples,
-        "shards": len(shard_list),
-        "by_split": {s: sum(m["count"] for m in shard_list if m["split"] == s) for s in ("train", "val")},
+        "shards": len(summary.shards),
+        "by_split": {s: sum(m["count"] for m in summary.shards if m["split"] == s) for s in ("train", "val")},
         "sources": summary.counts,
         "failures": summary.failures,
     }
     if summary.errors:
         totals["errors"] = summary.errors
-    rejections: dict[str, int] = {}
-    for r in summary.results:
-        for k, v in r.rejections.items():
-            rejections[k] = rejections.get(k, 0) + v
-    if rejections:
-        totals["rejected_windows"] = dict(sorted(rejections.items()))
-    skipped = {(rec.get("path"), rec.get("reason")): rec for r in summary.results for rec in r.skipped}
-    if skipped:
-        totals["skipped_inputs"] = list(skipped.values())
+    if summary.rejections:
+        totals["rejected_windows"] = summary.rejections
+    if summary.skipped_inputs:
+        totals["skipped_inputs"] = summary.skipped_inputs
     status = "incomplete" if summary.errors else "complete"  # a rerun retries the units in error
-    write_manifest(out, status=status, sources=source_entries, shards=shard_list, totals=totals,
+    write_manifest(out, status=status, sources=source_entries, shards=summary.shards, totals=totals,
                    **manifest_kw)
-    summary.shards = shard_list
-    log.info("wrote %d samples in %d shards to %s", summary.samples, len(shard_list), Path(out))
+    log.info("wrote %d samples in %d shards to %s", summary.samples, len(summary.shards), Path(out))
     return summary

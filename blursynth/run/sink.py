@@ -14,14 +14,8 @@ from pathlib import Path
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import ShardSlot, UnitResult
 from blursynth.sample import Sample
+from blursynth.shards.markers import sum_counts
 from blursynth.shards.writer import ShardWriter
-
-
-def add_counts(total: dict[str, int], more: dict[str, int] | None) -> dict[str, int]:
-    """Add per-reason counters into ``total`` (in place) and return it."""
-    for reason, count in (more or {}).items():
-        total[reason] = total.get(reason, 0) + int(count)
-    return total
 
 
 class UnitSink:
@@ -98,7 +92,7 @@ class UnitSink:
             self.current = slot
         self.writer.add(sample)
         self._indices.append(index)
-        add_counts(self._rejections, rejections)
+        self._rejections = sum_counts(self._rejections, rejections)
         self._resume = resume
         self.result.samples += 1
         self.progress.advance(samples=1)
@@ -115,13 +109,13 @@ class UnitSink:
         if self.writer is None:
             if not final:
                 return
-            used = {m.get("shard") for m in self.result.shards}
+            used = {m.shard for m in self.result.shards}
             slot = next((s for s in self.slots if s.shard not in used), None)
             if slot is None:  # every reserved shard is already complete: nothing to mark
-                add_counts(self.result.rejections, rejections)
+                self.result.rejections = sum_counts(self.result.rejections, rejections)
                 return
             self.writer, self.current = self._open(slot), slot
-        add_counts(self._rejections, rejections)
+        self._rejections = sum_counts(self._rejections, rejections)
         failures = list(self._failures)
         if reason is not None:
             failures.append({"source": self.key, "path": path or self.source_path, "reason": reason})
@@ -138,13 +132,13 @@ class UnitSink:
             "final": final,
         }
         if self.track_rejections:
-            stats["rejections"] = dict(sorted(self._rejections.items()))
+            stats["rejections"] = self._rejections
         if self._resume is not None:
             stats["resume"] = self._resume
         if self._skipped:
             stats["skipped"] = self._skipped
         self.result.shards.append(self.writer.close(stats))
-        add_counts(self.result.rejections, self._rejections)
+        self.result.rejections = sum_counts(self.result.rejections, self._rejections)
         self.writer, self.current = None, None
         self._rejections, self._resume, self._skipped = {}, None, []
         self._failures, self._indices = [], []

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blursynth.shards.files import read_json
-from blursynth.shards.writer import stats_path
+from blursynth.shards.markers import MarkerError, ShardMarker, read_marker, stats_path, total
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class UnitResult:
     path: str | None = None
     samples: int = 0
     frames: int = 0
-    shards: list[dict] = field(default_factory=list)
+    shards: list[ShardMarker] = field(default_factory=list)  # the markers of its committed shards
     reason: str | None = None
     resumed: bool = False
     rejections: dict[str, int] = field(default_factory=dict)  # candidate windows rejected, by reason
@@ -49,19 +48,15 @@ def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, 
     return tuple(slots)
 
 
-def load_marker(out: Path, slot: ShardSlot) -> dict | None:
-    """The slot's ``_stats.json`` marker, or None when the shard is not complete."""
-    path = stats_path(out, slot.split, slot.shard)
-    if not path.exists():
-        return None
+def load_marker(out: Path, slot: ShardSlot) -> ShardMarker | None:
+    """The slot's marker, or None when the shard is not complete."""
     try:
-        marker = read_json(path)
-    except (OSError, ValueError):
+        return read_marker(stats_path(out, slot.split, slot.shard))
+    except (OSError, MarkerError):
         return None  # a marker that cannot be read is not trusted: the shard is redone
-    return marker if isinstance(marker, dict) else None
 
 
-def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int, dict | None], bool]:
+def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int, ShardMarker | None], bool]:
     """Markers per shard number, and whether the unit is finished.
 
     A unit is finished when every slot has a marker, or when the slots up to one marked ``final`` (the
@@ -72,31 +67,27 @@ def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int
         marker = markers[slot.shard]
         if marker is None:
             return markers, False
-        if marker.get("final"):
+        if marker.final:
             return markers, True
     return markers, True
 
 
-def result_from_markers(key: str, markers: list[dict]) -> UnitResult:
+def result_from_markers(key: str, markers: list[ShardMarker]) -> UnitResult:
     """Rebuild a finished unit's result from its markers (a resumed run reports what the first run found)."""
     status, reason, path = "ok", None, None
     for m in markers:
-        entry = m.get("sources", {}).get(key, {})
+        entry = m.sources.get(key, {})
         if entry.get("status") in ("partial", "failed"):
             status = entry["status"]
-            failure = (m.get("failures") or [{}])[0]
+            failure = (m.failures or [{}])[0]
             reason, path = failure.get("reason"), failure.get("path")
-    samples = sum(int(m.get("count", 0)) for m in markers)
-    rejections: dict[str, int] = {}
-    for m in markers:
-        for k, v in (m.get("rejections") or {}).items():
-            rejections[k] = rejections.get(k, 0) + int(v)
-    skipped = [rec for m in markers for rec in (m.get("skipped") or [])]
-    return UnitResult(key, status, path=path, samples=samples, shards=list(markers), reason=reason, resumed=True,
-                      rejections=rejections, skipped=skipped)
+    recorded = total(markers)
+    return UnitResult(key, status, path=path, samples=recorded.samples, shards=list(markers), reason=reason,
+                      resumed=True, rejections=recorded.rejections, skipped=recorded.skipped)
 
 
-def finished_unit(out: Path, key: str, slots: tuple[ShardSlot, ...], progress) -> tuple[dict, UnitResult | None]:
+def finished_unit(out: Path, key: str, slots: tuple[ShardSlot, ...],
+                  progress) -> tuple[dict[int, ShardMarker | None], UnitResult | None]:
     """Every recipe's first step: read the unit's markers; if it is already finished, report it as resumed.
 
     Returns:

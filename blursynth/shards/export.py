@@ -1,9 +1,10 @@
 """Export shards to the layouts trainers already read: GOPRO_Large, BasicSR paired folders, BasicSR LMDB.
 
-* ``gopro``: ``DEST/<split>/<seq>/{blur,blur_gamma,sharp[,mask]}/NNNNNN.png`` as in GOPRO_Large. The shards
-  keep one blurry image, the average with the configured CRF (GOPRO_Large's ``blur_gamma`` semantics); it is
-  written as ``blur_gamma/`` and hard-linked as ``blur/``, the folder most GOPRO loaders read (GOPRO_Large's
-  own ``blur/`` is a plain code-value mean, which the shards do not store).
+* ``gopro``: ``DEST/<split>/<seq>/{blur,blur_gamma,sharp[,mask]}/NNNNNN.png`` as in GOPRO_Large, written by
+  ``shards/gopro.py`` like ``average --layout gopro``. The shards keep one blurry image, the average with the
+  configured CRF (GOPRO_Large's ``blur_gamma`` semantics); it is written as ``blur_gamma/`` and hard-linked as
+  ``blur/`` (``BlurFolder.GAMMA_LINK``), the folder most GOPRO loaders read (GOPRO_Large's own ``blur/`` is a
+  plain code-value mean, which the shards do not store).
 * ``basicsr``: ``DEST/<split>/{blur,sharp[,mask]}/<name>.png`` with identical basenames in every folder and
   ``DEST/<split>/meta_info.txt`` (``<name>.png (h,w,c)`` per line), as BasicSR's ``PairedImageDataset``
   reads with ``meta_info_file`` (it takes the first token of each line).
@@ -25,24 +26,16 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import h5py
 import numpy as np
 
 from blursynth.errors import ConfigError, InputError, MissingDependencyError, OutputError
 from blursynth.shards.files import PARTIAL, make_folder
-from blursynth.shards.reader import list_shards
-from blursynth.shards.writer import gopro_dir_name
+from blursynth.shards.gopro import BlurFolder, sample_name, write_gopro_sample
+from blursynth.shards.listing import list_shards
+from blursynth.shards.png import PNG_LEVEL, encode_png, write_png
+from blursynth.shards.reader import ShardReader
 
 EXPORT_LAYOUTS = ("gopro", "basicsr", "lmdb")
-PNG_LEVEL = 3
-
-
-def sample_name(meta: dict) -> tuple[str, str]:
-    """(sequence folder, 6-digit frame name) of a sample, as the gopro layout of the writer names it."""
-    seq = gopro_dir_name(str(meta.get("source", "sample")))
-    frame = str(meta["name"]) if "name" in meta else f"{int(meta.get('center', 0)):06d}"
-    return seq, frame
 
 
 def flat_name(meta: dict) -> str:
@@ -55,35 +48,14 @@ def flat_name(meta: dict) -> str:
 
 def iter_samples(out: Path) -> Iterator[tuple[str, dict, dict[str, np.ndarray]]]:
     """``(split, meta, images)`` of every sample of every complete shard; images: blur, sharp[, mask]."""
-    import json
-
-    shards = [s for s in list_shards(out).shards if s.path is not None and s.count]
+    shards = list_shards(out).with_samples()
     if not shards:
         raise InputError(f"{out}: no complete HDF5 shard to export")
     for entry in shards:
-        try:
-            f = h5py.File(entry.path, "r")
-        except OSError as exc:
-            raise InputError(f"{entry.path}: unreadable shard ({exc})") from None
-        with f:
-            names = [n for n in ("blur", "sharp", "mask") if n in f]
-            for i, text in enumerate(f["meta"].asstr()[:]):
-                yield entry.split, json.loads(text), {n: f[n][i] for n in names}
-
-
-def _encode(image: np.ndarray) -> bytes:
-    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
-    if not ok:
-        raise OutputError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def _write_png(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + PARTIAL + ".png")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        with ShardReader(entry.path) as reader:
+            names = [n for n in ("blur", "sharp", "mask") if n in reader]
+            for i, meta in enumerate(reader.metas()):
+                yield entry.split, meta, {n: reader.array(n, i) for n in names}
 
 
 def _shape(image: np.ndarray) -> str:
@@ -137,34 +109,18 @@ def _export_folders(out: Path, dest: Path, layout: str) -> dict:
     files = 0
     seen: set[tuple[str, str]] = set()
     for split, meta, images in iter_samples(out):
-        if layout == "gopro":
-            seq, frame = sample_name(meta)
-            key = (split, f"{seq}/{frame}")
-        else:
-            name = flat_name(meta)
-            key = (split, name)
+        key = (split, "/".join(sample_name(meta)) if layout == "gopro" else flat_name(meta))
         if key in seen:
             raise OutputError(f"{dest}: two samples map to the name {key[1]!r} in {split}")
         seen.add(key)
-        for kind, image in images.items():
-            folder = "blur_gamma" if (layout == "gopro" and kind == "blur") else kind
-            if layout == "gopro":
-                target = dest / split / seq / folder / f"{frame}.png"
-            else:
-                target = dest / split / kind / f"{name}.png"
-            _write_png(target, _encode(image))
-            files += 1
-            if layout == "gopro" and kind == "blur":
-                link = dest / split / seq / "blur" / f"{frame}.png"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.unlink(missing_ok=True)
-                try:
-                    os.link(target, link)
-                except OSError:  # file systems without hard links: a copy
-                    shutil.copyfile(target, link)
+        if layout == "gopro":
+            files += len(write_gopro_sample(dest, split, meta, blur_gamma=images["blur"], sharp=images["sharp"],
+                                            blur=BlurFolder.GAMMA_LINK, mask=images.get("mask")))
+        else:
+            for kind, image in images.items():
+                write_png(dest / split / kind / f"{key[1]}.png", encode_png(image))
                 files += 1
-        if layout == "basicsr":
-            meta_lines.setdefault(split, []).append(f"{name}.png {_shape(images['sharp'])}")
+            meta_lines.setdefault(split, []).append(f"{key[1]}.png {_shape(images['sharp'])}")
         by_split[split] = by_split.get(split, 0) + 1
     for split, lines in meta_lines.items():
         (dest / split / "meta_info.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -202,7 +158,7 @@ def _export_lmdb(out: Path, dest: Path) -> dict:
                 raise OutputError(f"{dest}: two samples map to the key {name!r} in {split}")
             seen.add((split, name))
             for kind, image in images.items():
-                txn(split, kind).put(name.encode("ascii"), _encode(image))
+                txn(split, kind).put(name.encode("ascii"), encode_png(image))
                 lines[(split, kind)].append(f"{name}.png {_shape(image)} {PNG_LEVEL}")
             by_split[split] = by_split.get(split, 0) + 1
             pending += 1

@@ -1,78 +1,144 @@
-"""Reading what the writer produced: the list of complete shards of an output, and one shard's contents.
+"""Reading one shard: a lazy, picklable :class:`ShardReader`, and :func:`read_shard` (a whole shard in memory).
 
-Only shards with a commit marker (``NNNNN_stats.json``) are complete; ``.h5`` files without one and
-``*.partial`` files are never read as data (docs/shard-format.md).
+Every reader of shard contents goes through :class:`ShardReader` (the torch dataset, inspect, train-check,
+export, the validator), so HDF5 is opened in one place. Which shards are complete is decided by their
+markers (``shards/listing.py``), never by the ``.h5`` files present.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from blursynth.errors import InputError
-from blursynth.shards.files import PARTIAL, read_json
-from blursynth.shards.manifest import SPLITS
+from blursynth.shards.markers import FORMAT
 
-IMAGE_KEYS = ("blur", "sharp")
+
+class UnreadableShard(InputError):
+    """The file cannot be opened as HDF5 (missing, truncated, not HDF5). ``reason`` is HDF5's message."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: unreadable shard ({reason})")
 
 
 @dataclass(frozen=True)
-class ShardEntry:
-    """A complete shard: ``split``, ``shard`` number, its ``.h5`` path (None for a count-0 marker), marker."""
+class DatasetInfo:
+    """How a dataset is stored: what the format contract (docs/shard-format.md) is checked against."""
 
-    split: str
-    shard: int
-    path: Path | None
-    marker: dict
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...] | None
+
+
+class ShardReader:
+    """One shard file, opened on first use and kept open until :meth:`close`.
+
+    The open handle belongs to the process that opened it: a reader pickled into a DataLoader worker (or
+    used after a fork) leaves the handle behind and opens the file again in the new process, so the reader is
+    safe with ``num_workers > 0``. Used as a context manager it closes on exit; it reopens if used again.
+
+    Args:
+        path: the ``.h5`` file.
+
+    Raises (on first use):
+        UnreadableShard: the file cannot be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_file": None, "_pid": None}  # h5py handles do not cross processes
+
+    def __enter__(self) -> ShardReader:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> ShardReader:
+        """Open the file now (in this process), so that an unreadable file is reported here."""
+        self._h5()
+        return self
 
     @property
-    def count(self) -> int:
-        return int(self.marker.get("count", 0))
+    def is_open(self) -> bool:
+        return self._file is not None and self._pid == os.getpid()
 
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid = None, None
 
-@dataclass
-class ShardListing:
-    """Complete shards plus what a reader must ignore: unreadable markers, orphan ``.h5`` and partial files."""
-
-    shards: list[ShardEntry] = field(default_factory=list)
-    bad_markers: list[dict] = field(default_factory=list)
-    orphans: list[str] = field(default_factory=list)
-    partials: list[str] = field(default_factory=list)
-
-
-def list_shards(out: str | os.PathLike) -> ShardListing:
-    """The complete shards of an output folder, by split then shard number."""
-    out = Path(out)
-    listing = ShardListing()
-    for split in SPLITS:
-        folder = out / split
-        if not folder.is_dir():
-            continue
-        marked = set()
-        for marker_path in sorted(folder.glob("*_stats.json")):
+    def _h5(self) -> h5py.File:
+        if self._pid != os.getpid():
+            self._file, self._pid = None, os.getpid()  # a handle inherited through fork is not ours to use
+        if self._file is None:
             try:
-                marker = read_json(marker_path)
-                shard = int(marker["shard"])
-                int(marker.get("count", 0))
-                file = marker.get("file")
-                if file is not None and not (isinstance(file, str) and file and "/" not in file):
-                    raise ValueError(f"file {file!r} is not a file name")
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                listing.bad_markers.append({"path": str(marker_path), "reason": f"unreadable marker ({exc})"})
-                continue
-            path = folder / file if file else None
-            if path is not None:
-                marked.add(path.name)
-            listing.shards.append(ShardEntry(split, shard, path, marker))
-        listing.orphans += [str(p) for p in sorted(folder.glob("*.h5")) if p.name not in marked]
-        listing.partials += [str(p) for p in sorted(folder.rglob(f"*{PARTIAL}*"))]
-    listing.shards.sort(key=lambda s: (SPLITS.index(s.split), s.shard))
-    return listing
+                self._file = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise UnreadableShard(self.path, str(exc)) from None
+        return self._file
+
+    # -- structure -----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Samples in the shard (the length of ``blur``)."""
+        return int(self._h5()["blur"].shape[0])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._h5()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The file's top-level dataset names (``blur``, ``sharp``, ``meta``, ``mask``, ``blur_map``...)."""
+        return tuple(self._h5())
+
+    @property
+    def attrs(self) -> dict:
+        """File attributes as Python values (``format``, ``version``, ``split``, ``shard``, ``count``...)."""
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self._h5().attrs.items()}
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the images."""
+        shape = self._h5()["blur"].shape
+        return int(shape[1]), int(shape[2])
+
+    def info(self, name: str) -> DatasetInfo:
+        dset = self._h5()[name]
+        return DatasetInfo(dset.dtype, tuple(dset.shape), dset.chunks)
+
+    # -- contents ------------------------------------------------------------------------------------------
+    def array(self, name: str, index: int | slice = slice(None), region: tuple[slice, ...] = ()) -> np.ndarray:
+        """``name[index]``, optionally only ``region`` of each image (HDF5 reads just that part's chunks).
+
+        Shape:
+            ``(H, W, 3)`` images, ``(H, W)`` maps; with a slice index a leading sample axis.
+        """
+        return self._h5()[name][(index, *region)]
+
+    def meta_text(self, index: int) -> str:
+        """Sample ``index``'s meta as stored: one JSON object."""
+        return self._h5()["meta"].asstr()[index]
+
+    def meta_texts(self) -> list[str]:
+        return list(self._h5()["meta"].asstr()[:])
+
+    def meta(self, index: int) -> dict:
+        return json.loads(self.meta_text(index))
+
+    def metas(self) -> list[dict]:
+        """Every sample's meta, parsed."""
+        return [json.loads(text) for text in self.meta_texts()]
 
 
 @dataclass
@@ -100,12 +166,12 @@ def read_shard(path: str | os.PathLike) -> Shard:
     """
     path = Path(path)
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != "blursynth-shard":
-                raise InputError(f"{path}: not a blursynth shard (format attribute {f.attrs.get('format')!r})")
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-            meta = [json.loads(m) for m in f["meta"].asstr()[:]]
-            arrays = {name: f[name][:] for name in f if name != "meta"}
+        with ShardReader(path) as reader:
+            attrs = reader.attrs
+            if attrs.get("format") != FORMAT:
+                raise InputError(f"{path}: not a blursynth shard (format attribute {attrs.get('format')!r})")
+            meta = reader.metas()
+            arrays = {name: reader.array(name) for name in reader.names if name != "meta"}
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{path}: unreadable shard ({exc})") from None
     return Shard(path, attrs, meta, arrays)

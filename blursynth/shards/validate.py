@@ -21,15 +21,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from blursynth.errors import OutputError
 from blursynth.shards.files import read_json
+from blursynth.shards.listing import ShardListing, list_shards
 from blursynth.shards.manifest import FORMAT as MANIFEST_FORMAT
 from blursynth.shards.manifest import manifest_path
-from blursynth.shards.reader import list_shards
-from blursynth.shards.writer import FORMAT, FORMAT_VERSION
+from blursynth.shards.markers import FORMAT, FORMAT_VERSION, ShardMarker
+from blursynth.shards.reader import ShardReader, UnreadableShard
 
 #: A shard fails when fewer than this fraction of its samples have blur != sharp.
 MIN_DIFFERENT = 0.5
@@ -73,84 +73,108 @@ class Validation:
                 "shards": [s.to_dict() for s in self.shards], "ignored": self.ignored}
 
 
-def _check_h5(check: ShardCheck, path: Path, marker: dict, sample_limit: int) -> None:
+#: Optional datasets and their dtype; each is (n, H, W).
+EXTRAS = {"mask": np.uint8, "blur_map": np.float16}
+
+
+def _check_shard(check: ShardCheck, path: Path, marker: ShardMarker, sample_limit: int) -> None:
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        check.errors.append(f"{path}: not a readable HDF5 file ({str(exc).split(';')[0]})")
+        reader = ShardReader(path).open()
+    except UnreadableShard as exc:
+        check.errors.append(f"{path}: not a readable HDF5 file ({exc.reason.split(';')[0]})")
         return
-    with f:
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        if attrs.get("format") != FORMAT:
-            check.errors.append(f"{path}: format attribute {attrs.get('format')!r}, expected {FORMAT!r}")
+    with reader:
+        if _check_attrs(check, reader, marker):
             return
-        if int(attrs.get("version", -1)) != FORMAT_VERSION:
-            check.errors.append(f"{path}: format version {attrs.get('version')!r}, expected {FORMAT_VERSION}")
-        for key in ("split", "shard", "count"):
-            want = {"split": check.split, "shard": check.shard, "count": marker.get("count")}[key]
-            got = attrs.get(key)
-            got = got.decode() if isinstance(got, bytes) else got
-            if got is None or (str(got) if key == "split" else int(got)) != want:
-                check.errors.append(f"{path}: attribute {key}={got!r} but the marker says {want!r}")
-        for name in ("blur", "sharp", "meta"):
-            if name not in f:
-                check.errors.append(f"{path}: missing dataset {name!r}")
-        if check.errors:
+        n = _check_datasets(check, reader, marker)
+        if not check.errors:
+            _check_pixels(check, reader, n, sample_limit)
+
+
+def _check_attrs(check: ShardCheck, reader: ShardReader, marker: ShardMarker) -> bool:
+    """Format, version and the attributes the marker repeats. Returns True when the file is not a shard."""
+    path, attrs = reader.path, reader.attrs
+    if attrs.get("format") != FORMAT:
+        check.errors.append(f"{path}: format attribute {attrs.get('format')!r}, expected {FORMAT!r}")
+        return True
+    if int(attrs.get("version", -1)) != FORMAT_VERSION:
+        check.errors.append(f"{path}: format version {attrs.get('version')!r}, expected {FORMAT_VERSION}")
+    for key, want in (("split", check.split), ("shard", check.shard), ("count", marker.count)):
+        got = attrs.get(key)
+        got = got.decode() if isinstance(got, bytes) else got
+        if got is None or (str(got) if key == "split" else int(got)) != want:
+            check.errors.append(f"{path}: attribute {key}={got!r} but the marker says {want!r}")
+    return False
+
+
+def _check_datasets(check: ShardCheck, reader: ShardReader, marker: ShardMarker) -> int:
+    """Dtypes, shapes and chunking of every dataset, and the meta strings. Returns the sample count."""
+    path, attrs = reader.path, reader.attrs
+    for name in ("blur", "sharp", "meta"):
+        if name not in reader:
+            check.errors.append(f"{path}: missing dataset {name!r}")
+    if check.errors:
+        return 0
+    n = check.count = len(reader)
+    h, w = int(attrs.get("height", -1)), int(attrs.get("width", -1))
+    if (marker.height, marker.width) != (h, w):
+        check.errors.append(f"{path}: {w}x{h} images but the marker says {marker.width}x{marker.height}")
+    for name in ("blur", "sharp"):
+        d = reader.info(name)
+        if d.dtype != np.uint8 or d.shape != (n, h, w, 3):
+            check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected uint8 {(n, h, w, 3)}")
+        elif d.chunks != (1, h, w, 3):
+            check.errors.append(f"{path}: {name} chunks {d.chunks}, expected one image per chunk {(1, h, w, 3)}")
+    if n != marker.count:
+        check.errors.append(f"{path}: holds {n} samples, the marker says {marker.count}")
+    meta_shape = reader.info("meta").shape
+    if meta_shape != (n,):
+        check.errors.append(f"{path}: meta has shape {meta_shape}, expected ({n},)")
+    else:
+        _check_meta(check, reader)
+    for name in reader.names:
+        if name in ("blur", "sharp", "meta"):
+            continue
+        if name not in EXTRAS:
+            check.warnings.append(f"{path}: unknown dataset {name!r}")
+            continue
+        d = reader.info(name)
+        if d.dtype != EXTRAS[name] or d.shape != (n, h, w):
+            check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected {np.dtype(EXTRAS[name])} "
+                                f"{(n, h, w)}")
+    return n
+
+
+def _check_meta(check: ShardCheck, reader: ShardReader) -> None:
+    for i, text in enumerate(reader.meta_texts()):
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            check.errors.append(f"{reader.path}: meta[{i}] is not valid JSON")
             return
-        n = int(f["blur"].shape[0])
-        check.count = n
-        h, w = int(attrs.get("height", -1)), int(attrs.get("width", -1))
-        if (marker.get("height"), marker.get("width")) != (h, w):
-            check.errors.append(f"{path}: {w}x{h} images but the marker says "
-                                f"{marker.get('width')}x{marker.get('height')}")
-        for name in ("blur", "sharp"):
-            d = f[name]
-            if d.dtype != np.uint8 or d.shape != (n, h, w, 3):
-                check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected uint8 {(n, h, w, 3)}")
-            elif d.chunks != (1, h, w, 3):
-                check.errors.append(f"{path}: {name} chunks {d.chunks}, expected one image per chunk {(1, h, w, 3)}")
-        if n != int(marker.get("count", -1)):
-            check.errors.append(f"{path}: holds {n} samples, the marker says {marker.get('count')}")
-        if f["meta"].shape != (n,):
-            check.errors.append(f"{path}: meta has shape {f['meta'].shape}, expected ({n},)")
-        else:
-            for i, text in enumerate(f["meta"].asstr()[:]):
-                try:
-                    meta = json.loads(text)
-                except ValueError:
-                    check.errors.append(f"{path}: meta[{i}] is not valid JSON")
-                    break
-                if not isinstance(meta, dict) or "n_frames" not in meta:
-                    check.errors.append(f"{path}: meta[{i}] is not an object with n_frames")
-                    break
-        extras = {"mask": np.uint8, "blur_map": np.float16}
-        for name in f:
-            if name in ("blur", "sharp", "meta"):
-                continue
-            if name not in extras:
-                check.warnings.append(f"{path}: unknown dataset {name!r}")
-                continue
-            d = f[name]
-            if d.dtype != extras[name] or d.shape != (n, h, w):
-                check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected {np.dtype(extras[name])} "
-                                    f"{(n, h, w)}")
-        if check.errors:
+        if not isinstance(meta, dict) or "n_frames" not in meta:
+            check.errors.append(f"{reader.path}: meta[{i}] is not an object with n_frames")
             return
-        step = max(1, math.ceil(n / sample_limit)) if sample_limit else 1
-        different = checked = 0
-        for i in range(0, n, step):
-            checked += 1
-            different += not np.array_equal(f["blur"][i], f["sharp"][i])
-            if "blur_map" in f:
-                bm = f["blur_map"][i].astype(np.float32)
-                if not np.isfinite(bm).all():
-                    check.errors.append(f"{path}: blur_map[{i}] has NaN or Inf values")
-                    break
-                if (bm < 0).any():
-                    check.errors.append(f"{path}: blur_map[{i}] has negative blur lengths")
-                    break
-        if checked and different < MIN_DIFFERENT * checked:
-            check.errors.append(f"{path}: blur equals sharp in {checked - different} of {checked} checked samples")
+
+
+def _check_pixels(check: ShardCheck, reader: ShardReader, n: int, sample_limit: int) -> None:
+    """Blur differs from sharp for most samples; blur maps are finite and >= 0 (evenly spaced samples)."""
+    path = reader.path
+    step = max(1, math.ceil(n / sample_limit)) if sample_limit else 1
+    different = checked = 0
+    for i in range(0, n, step):
+        checked += 1
+        different += not np.array_equal(reader.array("blur", i), reader.array("sharp", i))
+        if "blur_map" in reader:
+            bm = reader.array("blur_map", i).astype(np.float32)
+            if not np.isfinite(bm).all():
+                check.errors.append(f"{path}: blur_map[{i}] has NaN or Inf values")
+                break
+            if (bm < 0).any():
+                check.errors.append(f"{path}: blur_map[{i}] has negative blur lengths")
+                break
+    if checked and different < MIN_DIFFERENT * checked:
+        check.errors.append(f"{path}: blur equals sharp in {checked - different} of {checked} checked samples")
 
 
 def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Validation:
@@ -180,7 +204,7 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
             check.errors.append(f"{entry.path}: missing (its marker says {entry.count} samples)")
             continue
         try:
-            _check_h5(check, entry.path, entry.marker, sample_limit)
+            _check_shard(check, entry.path, entry.marker, sample_limit)
         except Exception as exc:  # noqa: BLE001 - any malformed content is a finding about this file
             message = " ".join(str(exc).split()) or type(exc).__name__
             check.errors.append(f"{entry.path}: malformed content ({type(exc).__name__}: {message})")
@@ -204,7 +228,7 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
     return result
 
 
-def _check_manifest(result: Validation, mpath: Path, manifest: dict, listing) -> None:
+def _check_manifest(result: Validation, mpath: Path, manifest: dict, listing: ShardListing) -> None:
     if manifest.get("status") != "complete":
         result.errors.append(f"{mpath}: status {manifest.get('status')!r} (the run did not finish; rerun it)")
     listed = {(s.get("split"), s.get("shard")): s.get("count") for s in manifest.get("shards", [])}

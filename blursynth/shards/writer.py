@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import h5py
 import numpy as np
 
@@ -23,28 +22,8 @@ from blursynth.errors import OutputError
 from blursynth.run import interrupt
 from blursynth.sample import Sample
 from blursynth.shards.files import PARTIAL, GuardedFile, atomic_write_json, create_h5, fsync_path, write_failure
-
-FORMAT = "blursynth-shard"
-FORMAT_VERSION = 1
-
-
-def shard_name(shard: int) -> str:
-    return f"{shard:05d}"
-
-
-def stats_path(out: Path, split: str, shard: int) -> Path:
-    return Path(out) / split / f"{shard_name(shard)}_stats.json"
-
-
-def h5_path(out: Path, split: str, shard: int) -> Path:
-    return Path(out) / split / f"{shard_name(shard)}.h5"
-
-
-def gopro_dir_name(source_key: str) -> str:
-    """GOPRO_Large has one folder per sequence: nested keys become ``a__b``, video extensions are dropped."""
-    stem, ext = os.path.splitext(source_key)
-    base = stem if ext.lower() in {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"} else source_key
-    return base.replace("/", "__")
+from blursynth.shards.gopro import BlurFolder, write_gopro_sample
+from blursynth.shards.markers import FORMAT, FORMAT_VERSION, ShardMarker, h5_path, stats_path
 
 
 class ShardWriter:
@@ -178,37 +157,24 @@ class ShardWriter:
             dset.write_direct(array[None], dest_sel=np.s_[i : i + 1])
 
     def _write_gopro(self, sample: Sample) -> None:
-        """GOPRO_Large tree: ``<split>/<seq>/{blur,blur_gamma,sharp,mask}/NNNNNN.png``, named by the sharp
-        frame (or by ``meta["name"]``, the sample index of synthesised samples)."""
-        seq = self.out / self.split / gopro_dir_name(sample.meta["source"])
-        name = f"{sample.meta['name']}.png" if "name" in sample.meta else f"{int(sample.meta['center']):06d}.png"
-        images = {"blur_gamma": sample.blur, "sharp": sample.sharp}
-        if "blur_linear" in sample.extras:
-            images["blur"] = sample.extras["blur_linear"]
-        if "mask" in sample.extras:
-            images["mask"] = sample.extras["mask"]
-        for folder, image in images.items():
-            target = seq / folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + PARTIAL + ".png")
-            pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-            ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-            if not ok:
-                raise OSError(f"{target}: PNG encoding failed")
-            with open(tmp, "wb") as fh:
-                fh.write(buf.tobytes())
-            os.replace(tmp, target)
-            self._pngs.append(target)
+        """GOPRO_Large tree (``shards/gopro.py``); ``blur/`` is the plain mean of code values, as in
+        GOPRO_Large, when the recipe averaged one (``extras["blur_linear"]``)."""
+        self._pngs += write_gopro_sample(
+            self.out, self.split, sample.meta, blur_gamma=sample.blur, sharp=sample.sharp,
+            blur=BlurFolder.LINEAR_MEAN, blur_linear=sample.extras.get("blur_linear"),
+            mask=sample.extras.get("mask"),
+        )
 
     # -- committing ------------------------------------------------------------------------------------
-    def close(self, stats: dict) -> dict:
+    def close(self, stats: dict) -> ShardMarker:
         """Finish the shard: finalise and rename the HDF5 file, then write the stats marker (last).
 
         Args:
-            stats: extra fields for the marker (per-source status, failures).
+            stats: the marker's other fields, by :class:`ShardMarker` field name (sources, failures,
+                windows, final, rejections, resume, skipped).
 
         Returns:
-            The marker's content.
+            The marker as written.
 
         Raises:
             OutputError: the shard cannot be written (it has been dropped, no marker exists).
@@ -218,7 +184,7 @@ class ShardWriter:
         interrupt.check()
         return marker
 
-    def _close(self, stats: dict) -> dict:
+    def _close(self, stats: dict) -> ShardMarker:
         file_name = None
         if self._h5 is not None:
             f = self._h5
@@ -241,19 +207,11 @@ class ShardWriter:
             self._renamed = True
             fsync_path(self._final.parent)
             file_name = self._final.name
-        marker = {
-            "format": FORMAT + "-stats",
-            "version": FORMAT_VERSION,
-            "split": self.split,
-            "shard": self.shard,
-            "file": file_name,
-            "layouts": list(self.layouts),
-            "count": self.count,
-            "height": self.size[0] if self.size else None,
-            "width": self.size[1] if self.size else None,
-            **stats,
-        }
-        atomic_write_json(stats_path(self.out, self.split, self.shard), marker)
+        marker = ShardMarker(
+            split=self.split, shard=self.shard, file=file_name, layouts=tuple(self.layouts), count=self.count,
+            height=self.size[0] if self.size else None, width=self.size[1] if self.size else None, **stats,
+        )
+        atomic_write_json(stats_path(self.out, self.split, self.shard), marker.to_dict())
         self._pngs.clear()  # committed: abort() must not touch them any more
         self._renamed = False
         return marker

@@ -12,17 +12,19 @@ import json
 import math
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 
 from blursynth.errors import InputError, OutputError
 from blursynth.seeding import create_rng
 from blursynth.shards.files import PARTIAL, fsync_path, make_folder
+from blursynth.shards.listing import ShardListing, list_shards
 from blursynth.shards.manifest import load_manifest, manifest_path
-from blursynth.shards.reader import list_shards
+from blursynth.shards.markers import total
+from blursynth.shards.reader import ShardReader, UnreadableShard
 from blursynth.stats.plots import plot_histograms
 
 REPORT_JSON = "report.json"
@@ -65,6 +67,116 @@ def _tile(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if w > SHEET_WIDTH else cv2.INTER_LINEAR)
 
 
+@dataclass
+class _Scan:
+    """What the first pass over every complete shard finds (counts; no pixel is read)."""
+
+    per_split: dict[str, dict] = field(default_factory=dict)
+    shards: list[dict] = field(default_factory=list)
+    resolutions: Counter = field(default_factory=Counter)
+    n_hist: Counter = field(default_factory=Counter)
+    recipes: Counter = field(default_factory=Counter)
+    extras: set[str] = field(default_factory=set)
+    samples: list[tuple[ShardReader, int]] = field(default_factory=list)
+    unreadable: list[dict] = field(default_factory=list)
+
+    def lost(self, reader: ShardReader, exc: Exception) -> None:
+        """A shard that cannot be read (not a crash: it is listed in the report)."""
+        reason = exc.reason if isinstance(exc, UnreadableShard) else str(exc)
+        self.unreadable.append({"path": str(reader.path), "reason": reason})
+
+
+#: Errors that make a shard unreadable for the report (a corrupt chunk, a missing dataset, bad meta).
+_UNREADABLE = (UnreadableShard, OSError, KeyError, ValueError)
+
+
+def _scan(listing: ShardListing) -> _Scan:
+    scan = _Scan()
+    for entry in listing.shards:
+        split = scan.per_split.setdefault(entry.split, {"shards": 0, "samples": 0})
+        if entry.path is None or entry.count == 0:
+            scan.shards.append({"split": entry.split, "shard": entry.shard, "count": 0, "file": None})
+            continue
+        reader = ShardReader(entry.path)
+        try:
+            with reader:
+                count = len(reader)
+                h, w = reader.image_size
+                scan.extras |= {name for name in reader.names if name not in ("blur", "sharp", "meta")}
+                for meta in reader.metas():
+                    scan.n_hist[int(meta.get("n_frames", 0))] += 1
+                    scan.recipes[str(meta.get("recipe"))] += 1
+        except _UNREADABLE as exc:
+            scan.lost(reader, exc)
+            continue
+        split["shards"] += 1
+        split["samples"] += count
+        scan.resolutions[f"{w}x{h}"] += count
+        scan.shards.append({"split": entry.split, "shard": entry.shard, "count": count, "file": entry.path.name,
+                            "height": h, "width": w, "marker_count": entry.count})
+        scan.samples += [(reader, i) for i in range(count)]
+    return scan
+
+
+@dataclass
+class _Measures:
+    psnrs: list[float] = field(default_factory=list)
+    identical: int = 0
+    mask_area: list[float] = field(default_factory=list)
+    blur_values: list[np.ndarray] = field(default_factory=list)
+    broken: set[ShardReader] = field(default_factory=set)
+
+
+def _measure(scan: _Scan, chosen: list[int]) -> _Measures:
+    """Image statistics of the ``chosen`` samples, shard by shard (each shard opened once)."""
+    by_reader: dict[ShardReader, list[int]] = {}
+    for k in chosen:
+        reader, i = scan.samples[k]
+        by_reader.setdefault(reader, []).append(i)
+    m = _Measures()
+    for reader, indices in by_reader.items():
+        try:
+            with reader:
+                for i in indices:
+                    value = psnr(reader.array("blur", i), reader.array("sharp", i))
+                    m.identical += not math.isfinite(value)
+                    m.psnrs.append(value)
+                    if "mask" in reader:
+                        mask = reader.array("mask", i)
+                        m.mask_area.append(float(np.count_nonzero(mask)) / mask.size)
+                    if "blur_map" in reader:
+                        m.blur_values.append(reader.array("blur_map", i).astype(np.float32).ravel()[::7])
+        except _UNREADABLE as exc:  # a corrupt chunk: the shard is listed, not fatal
+            scan.lost(reader, exc)
+            m.broken.add(reader)
+    return m
+
+
+def _sheet_rows(scan: _Scan, picked: list[int], broken: set[ShardReader]) -> list[np.ndarray]:
+    """Contact-sheet rows ``blur | sharp | mask, blur map or |blur - sharp|`` of the ``picked`` samples."""
+    rows = []
+    for k in picked:
+        reader, i = scan.samples[k]
+        if reader in broken:
+            continue
+        try:
+            reader.open()
+        except UnreadableShard:
+            continue
+        with reader:
+            tiles = [reader.array("blur", i), reader.array("sharp", i)]
+            if "mask" in reader:
+                tiles.append(_colorize(reader.array("mask", i), 255.0))
+            elif "blur_map" in reader:
+                blur_map = reader.array("blur_map", i)
+                tiles.append(_colorize(blur_map, max(1.0, float(np.percentile(blur_map, 99)))))
+            else:
+                diff = np.abs(tiles[0].astype(np.int16) - tiles[1].astype(np.int16)).max(axis=2)
+                tiles.append(_colorize(diff, 64.0))
+        rows.append(np.concatenate([_tile(np.asarray(t)) for t in tiles], axis=1))
+    return rows
+
+
 def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None = None, *, max_samples: int = 1000,
                     sheet: int = 8, seed: int = 0) -> dict:
     """Build the report of the output folder ``out`` and write it to ``report_dir`` (default ``out/report``).
@@ -85,75 +197,28 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
     listing = list_shards(out)
     report_dir = Path(report_dir) if report_dir is not None else out / "report"
 
-    per_split: dict[str, dict] = {}
-    shards, resolutions, n_hist, recipes = [], Counter(), Counter(), Counter()
-    rejections, failures, skipped = Counter(), [], []
-    samples: list[tuple[Path, int]] = []
-    extras: set[str] = set()
-    unreadable = []
-    for entry in listing.shards:
-        m = entry.marker
-        for k, v in (m.get("rejections") or {}).items():
-            rejections[k] += int(v)
-        failures += m.get("failures") or []
-        skipped += m.get("skipped") or []
-        split = per_split.setdefault(entry.split, {"shards": 0, "samples": 0})
-        if entry.path is None or entry.count == 0:
-            shards.append({"split": entry.split, "shard": entry.shard, "count": 0, "file": None})
-            continue
-        try:
-            with h5py.File(entry.path, "r") as f:
-                count = int(f["blur"].shape[0])
-                h, w = int(f["blur"].shape[1]), int(f["blur"].shape[2])
-                extras |= {name for name in f if name not in ("blur", "sharp", "meta")}
-                for text in f["meta"].asstr()[:]:
-                    meta = json.loads(text)
-                    n_hist[int(meta.get("n_frames", 0))] += 1
-                    recipes[str(meta.get("recipe"))] += 1
-        except (OSError, KeyError, ValueError) as exc:
-            unreadable.append({"path": str(entry.path), "reason": str(exc)})
-            continue
-        split["shards"] += 1
-        split["samples"] += count
-        resolutions[f"{w}x{h}"] += count
-        shards.append({"split": entry.split, "shard": entry.shard, "count": count, "file": entry.path.name,
-                       "height": h, "width": w, "marker_count": entry.count})
-        samples += [(entry.path, i) for i in range(count)]
+    recorded = total(entry.marker for entry in listing.shards)
+    failures = recorded.failures
+    scan = _scan(listing)
     # Sources that failed before any shard was written (e.g. not decodable at all) are only in the manifest.
     seen = {(f.get("source"), f.get("path"), f.get("reason")) for f in failures}
     for f in (manifest.get("totals") or {}).get("failures") or []:
         if (f.get("source"), f.get("path"), f.get("reason")) not in seen:
             failures.append(f)
             seen.add((f.get("source"), f.get("path"), f.get("reason")))
+    samples = scan.samples
     if not samples:
         png_only = [s for s in listing.shards if s.path is None and s.count]
         if png_only:
             raise InputError(f"{out}: holds no HDF5 shard ({sum(s.count for s in png_only)} samples were written "
                              "with --layout gopro only); inspect reads the h5 layout")
-        why = f" ({len(unreadable)} unreadable)" if unreadable else ""
+        why = f" ({len(scan.unreadable)} unreadable)" if scan.unreadable else ""
         raise InputError(f"{out}: no complete shard with samples{why}")
 
     rng = create_rng(seed, "inspect")
     chosen = sorted(rng.choice(len(samples), size=min(max_samples, len(samples)), replace=False).tolist())
-    psnrs, mask_area, blur_values, identical = [], [], [], 0
-    by_file: dict[Path, list[int]] = {}
-    for k in chosen:
-        by_file.setdefault(samples[k][0], []).append(samples[k][1])
-    broken: set[Path] = set()
-    for path, indices in by_file.items():
-        try:
-            with h5py.File(path, "r") as f:
-                for i in indices:
-                    value = psnr(f["blur"][i], f["sharp"][i])
-                    identical += not math.isfinite(value)
-                    psnrs.append(value)
-                    if "mask" in f:
-                        mask_area.append(float(np.count_nonzero(f["mask"][i])) / f["mask"][i].size)
-                    if "blur_map" in f:
-                        blur_values.append(f["blur_map"][i].astype(np.float32).ravel()[::7])
-        except (OSError, KeyError, ValueError) as exc:  # a corrupt chunk: the shard is listed, not fatal
-            unreadable.append({"path": str(path), "reason": str(exc)})
-            broken.add(path)
+    measured = _measure(scan, chosen)
+    psnrs, n_hist = measured.psnrs, scan.n_hist
     report = {
         "format": "blursynth-report",
         "version": 1,
@@ -161,57 +226,41 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
         "command": manifest.get("command"),
         "status": manifest.get("status"),
         "tool_version": manifest.get("tool_version"),
-        "recipes": dict(recipes),
-        "totals": {"samples": len(samples), "shards": sum(1 for s in shards if s["count"]),
-                   "by_split": per_split, "manifest_samples": (manifest.get("totals") or {}).get("samples")},
-        "shards": shards,
-        "resolutions": dict(resolutions),
+        "recipes": dict(scan.recipes),
+        "totals": {"samples": len(samples), "shards": sum(1 for s in scan.shards if s["count"]),
+                   "by_split": scan.per_split, "manifest_samples": (manifest.get("totals") or {}).get("samples")},
+        "shards": scan.shards,
+        "resolutions": dict(scan.resolutions),
         "n_frames": {str(k): v for k, v in sorted(n_hist.items())},
-        "datasets": sorted(extras),
+        "datasets": sorted(scan.extras),
         "measured_samples": len(chosen),
-        "psnr_db": _summary(psnrs) | {"identical": identical, "histogram": _hist(psnrs, PSNR_BINS)},
-        "rejected_windows": dict(sorted(rejections.items())),
+        "psnr_db": _summary(psnrs) | {"identical": measured.identical, "histogram": _hist(psnrs, PSNR_BINS)},
+        "rejected_windows": recorded.rejections,
         "failures": failures,
-        "skipped_inputs": skipped,
+        "skipped_inputs": recorded.skipped,
         "ignored": {"unreadable_markers": listing.bad_markers, "orphan_h5": listing.orphans,
-                    "partial_files": listing.partials, "unreadable_shards": unreadable},
+                    "partial_files": listing.partials, "unreadable_shards": scan.unreadable},
     }
     panels = [("PSNR(blur, sharp)", PSNR_BINS, report["psnr_db"]["histogram"]["counts"], "dB")]
     n_keys = sorted(n_hist)
     if n_keys:
         edges = np.arange(n_keys[0] - 1, n_keys[-1] + 2, 2, dtype=float)
         panels.append(("frames averaged (N)", edges, [n_hist.get(int(e + 1), 0) for e in edges[:-1]], "N"))
+    mask_area = measured.mask_area
     if mask_area:
         edges = np.linspace(0.0, max(0.05, max(mask_area)), 21)
         report["mask_area"] = _summary(mask_area) | {"histogram": _hist(mask_area, edges)}
         panels.append(("mask area (fraction > 0)", edges, report["mask_area"]["histogram"]["counts"], "fraction"))
-    if blur_values:
-        values = np.concatenate(blur_values)
+    if measured.blur_values:
+        values = np.concatenate(measured.blur_values)
         report["blur_map_px"] = _summary(values.tolist()) | {"histogram": _hist(values, BLUR_MAP_BINS)}
         finite = BLUR_MAP_BINS.copy()
         finite[-1] = 256.0
         panels.append(("blur map (subsampled pixels)", np.log2(finite + 1.0),
                        report["blur_map_px"]["histogram"]["counts"], "log2(1 + px)"))
-    sheet_rows = []
-    for k in sorted(rng.choice(len(samples), size=min(sheet, len(samples)), replace=False).tolist()):
-        path, i = samples[k]
-        if path in broken:
-            continue
-        try:
-            f = h5py.File(path, "r")
-        except OSError:
-            continue
-        with f:
-            tiles = [f["blur"][i], f["sharp"][i]]
-            if "mask" in f:
-                tiles.append(_colorize(f["mask"][i], 255.0))
-            elif "blur_map" in f:
-                tiles.append(_colorize(f["blur_map"][i], max(1.0, float(np.percentile(f["blur_map"][i], 99)))))
-            else:
-                diff = np.abs(tiles[0].astype(np.int16) - tiles[1].astype(np.int16)).max(axis=2)
-                tiles.append(_colorize(diff, 64.0))
-            tiles = [np.asarray(t) for t in tiles]
-        sheet_rows.append(np.concatenate([_tile(t) for t in tiles], axis=1))
+    picked = sorted(rng.choice(len(samples), size=min(sheet, len(samples)), replace=False).tolist())
+    sheet_rows = _sheet_rows(scan, picked, measured.broken)
+    extras = scan.extras
     report["contact_sheet"] = {"samples": len(sheet_rows), "columns": ["blur", "sharp",
                                "mask" if "mask" in extras else "blur_map" if "blur_map" in extras else "|blur-sharp|"]}
     _write(report_dir, report, panels, sheet_rows)

@@ -22,7 +22,9 @@ import numpy as np
 
 from blursynth.errors import ConfigError, InputError, OutputError
 from blursynth.shards.files import atomic_write_json
+from blursynth.shards.listing import list_shards
 from blursynth.shards.manifest import check_out
+from blursynth.shards.reader import ShardReader
 from blursynth.shards.validate import validate_output
 
 log = logging.getLogger("blursynth.train")
@@ -88,47 +90,48 @@ def build_example_dataset(out: Path) -> Path:
     return out
 
 
-def _splits(out: Path, holdout: float, keys: tuple[str, ...]):
-    """(train dataset, eval dataset, how eval was chosen)."""
+def _splits(out: Path, holdout: float, keys: tuple[str, ...], crop: int | None = None,
+            eval_crop: int | None = None):
+    """(train dataset, eval dataset, how eval was chosen).
+
+    Training items are random ``crop`` crops; evaluation items are centre crops of ``eval_crop`` reduced to
+    the smallest evaluated image side (and to a multiple of 4), so that every evaluated sample fits.
+
+    Raises:
+        InputError: no train samples, too few to hold some out, or images smaller than ``crop``.
+    """
     import torch
 
     from blursynth.data import ShardDataset
-    from blursynth.shards.reader import list_shards
 
-    splits = {s.split for s in list_shards(out).shards if s.count}
-    if "train" not in splits:
+    listing = list_shards(out)
+    train_shards, val_shards = listing.with_samples("train"), listing.with_samples("val")
+    if not train_shards:
         raise InputError(f"{out}: no train samples to train on")
-    train = ShardDataset(out, split="train", keys=keys)
-    if "val" in splits:
-        return train, ShardDataset(out, split="val", keys=keys, random_crop=False), "val split"
+    for entry in train_shards if crop is not None else ():
+        h, w = entry.marker.height, entry.marker.width  # the validator checked them against the file
+        if h < crop or w < crop:
+            raise InputError(f"{entry.path}: {w}x{h} images are smaller than the {crop}px crop; "
+                             "pass a smaller --crop")
+    eval_shards = val_shards or train_shards
+    if eval_crop is not None:
+        side = min(eval_crop, *(min(e.marker.height, e.marker.width) for e in eval_shards))
+        eval_crop = side - side % 4
+    train = ShardDataset([e.path for e in train_shards], keys=keys, crop=crop)
+    evaluation = ShardDataset([e.path for e in eval_shards], keys=keys, crop=eval_crop, random_crop=False)
+    if val_shards:
+        return train, evaluation, "val split"
     train_idx, eval_idx = [], []
     position = 0
-    for path in train.files:
-        n = sum(1 for fi, _ in train._index if train.files[fi] == path)
+    for n in train.lengths:
         k = max(1, math.ceil(holdout * n)) if n > 1 else 0
         train_idx += range(position, position + n - k)
         eval_idx += range(position + n - k, position + n)
         position += n
     if not eval_idx or not train_idx:
         raise InputError(f"{out}: too few samples to hold some out for evaluation")
-    evaluation = ShardDataset(out, split="train", keys=keys, random_crop=False)
     return (torch.utils.data.Subset(train, train_idx), torch.utils.data.Subset(evaluation, eval_idx),
             f"last {holdout:.0%} of every train shard")
-
-
-def _with_crop(ds, crop, random_crop: bool):
-    import h5py
-
-    base = ds.dataset if hasattr(ds, "dataset") else ds
-    if crop is not None:
-        for p in base.files:
-            with h5py.File(p, "r") as f:
-                h, w = f["blur"].shape[1:3]
-            if h < crop or w < crop:
-                raise InputError(f"{p}: {w}x{h} images are smaller than the {crop}px crop; pass a smaller --crop")
-    base.crop = None if crop is None else (crop, crop)
-    base.random_crop = random_crop
-    return ds
 
 
 def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
@@ -179,9 +182,7 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
             return report, False
         has_mask = _all_have(out, "mask")
         keys = ("blur", "sharp", "mask") if has_mask else ("blur", "sharp")
-        train_ds, eval_ds, how = _splits(out, cfg.holdout, keys)
-        _with_crop(train_ds, cfg.crop, True)
-        _with_crop(eval_ds, _eval_crop(eval_ds, cfg.eval_crop), False)
+        train_ds, eval_ds, how = _splits(out, cfg.holdout, keys, cfg.crop, cfg.eval_crop)
         torch.manual_seed(cfg.seed)
         model, history, seconds = train(train_ds, cfg, device)
         batch = min(cfg.batch_size, len(train_ds))  # what the loader really takes per step
@@ -220,30 +221,13 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
 
 
 def _all_have(out: Path, name: str) -> bool:
-    import h5py
-
-    from blursynth.shards.reader import list_shards
-
-    shards = [s.path for s in list_shards(out).shards if s.path is not None and s.count]
-    for p in shards:
-        with h5py.File(p, "r") as f:
-            if name not in f:
+    """Whether every complete shard of ``out`` has dataset ``name``."""
+    shards = list_shards(out).with_samples()
+    for entry in shards:
+        with ShardReader(entry.path) as reader:
+            if name not in reader:
                 return False
     return bool(shards)
-
-
-def _eval_crop(ds, crop: int | None) -> int | None:
-    if crop is None:
-        return None
-    base = ds.dataset if hasattr(ds, "dataset") else ds
-    import h5py
-
-    sizes = []
-    for p in base.files:
-        with h5py.File(p, "r") as f:
-            sizes.append(f["blur"].shape[1:3])
-    side = min(crop, *(min(h, w) for h, w in sizes))
-    return side - side % 4
 
 
 def _write_report(report_dir: Path, report: dict) -> None:
