@@ -1,79 +1,55 @@
 #!/usr/bin/env python
-"""Throughput of ``blursynth local`` (local blur synthesis) next to its I/O floor, measured in one run.
+"""Throughput of ``blursynth local`` (moving VOC objects over sharp backgrounds) next to its I/O floor.
 
-Inputs are generated once in the work dir (and reused): 16 textured 1280x720 PNG backgrounds in 2 sub-folders
-(like REDS ``train_sharp/NNN/``: each folder a slow pan over one texture, plus sensor noise) and a synthetic
-PASCAL VOC 2012 root (500x375 JPEGs, 2-4 discs/rectangles of 90-280 px per image, void bands; written with
-``tests/objects_data.write_voc``). Measured, each in a fresh subprocess so peak RSS figures are separate:
+Inputs are generated once in the work dir: 16 textured 1280x720 PNG backgrounds in 2 sub-folders (like REDS
+``train_sharp/NNN/``) and a synthetic PASCAL VOC 2012 root (``tests/objects_data.write_voc``). Each run is a fresh
+process:
 
-  floor  per sample, read one background (``read_background``) and write one sample (blur, sharp 720x1280x3,
-         mask 720x1280, meta) through ``ShardWriter`` (h5, no compression, ``capacity`` = shard size,
-         ``extra_datasets=("mask",)``), shards closed (fsynced) as they fill: what any recipe must pay;
-  local  ``run_local(LocalConfig(..., frames=(N, N), moving_objects=2))`` end to end (defaults otherwise:
-         0-2 static objects, object scale 1.2); samples/s exclude the one-off object-bank build, which is
-         timed separately (``build_store`` is wrapped with a timer);
-  synth  ``synthesize`` alone (no writing), with a breakdown of where its time goes.
+  floor  per sample, decode one background PNG (OpenCV) and append one sample (blur, sharp, mask, meta) to an
+         uncompressed HDF5 shard, one chunk per image, shards flushed, fsynced and renamed as they fill: the I/O
+         any recipe pays, written with h5py directly so that it is the same for every version of the package;
+  local  ``run_local(LocalConfig(..., frames=(N, N), moving_objects=2))`` end to end; samples/s exclude the
+         object-bank build (run start to the last write of ``OUT/objects.h5``).
 
-Variants: N = 13 (the acceptance figure) and N = 7 at 1280x720, and N = 13 with ``crop=(256, 256)`` next to a
-floor at that crop. The acceptance ratio is local(N=13) / floor, target >= 0.5.
-
-Usage:
-    python benchmarks/bench_local.py [--quick] [--work DIR] [--samples K] [--shard-size S] [--repeat R]
-                                     [--what-if] [--json FILE]
+Variants: N = 13 (the acceptance figure) and N = 7 at 1280x720, N = 13 with ``crop=(256, 256)`` next to a floor at
+that crop. Target: local(N=13) / floor >= 0.5 (samples/s).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import _common
-from _common import environment, warn_if_busy
+import harness
+from harness import best, rate
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 WIDTH, HEIGHT = 1280, 720
-SEQUENCES, FRAMES_PER_SEQUENCE = 2, 8  # 16 backgrounds in 2 groups
+SEQUENCES, FRAMES_PER_SEQUENCE = 2, 8  # 16 backgrounds in 2 folders
 VOC_IMAGES, VOC_SIZE = 8, (375, 500)  # (h, w): the typical VOC 2012 image
 PNG_LEVEL = 6  # zlib's default, as most tools write PNGs
 INPUTS_VERSION = 1  # bump when a generator changes so cached inputs are regenerated
 TARGET = 0.5  # local(N=13) / floor, samples per second
 CROP = (256, 256)
-# --what-if: glibc keeps freed image-sized blocks in the heap instead of returning them to the kernel, so a new
-# 2.7 MB frame buffer is not paid for again in page faults (same settings as bench_average.py --what-if).
-MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+DISTS = ("numpy", "opencv-contrib-python-headless", "h5py", "pillow", "blursynth")
 
 
-# ------------------------------------------------------------------------------------------------------
-# Workers (fresh subprocesses: python bench_local.py --worker KIND --spec JSON --result FILE)
-# ------------------------------------------------------------------------------------------------------
-def _tests_on_path() -> None:
-    sys.path.insert(0, str(REPO / "tests"))
-
-
+# -- inputs ----------------------------------------------------------------------------------------------------
 def worker_gen(spec: dict) -> dict:
     """Write the backgrounds and the VOC root into ``spec["inputs"]`` (marker file written last)."""
     import cv2
     import numpy as np
-
-    _tests_on_path()
     from objects_data import Shape, write_voc
     from textures import textured_image
 
     root = Path(spec["inputs"])
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(1234)
-    sizes = []
+    pan = (9, 15)  # px per frame: consecutive frames of a REDS sequence are near-duplicates
     for s in range(SEQUENCES):
-        # One texture per sequence; frame f is a crop panned by (9, 15) px per frame: consecutive frames of one
-        # REDS sequence are near-duplicates, which is why whole folders go to one split.
-        pan = (9, 15)
         th, tw = HEIGHT + pan[0] * FRAMES_PER_SEQUENCE, WIDTH + pan[1] * FRAMES_PER_SEQUENCE
         tex = (textured_image(th, tw, seed=s) * 255.0).astype(np.float32)
         folder = root / "backgrounds" / f"{s:03d}"
@@ -82,12 +58,9 @@ def worker_gen(spec: dict) -> dict:
             y, x = f * pan[0], f * pan[1]
             noise = rng.normal(0.0, 2.0, (HEIGHT, WIDTH, 3)).astype(np.float32)
             frame = np.clip(tex[y : y + HEIGHT, x : x + WIDTH] + noise, 0, 255).astype(np.uint8)
-            path = folder / f"{f:08d}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
-            sizes.append(path.stat().st_size)
-
-    # VOC: 2-4 non-overlapping shapes of 90-280 px per 500x375 image (VOC averages ~2.3 objects per image).
-    h, w = VOC_SIZE
+            cv2.imwrite(str(folder / f"{f:08d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+    h, w = VOC_SIZE  # 2-4 non-overlapping shapes of 90-280 px per image (VOC averages ~2.3 objects per image)
     images = {}
     for i in range(VOC_IMAGES):
         shapes, boxes = [], []
@@ -111,224 +84,132 @@ def worker_gen(spec: dict) -> dict:
         images[f"2008_{i:06d}"] = shapes
     write_voc(root / "VOC2012", images, size=VOC_SIZE)
     (root / "done").write_text("ok\n")
-    return {"png_bytes_mean": float(np.mean(sizes)), "voc_objects": sum(len(v) for v in images.values())}
+    return {}
 
 
-def _backgrounds(inputs: Path) -> list[str]:
-    return sorted(str(p) for p in (inputs / "backgrounds").rglob("*.png"))
+def ensure_inputs(bench: harness.Bench) -> Path:
+    inputs = bench.work / f"local_inputs_v{INPUTS_VERSION}"
+    if not (inputs / "done").exists():
+        print(f"generating inputs in {inputs} ...", flush=True)
+        print(f"  done in {bench.child('gen', {'inputs': str(inputs)})['process_s']:.1f} s", flush=True)
+    pngs = sorted((inputs / "backgrounds").rglob("*.png"))
+    print(f"inputs {inputs}: {len(pngs)} PNG {WIDTH}x{HEIGHT} in {SEQUENCES} folders, mean "
+          f"{sum(p.stat().st_size for p in pngs) / len(pngs) / 1e6:.2f} MB (zlib level {PNG_LEVEL}); VOC: "
+          f"{VOC_IMAGES} images {VOC_SIZE[1]}x{VOC_SIZE[0]}", flush=True)
+    return inputs
 
 
+# -- workers ---------------------------------------------------------------------------------------------------
 def _meta_like(n: int) -> dict:
-    """A meta dict of the size ``synthesize`` writes (two moving objects' poses and steps, one static)."""
+    """A meta dict of the size ``local`` writes (two moving objects' poses and steps, one static)."""
     obj = {"role": "moving", "bank_index": 3, "source": "/x/VOC2012/JPEGImages/2008_000001.jpg", "instance_id": 1,
            "class": "cat", "patch_size": [180, 220], "scale": 1.2, "start": [640.123456, 360.654321],
            "motion": {"dx": 3.1234567, "dy": -1.7654321, "scale": 1.0123456, "rotate": -1.2345678},
            "steps": [[{"kind": "translate", "dx": 3.1234567, "dy": -1.7654321}, {"kind": "rotate", "degrees": 1.5}]
                      for _ in range(n - 1)],
            "poses": [[1.234567, 0.012345, 512.345678, -0.012345, 1.234567, 300.123456] for _ in range(n)]}
+    static = {"role": "static", "pose": obj["poses"][0],
+              **{k: obj[k] for k in ("bank_index", "source", "instance_id", "class", "patch_size", "scale")}}
     return {"sample": "train#000000", "name": "000000", "source": "local", "split": "train", "index": 0,
             "recipe": "local", "seed": 0, "crf": "gamma", "gamma": 2.2, "n_frames": n, "center": (n - 1) // 2,
             "background": {"key": "backgrounds/000/00000000.png", "group": "backgrounds/000", "size": [720, 1280],
                            "crop": [0, 0, 720, 1280]},
-            "objects": [obj, dict(obj), {"role": "static", "pose": obj["poses"][0], **{k: obj[k] for k in (
-                "bank_index", "source", "instance_id", "class", "patch_size", "scale")}}],
-            "regions": [[100, 100, 500, 420]], "mask_fraction": 0.08}
-
-
-def _minflt() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            "objects": [obj, dict(obj), static], "regions": [[100, 100, 500, 420]], "mask_fraction": 0.08}
 
 
 def worker_floor(spec: dict) -> dict:
-    """Per sample: read one background, write one sample through ShardWriter; shards closed as they fill."""
-    import numpy as np
-
-    from blursynth.io.backgrounds import read_background
-    from blursynth.sample import Sample
-    from blursynth.shards.writer import ShardWriter
-
-    paths = _backgrounds(Path(spec["inputs"]))
-    out, k, shard_size = Path(spec["out"]), spec["samples"], spec["shard_size"]
-    crop = spec.get("crop")
-    shutil.rmtree(out, ignore_errors=True)
-    rng = np.random.default_rng(0)
-    order = [paths[int(i)] for i in rng.integers(len(paths), size=k)]  # random draws, like the recipe
-    meta = _meta_like(13)
-    h, w = crop or (HEIGHT, WIDTH)
-    mask = np.zeros((h, w), np.uint8)
-    read_s = write_s = 0.0
-    f0, t0, c0 = _minflt(), time.perf_counter(), time.process_time()
-    for shard, first in enumerate(range(0, k, shard_size)):
-        count = min(shard_size, k - first)
-        writer = ShardWriter(out, "train", shard, layouts=("h5",), compression=None, capacity=count,
-                             extra_datasets=("mask",))
-        for i in range(first, first + count):
-            a = time.perf_counter()
-            image = read_background(order[i])
-            if crop:
-                image = np.ascontiguousarray(image[:h, :w])
-            b = time.perf_counter()
-            writer.add(Sample(blur=image, sharp=image, meta=meta, extras={"mask": mask}))
-            write_s += time.perf_counter() - b
-            read_s += b - a
-        b = time.perf_counter()
-        writer.close({"sources": {}, "windows": [first, first + count], "final": False})
-        write_s += time.perf_counter() - b
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    faults = _minflt() - f0
-    shutil.rmtree(out, ignore_errors=True)
-    return {"samples": k, "seconds": seconds, "cpu_s": cpu, "sps": k / seconds, "faults": faults / k,
-            "read_ms": 1000 * read_s / k, "write_ms": 1000 * write_s / k}
-
-
-def _local_config(spec: dict):
-    import dataclasses
-
-    from blursynth.config import LocalConfig
-
-    inputs = Path(spec["inputs"])
-    kw = dict(backgrounds=(str(inputs / "backgrounds"),), out=spec["out"], voc=str(inputs / "VOC2012"),
-              num_samples=spec["samples"], frames=(spec["frames"], spec["frames"]), moving_objects=2,
-              shard_size=spec["shard_size"], crop=tuple(spec["crop"]) if spec.get("crop") else None,
-              device=spec["device"])
-    if spec.get("backend") and "backend" in {f.name for f in dataclasses.fields(LocalConfig)}:
-        kw["backend"] = spec["backend"]
-    return LocalConfig(**kw)
-
-
-def _output_stats(out: Path) -> dict:
-    """Workload of the run, read back from the shards (after timing): mask and composited-region coverage."""
+    """Per sample: read one randomly drawn background, append one sample; shards committed as they fill."""
+    import cv2
     import h5py
     import numpy as np
 
-    fractions, regions, statics = [], [], []
-    for path in sorted(out.glob("*/*.h5")):
-        with h5py.File(path, "r") as f:
-            for text in f["meta"].asstr()[:]:
-                meta = json.loads(text)
-                area = meta["background"]["crop"][2] * meta["background"]["crop"][3]
-                fractions.append(meta["mask_fraction"])
-                regions.append(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in meta["regions"]) / area)
-                statics.append(sum(o["role"] == "static" for o in meta["objects"]))
-    return {"mask_fraction_mean": float(np.mean(fractions)), "region_fraction_mean": float(np.mean(regions)),
-            "static_objects_mean": float(np.mean(statics)), "samples_read_back": len(fractions)}
+    paths = sorted(str(p) for p in (Path(spec["inputs"]) / "backgrounds").rglob("*.png"))
+    out, k, size = Path(spec["out"]) / "train", spec["samples"], spec["shard_size"]
+    shutil.rmtree(out.parent, ignore_errors=True)
+    out.mkdir(parents=True)
+    order = [paths[int(i)] for i in np.random.default_rng(0).integers(len(paths), size=k)]
+    meta = json.dumps(_meta_like(13), sort_keys=True)
+    h, w = spec["crop"] or (HEIGHT, WIDTH)
+    mask = np.zeros((h, w), np.uint8)
+    spent = {"read": 0.0, "write": 0.0}
+
+    def shard(index: int, first: int, count: int) -> None:
+        final = out / f"{index:05d}.h5"
+        with open(f"{final}.partial", "w+b") as raw:
+            f = h5py.File(raw, "w")
+            dsets = [f.create_dataset(name, (count, *shape), np.uint8, chunks=(1, *shape))
+                     for name, shape in (("blur", (h, w, 3)), ("sharp", (h, w, 3)), ("mask", (h, w)))]
+            metas = f.create_dataset("meta", (count,), h5py.string_dtype("utf-8"))
+            for i in range(count):
+                t = time.perf_counter()
+                image = cv2.cvtColor(cv2.imread(order[first + i], cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION),
+                                     cv2.COLOR_BGR2RGB)
+                if spec["crop"]:
+                    image = np.ascontiguousarray(image[:h, :w])
+                t1 = time.perf_counter()
+                for dset, array in zip(dsets, (image, image, mask), strict=True):
+                    dset.id.write_direct_chunk((i,) + (0,) * array.ndim, array)
+                metas[i] = meta
+                spent["read"] += t1 - t
+                spent["write"] += time.perf_counter() - t1
+            t = time.perf_counter()
+            f.flush()
+            f.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(f"{final}.partial", final)
+        Path(f"{final}.json").write_text(json.dumps({"count": count}))
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        spent["write"] += time.perf_counter() - t
+
+    _, fig = harness.timed(lambda: [shard(s, first, min(size, k - first))
+                                    for s, first in enumerate(range(0, k, size))])
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {"n": k, **fig, "read_ms": 1000 * spent["read"] / k, "write_ms": 1000 * spent["write"] / k}
+
+
+def _run_local(spec: dict):
+    """``run_local`` on a fresh OUT, as a thunk (the imports happen now, before any clock starts)."""
+    from blursynth.config import LocalConfig
+    from blursynth.recipes.local import run_local
+
+    inputs = Path(spec["inputs"])
+    kw = {"backend": spec["backend"]} if spec.get("backend") else {}
+    cfg = LocalConfig(backgrounds=(str(inputs / "backgrounds"),), out=spec["out"], voc=str(inputs / "VOC2012"),
+                      num_samples=spec["samples"], frames=(spec["frames"],) * 2, moving_objects=2,
+                      shard_size=spec["shard_size"], crop=tuple(spec["crop"]) if spec["crop"] else None,
+                      device=spec["device"], **kw)
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    return lambda: run_local(cfg)
 
 
 def worker_local(spec: dict) -> dict:
-    """``run_local`` end to end on a fresh OUT; the object-bank build is timed on its own."""
-    from blursynth.recipes import local
-
-    cfg = _local_config(spec)
-    out = Path(cfg.out)
-    shutil.rmtree(out, ignore_errors=True)
-    bank = {"seconds": 0.0}
-    build_store = local.build_store
-
-    def timed_build_store(*a, **kw):
-        t = time.perf_counter()
-        try:
-            return build_store(*a, **kw)
-        finally:
-            bank["seconds"] += time.perf_counter() - t
-
-    local.build_store = timed_build_store  # run_local looks it up at call time
-    f0, t0, c0 = _minflt(), time.perf_counter(), time.process_time()
-    summary = local.run_local(cfg)
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    faults = _minflt() - f0
-    local.build_store = build_store
-    from blursynth.objects.store import ObjectStore
-
-    store = ObjectStore(out / "objects.h5")
-    patch_px = [h * w for h, w in (r["shape"] for r in store.records)]
-    stats = _output_stats(out)
-    shutil.rmtree(out, ignore_errors=True)
-    k = summary.samples
-    synth_s = seconds - bank["seconds"]
-    return {"samples": k, "seconds": synth_s, "e2e_seconds": seconds, "bank_s": bank["seconds"],
-            "bank_objects": len(store), "patch_px_mean": sum(patch_px) / len(patch_px),
-            "cpu_s": cpu, "sps": k / synth_s, "e2e_sps": k / seconds, "faults": faults / k, **stats}
-
-
-class Timers:
-    """Inclusive wall time per call path (``a/b`` = b called inside a), for monkeypatched functions."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self.stack: list[str] = []
-
-    def wrap(self, owner, name: str, label: str) -> None:
-        fn = getattr(owner, name)
-
-        def timed(*a, **kw):
-            path = "/".join([*self.stack, label])
-            self.stack.append(label)
-            t = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.seconds[path] = self.seconds.get(path, 0.0) + time.perf_counter() - t
-                self.calls[path] = self.calls.get(path, 0) + 1
-                self.stack.pop()
-
-        setattr(owner, name, timed)
-
-
-def worker_synth(spec: dict) -> dict:
-    """``synthesize`` alone (no writing) over the same sample indices, with stage timers."""
+    """``run_local`` end to end; the bank build (until ``objects.h5`` was last written) is taken out."""
     import numpy as np
 
-    from blursynth.objects.store import ObjectStore
-    from blursynth.ops import composite
-    from blursynth.recipes import local
+    _, fig = harness.timed(_run_local(spec))
+    out = Path(spec["out"])
+    banks = list(out.glob("*.h5"))
+    bank_s = max(p.stat().st_mtime for p in banks) - fig["t_begin"] if banks else 0.0
+    fractions, regions, statics = [], [], []
+    for _, _, meta in harness.shard_metas(out):  # the workload, read back after timing
+        area = meta["background"]["crop"][2] * meta["background"]["crop"][3]
+        fractions.append(meta["mask_fraction"])
+        regions.append(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in meta["regions"]) / area)
+        statics.append(sum(o["role"] == "static" for o in meta["objects"]))
+    objects = json.loads((out / "manifest.json").read_text()).get("objects", {}).get("count")
+    shutil.rmtree(out, ignore_errors=True)
+    return {**fig, "n": len(fractions), "seconds": fig["seconds"] - bank_s, "e2e_s": fig["seconds"],
+            "bank_s": bank_s, "bank_objects": objects, "mask_fraction": float(np.mean(fractions)),
+            "region_fraction": float(np.mean(regions)), "static_objects": float(np.mean(statics))}
 
-    cfg = _local_config(spec)
-    out = Path(cfg.out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    units, _, _ = local.plan_local(cfg)
-    ctx = units[0].context
-    t = time.perf_counter()
-    local.build_store(cfg, Path(ctx.store_path))
-    bank_s = time.perf_counter() - t
-    store, objects = local.open_store(ctx.store_path, cfg.seed, cfg.val_fraction)
-    k = spec["samples"]
-    for i in range(k, k + 5):  # warm-up (first calls, patch cache) on indices outside the measured ones
-        local.synthesize(cfg, ctx, "train", i, store, objects["train"])
-    # The clean figure, no stage timers. Like run_local_unit, hold a sample until the next one is made: dropping
-    # it at once changes how glibc reuses the freed 2.7 MB buffers (~3x the page faults, ~5 ms per sample).
-    sample = None
-    f0, t0, c0 = _minflt(), time.perf_counter(), time.process_time()
-    for i in range(k):
-        sample = local.synthesize(cfg, ctx, "train", i, store, objects["train"])
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    faults = _minflt() - f0
-    del sample
-    # the same samples again with stage timers
-    timers = Timers()
-    timers.wrap(local, "synthesize", "synthesize")
-    timers.wrap(local, "read_background", "read_background")
-    timers.wrap(local, "paste_static", "paste_static")
-    timers.wrap(local, "render_moving", "render_moving")
-    timers.wrap(local, "trajectory", "trajectory")
-    timers.wrap(ObjectStore, "__getitem__", "store[i]")
-    for name in ("premultiply", "warp", "over", "to_linear", "encode", "warped_box", "clusters"):
-        timers.wrap(composite, name, name)
-    boxes = []
-    for i in range(k):
-        sample = local.synthesize(cfg, ctx, "train", i, store, objects["train"])
-        boxes.append(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in sample.meta["regions"]))
-    shutil.rmtree(out, ignore_errors=True)
-    return {"samples": k, "seconds": seconds, "cpu_s": cpu, "sps": k / seconds, "ms": 1000 * seconds / k,
-            "faults": faults / k, "bank_s": bank_s, "stages": timers.seconds, "calls": timers.calls,
-            "timed_pass_ms": 1000 * timers.seconds.get("synthesize", 0.0) / k,
-            "region_px_mean": float(np.mean(boxes))}
+
+def worker_profile(spec: dict) -> dict:
+    (_, rows), fig = harness.timed(lambda: harness.profiled(_run_local(spec), top=30))
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    return {"n": spec["samples"], **fig, "profile": rows}
 
 
 def worker_imports(spec: dict) -> dict:
@@ -339,197 +220,86 @@ def worker_imports(spec: dict) -> dict:
     return {}
 
 
-WORKERS = {"gen": worker_gen, "floor": worker_floor, "local": worker_local, "synth": worker_synth,
+WORKERS = {"gen": worker_gen, "floor": worker_floor, "local": worker_local, "profile": worker_profile,
            "imports": worker_imports}
 
 
-# ------------------------------------------------------------------------------------------------------
-# Parent (stdlib only: a child's peak RSS starts from the parent's RSS at fork time)
-# ------------------------------------------------------------------------------------------------------
-def run_worker(kind: str, spec: dict, work: Path, env: dict | None = None) -> dict:
-    return _common.run_worker(__file__, kind, spec, work, env=env)
-
-
-def best(runs: list[dict]) -> dict:
-    """Fastest run's figures, the largest peak RSS over all runs and every run's samples/s."""
-    out = dict(max(runs, key=lambda r: r["sps"]))
-    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    out["runs_sps"] = [round(r["sps"], 2) for r in runs]
-    return out
-
-
-def ensure_inputs(work: Path) -> tuple[Path, dict | None]:
-    inputs = work / f"local_inputs_v{INPUTS_VERSION}"
-    if (inputs / "done").exists():
-        print(f"inputs: {inputs} (cached)", flush=True)
-        return inputs, None
-    print(f"generating inputs in {inputs} ...", flush=True)
-    t0 = time.perf_counter()
-    stats = run_worker("gen", {"inputs": str(inputs)}, work)
-    stats["seconds"] = time.perf_counter() - t0
-    print(f"  done in {stats['seconds']:.1f} s", flush=True)
-    return inputs, stats
-
-
-def fmt_row(cells, widths) -> str:
-    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths,
-                                                                                                strict=True)))
-
-
+# -- parent ----------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "blursynth-bench",
-                   help="work dir: cached inputs and temporary outputs (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="few samples, one run: checks that the script works")
+    p = harness.parser(__doc__)
+    p.add_argument("--quick", action="store_true", help="12 samples, shards of 6, one round: checks the script")
     p.add_argument("--samples", type=int, default=None, help="samples per run (default 100; 12 with --quick)")
     p.add_argument("--shard-size", type=int, default=None, help="samples per shard (default 50; 6 with --quick)")
-    p.add_argument("--repeat", type=int, default=None, help="rounds, best kept (default 2; 1 with --quick)")
     p.add_argument("--device", default="cpu", help="LocalConfig.device (default: %(default)s)")
-    p.add_argument("--backend", default=None, help="LocalConfig.backend, when the installed version has it "
-                                                   "(default: the library's default)")
-    p.add_argument("--what-if", action="store_true",
-                   help="also run the floor and local N=13 with glibc malloc tuned to reuse freed memory "
-                        "(fewer page faults)")
-    p.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
-    _common.add_worker_args(p, WORKERS)
-    args = p.parse_args(argv)
-    if _common.run_as_worker(args, WORKERS):
-        return 0
+    p.add_argument("--backend", default=None, help="LocalConfig.backend (default: the library's default)")
+    p.add_argument("--no-profile", action="store_true", help="skip the cProfile run of local N=13")
+    p.add_argument("--what-if", action="store_true", help="also run the floor and local N=13 with glibc malloc tuned")
+    args = harness.parse(p, WORKERS, argv)
     k = args.samples or (12 if args.quick else 100)
-    shard_size = args.shard_size or (6 if args.quick else 50)
     repeat = max(1, args.repeat or (1 if args.quick else 2))
-
-    t_start = time.perf_counter()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    env = environment(("numpy", "opencv-contrib-python-headless", "h5py", "pillow", "blursynth"),
-                      device=args.device, backend=args.backend or "library default")
-    load = warn_if_busy("floor and pipeline runs alternate within each round, so ratios stay fair")
-    inputs, gen_stats = ensure_inputs(work)
-    pngs = sorted((inputs / "backgrounds").rglob("*.png"))
-    png_mb = sum(p.stat().st_size for p in pngs) / len(pngs) / 1e6
-    voc_images = len(list((inputs / "VOC2012" / "JPEGImages").glob("*.jpg")))
-    print(f"backgrounds: {len(pngs)} PNG {WIDTH}x{HEIGHT} in {SEQUENCES} folders, mean {png_mb:.2f} MB "
-          f"(zlib level {PNG_LEVEL}); VOC: {voc_images} images {VOC_SIZE[1]}x{VOC_SIZE[0]}", flush=True)
-    base = {"inputs": str(inputs), "samples": k, "shard_size": shard_size, "device": args.device,
-            "backend": args.backend}
-    full = {"crop": None}
-    crop = {"crop": list(CROP)}
-    runs_dir = work / f"local_runs_{os.getpid()}"
-    plan = [  # (name, worker, spec)
-        ("floor", "floor", {**base, **full, "out": str(runs_dir / "floor")}),
-        ("local N=13", "local", {**base, **full, "frames": 13, "out": str(runs_dir / "l13")}),
-        ("local N=7", "local", {**base, **full, "frames": 7, "out": str(runs_dir / "l7")}),
-        ("floor crop", "floor", {**base, **crop, "out": str(runs_dir / "floor_crop")}),
-        ("local N=13 crop", "local", {**base, **crop, "frames": 13, "out": str(runs_dir / "l13c")}),
-    ]
-    print(f"{k} samples per run, shard size {shard_size}, {repeat} round(s) of {len(plan)} runs, "
-          "each in a fresh process", flush=True)
-    runs: dict[str, list[dict]] = {name: [] for name, _, _ in plan}
+    bench = harness.Bench(__file__, args, DISTS, device=args.device, backend=args.backend or "library default")
+    rep = bench.report
+    inputs = ensure_inputs(bench)
+    runs_dir = bench.work / f"local_runs_{os.getpid()}"
+    base = {"inputs": str(inputs), "samples": k, "shard_size": args.shard_size or (6 if args.quick else 50),
+            "device": args.device, "backend": args.backend, "crop": None}
+    specs = {"floor": ("floor", {}), "local N=13": ("local", {"frames": 13}), "local N=7": ("local", {"frames": 7}),
+             "floor crop": ("floor", {"crop": CROP}), "local N=13 crop": ("local", {"frames": 13, "crop": CROP})}
+    specs = {name: (kind, {**base, **extra, "out": str(runs_dir / name.replace(" ", "_"))})
+             for name, (kind, extra) in specs.items()}
+    print(f"{k} samples per run, shard size {base['shard_size']}, {repeat} round(s), each run in a fresh process",
+          flush=True)
     try:
-        imports = run_worker("imports", {}, work)
-        for r in range(repeat):
-            for name, kind, spec in plan:
-                res = run_worker(kind, spec, work)
-                runs[name].append(res)
-                print(f"  round {r + 1}/{repeat}  {name:<16} {res['sps']:7.2f} samples/s  {res['seconds']:6.2f} s  "
-                      f"CPU {res['cpu_s']:5.1f} s  peak RSS {res['peak_rss_mb']:4.0f} MB", flush=True)
-        print("  synthesize only (no writing), N=13, 1280x720, with a stage-timed second pass", flush=True)
-        synth = run_worker("synth", {**base, **full, "frames": 13, "out": str(runs_dir / "synth")}, work)
-        what_if = {}
+        rep["imports"] = bench.child("imports", {})
+        runs = rep["runs"] = harness.alternate([(name, lambda s=s: bench.child(*s)) for name, s in specs.items()],
+                                             repeat, "samples")
+        if not args.no_profile:
+            print("local N=13 under cProfile", flush=True)
+            rep["profile"] = bench.child("profile", specs["local N=13"][1])
         if args.what_if:
-            print("  what-if: glibc malloc tuned (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)", flush=True)
-            for name, kind, spec in plan[:2]:
-                what_if[name] = run_worker(kind, spec, work, env=MALLOC_TUNED)
+            print("what-if: glibc malloc tuned (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)", flush=True)
+            rep["what_if"] = {n: bench.child(*specs[n], env=harness.MALLOC_TUNED) for n in ("floor", "local N=13")}
     finally:
         shutil.rmtree(runs_dir, ignore_errors=True)
-    res = {name: best(rs) for name, rs in runs.items()}
-    floor, l13, l7, floor_c, l13c = (res[n] for n, _, _ in plan)
-    ratio = l13["sps"] / floor["sps"]
-    verdict = "PASS" if ratio >= TARGET else "BELOW"
-
-    # -- table ----------------------------------------------------------------------------------------
-    widths = (40, 3, 8, 7, 6, 9, 5, 9, 8, 10, 7)
-    head = ("measurement", "N", "size", "samples", "time s", "samples/s", "CPU s", "ms/sample", "vs floor",
-            "faults/smp", "peak MB")
-    print("\n" + fmt_row(head, widths))
-    print("-" * (sum(widths) + 2 * (len(widths) - 1)))
-    size_full, size_crop = f"{WIDTH}x{HEIGHT}", f"{CROP[1]}x{CROP[0]}"
-    rows = [
-        ("floor: read bg + write sample", "-", size_full, floor, floor),
-        ("local (run_local), 2 moving", 13, size_full, l13, floor),
-        ("local (run_local), 2 moving", 7, size_full, l7, floor),
-        ("floor, crop", "-", size_crop, floor_c, floor_c),
-        ("local (run_local), 2 moving, crop", 13, size_crop, l13c, floor_c),
-        ("synthesize only (no writing)", 13, size_full, synth, floor),
-    ]
-    if what_if:
-        rows += [("what-if malloc tuned: floor", "-", size_full, what_if["floor"], what_if["floor"]),
-                 ("what-if malloc tuned: local", 13, size_full, what_if["local N=13"], what_if["floor"])]
-    for name, n, size, r, ref in rows:
-        print(fmt_row((name, n, size, r["samples"], f"{r['seconds']:.2f}", f"{r['sps']:.2f}", f"{r['cpu_s']:.1f}",
-                       f"{1000 * r['seconds'] / r['samples']:.1f}", f"{r['sps'] / ref['sps']:.2f}",
-                       f"{r['faults']:.0f}", f"{r['peak_rss_mb']:.0f}"), widths))
-    print(fmt_row(("imports only (baseline)", "", "", "", "", "", "", "", "", "",
-                   f"{imports['peak_rss_mb']:.0f}"), widths))
-    print("time s / samples/s of local rows exclude the object-bank build; 'vs floor' of the crop row is against "
-          "the crop floor (of what-if rows: the what-if floor); CPU s counts all threads (OpenCV's pool); "
-          "faults/smp: minor page faults per sample; peak MB: the run's process (ru_maxrss)")
-    paired = [a["sps"] / b["sps"] for a, b in zip(runs["local N=13"], runs["floor"], strict=True)]
-    cpu_ratio = (floor["cpu_s"] / floor["samples"]) / (l13["cpu_s"] / l13["samples"])
-    print(f"\npipeline / floor (N=13, 1280x720) = {ratio:.2f}   target >= {TARGET}   {verdict}")
-    print(f"  per round (floor and pipeline run back to back): {', '.join(f'{r:.2f}' for r in paired)}; "
-          f"by CPU time per sample: {cpu_ratio:.2f} (the pipeline's OpenCV calls use a 2nd thread, the floor's hardly)")
-    print(f"  N=7: {l7['sps'] / floor['sps']:.2f}; crop {size_crop}: {l13c['sps'] / floor_c['sps']:.2f} of the crop "
-          f"floor, {l13c['sps'] / floor['sps']:.2f} of the full-size floor")
-    print(f"object bank: {l13['bank_objects']} objects (mean patch {l13['patch_px_mean'] / 1000:.0f} kpx) from "
-          f"{voc_images} VOC images, built in {l13['bank_s']:.2f} s (excluded; end to end incl. bank "
-          f"{l13['e2e_sps']:.2f} samples/s for {k} samples)")
-    print(f"workload (N=13, 1280x720): mask covers {100 * l13['mask_fraction_mean']:.1f} % of a sample, composited "
-          f"regions {100 * l13['region_fraction_mean']:.1f} %, {l13['static_objects_mean']:.2f} static objects per "
-          f"sample on average")
-
-    # -- breakdown ------------------------------------------------------------------------------------
-    st, calls = synth["stages"], synth["calls"]
-    per = 1000 / synth["samples"]
-    print(f"\nwhere a sample's time goes (ms/sample; N=13, 1280x720). Floor rows: the floor run; the rest: stage "
-          f"timers (inclusive) in synthesize's timed pass, {synth['timed_pass_ms']:.1f} ms/sample "
-          f"(untimed pass {synth['ms']:.1f}):")
-    print(f"  {'floor: read_background':<48} {floor['read_ms']:7.2f}")
-    print(f"  {'floor: ShardWriter.add + close (write, fsync)':<48} {floor['write_ms']:7.2f}")
-    top = "synthesize"
-
-    def show(parent: str, depth: int) -> None:
-        kids = sorted((s for s in st if s.startswith(parent + "/") and s.count("/") == parent.count("/") + 1),
-                      key=lambda s: -st[s])
-        for path in kids:
-            label = "  " * depth + path.rsplit("/", 1)[1]
-            print(f"  {label:<48} {st[path] * per:7.2f}   {calls[path] / synth['samples']:5.1f} calls/sample")
-            show(path, depth + 1)
-        if kids and parent != top:
-            rest = st[parent] - sum(st[s] for s in kids)
-            print(f"  {'  ' * depth + '(rest)':<48} {rest * per:7.2f}")
-
-    show(top, 0)
-    children = [s for s in st if s.count("/") == 1 and s.startswith(top + "/")]
-    rest = (st.get(top, 0.0) - sum(st[c] for c in children)) * per
-    print(f"  {'(rest: rng, motion, meta)':<48} {rest:7.2f}")
-    print(f"  {'synthesize total':<48} {st.get(top, 0.0) * per:7.2f}")
-    print(f"  {'local N=13: run_local per sample':<48} {1000 * l13['seconds'] / l13['samples']:7.2f}   "
-          f"(minus synthesize-only: {1000 * l13['seconds'] / l13['samples'] - synth['ms']:.2f} ms for writing and "
-          "bookkeeping)")
-    total = time.perf_counter() - t_start
-    print(f"benchmark wall time {total:.0f} s")
-
-    if args.json:
-        report = {"env": env, "load_average_1min": {"start": load, "end": os.getloadavg()[0]},
-                  "inputs": str(inputs), "png_mb_mean": png_mb,
-                  "generated": gen_stats, "samples": k, "shard_size": shard_size, "repeat": repeat,
-                  "runs": runs, "best": res, "synth": synth, "imports": imports, "what_if_malloc": what_if,
-                  "ratio_local13_over_floor": ratio, "ratio_per_round": paired, "ratio_cpu": cpu_ratio,
-                  "target": TARGET, "verdict": verdict, "wall_s": total}
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    res = rep["best"] = {name: best(rs) for name, rs in runs.items()}
+    floor, l13, floor_c = res["floor"], res["local N=13"], res["floor crop"]
+    full, crop = f"{WIDTH}x{HEIGHT}", f"{CROP[1]}x{CROP[0]}"
+    rows = [("floor: read bg + write sample", "-", full, floor, floor),
+            ("local (run_local), 2 moving", 13, full, l13, floor),
+            ("local (run_local), 2 moving", 7, full, res["local N=7"], floor),
+            ("floor, crop", "-", crop, floor_c, floor_c),
+            ("local (run_local), 2 moving, crop", 13, crop, res["local N=13 crop"], floor_c)]
+    if args.what_if:
+        w = rep["what_if"]
+        rows += [("what-if malloc tuned: floor", "-", full, w["floor"], w["floor"]),
+                 ("what-if malloc tuned: local", 13, full, w["local N=13"], w["floor"])]
+    harness.table(("measurement", "N", "size", "samples", "time s", "samples/s", "CPU s", "ms/sample", "vs floor",
+                   "faults/smp", "peak MB"),
+                  [(name, n, size, r["n"], f"{r['seconds']:.2f}", f"{rate(r):.2f}", f"{r['cpu_s']:.1f}",
+                    f"{1000 * r['seconds'] / r['n']:.1f}", f"{rate(r) / rate(ref):.2f}",
+                    f"{r['minor_faults'] / r['n']:.0f}", f"{r['peak_rss_mb']:.0f}") for name, n, size, r, ref in rows]
+                  + [("imports only (baseline)", *[""] * 9, f"{rep['imports']['peak_rss_mb']:.0f}")])
+    print("local rows exclude the object-bank build; 'vs floor' of crop rows: against the crop floor (what-if rows: "
+          "the what-if floor); CPU s: all threads; faults/smp: minor page faults per sample; peak MB: ru_maxrss")
+    paired = [rate(a) / rate(b) for a, b in zip(runs["local N=13"], runs["floor"], strict=True)]
+    cpu_ratio = floor["cpu_s"] / l13["cpu_s"]
+    print()
+    rep["pass"] = harness.verdict("pipeline / floor (N=13, 1280x720)", rate(l13) / rate(floor), TARGET)
+    print(f"  per round (run back to back): {', '.join(f'{r:.2f}' for r in paired)}; by CPU time per sample: "
+          f"{cpu_ratio:.2f}; N=7: {rate(res['local N=7']) / rate(floor):.2f}; crop {crop}: "
+          f"{rate(res['local N=13 crop']) / rate(floor_c):.2f} of the crop floor")
+    print(f"object bank: {l13['bank_objects']} objects built in {l13['bank_s']:.2f} s (excluded; end to end "
+          f"{l13['n'] / l13['e2e_s']:.2f} samples/s)")
+    print(f"workload (N=13, {full}): mask covers {100 * l13['mask_fraction']:.1f} % of a sample, composited regions "
+          f"{100 * l13['region_fraction']:.1f} %, {l13['static_objects']:.2f} static objects per sample")
+    print(f"floor per sample: read_background {floor['read_ms']:.2f} ms, write (add + close, fsync) "
+          f"{floor['write_ms']:.2f} ms")
+    if "profile" in rep:
+        prof = rep["profile"]
+        print(f"\nlocal N=13 under cProfile: {1000 * prof['seconds'] / prof['n']:.1f} ms/sample (bank build and "
+              "profiler overhead included); top functions by own time:")
+        harness.print_profile(prof["profile"], prof["n"], "sample")
+    bench.finish()
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Synthetic real-looking texture shared by the test fixtures and benchmarks/bench_flow.py (no pytest
-import, so a benchmark can use it)."""
+"""Synthetic real-looking texture shared by the test fixtures and the benchmarks (no pytest import, so a
+benchmark can use it)."""
 
 from __future__ import annotations
 
