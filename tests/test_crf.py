@@ -1,4 +1,5 @@
-"""Camera response functions: float64 round trips, integer inverse tables and the rounding forward pass.
+"""Camera response functions: float64 round trips, the fast 8-bit forms (numpy and torch), integer inverse
+tables and the exact rounding forward pass of window sums.
 
 Expectations are computed from the textbook formulas written out here, not from blursynth's own functions.
 """
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from blursynth.errors import ConfigError
-from blursynth.ops.crf import CRF, create_crf, encode_sum
+from blursynth.ops.crf import CRF, create_crf, encode_sum, linear_table
 
 INT32_MAX = 2**31 - 1
 CRF_NAMES = ("gamma", "srgb", "linear")
@@ -83,7 +84,7 @@ def test_srgb_matches_standard_formula_both_ways():
     # Spot values of the standard: 0.5 encodes to ~0.7354, code 128/255 decodes to ~0.2158.
     assert crf.from_linear(np.array([0.5]))[0] == pytest.approx(0.735356983, abs=1e-8)
     assert crf.to_linear(np.array([128 / 255]))[0] == pytest.approx(0.215860500, abs=1e-8)
-    # The torch forward used by the accumulators agrees with the formula in float32.
+    # The torch forward agrees with the formula in float32.
     got = crf.from_linear_torch(torch.from_numpy(lin.astype(np.float32))).double().numpy()
     np.testing.assert_allclose(got, encoded, rtol=0, atol=2e-6)
 
@@ -94,6 +95,135 @@ def test_torch_forward_matches_float64(name):
     y = np.linspace(0.0, 1.0, 4097)
     got = crf.from_linear_torch(torch.from_numpy(y.astype(np.float32))).double().numpy()
     np.testing.assert_allclose(got, crf.from_linear(y), rtol=0, atol=2e-6)
+
+
+# -- fast 8-bit forms: decode / encode and their torch twins ----------------------------------------------
+FAST = {"gamma2.2": create_crf("gamma", 2.2), "gamma1.8": create_crf("gamma", 1.8), "srgb": create_crf("srgb"),
+        "linear": create_crf("linear")}
+
+
+def ref_decode(key: str, c: np.ndarray) -> np.ndarray:
+    """Encoded [0, 1] -> linear light, float64, vectorised (``key`` as in :data:`FAST`)."""
+    c = np.asarray(c, dtype=np.float64)
+    if key.startswith("gamma"):
+        return c ** float(key[5:])
+    if key == "srgb":
+        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return c
+
+
+def ref_encode(key: str, y: np.ndarray) -> np.ndarray:
+    """Linear light -> encoded [0, 1], float64, clipped to [0, 1] like any CRF."""
+    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
+    if key.startswith("gamma"):
+        return y ** (1.0 / float(key[5:]))
+    if key == "srgb":
+        return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
+    return y
+
+
+def fast_encodings(crf: CRF, y: np.ndarray, device: str) -> dict[str, np.ndarray]:
+    """``crf.encode`` and ``crf.encode_torch`` (on ``device``) of the same float32 values."""
+    y = np.asarray(y, dtype=np.float32)
+    torch_out = crf.encode_torch(torch.from_numpy(y).to(device))
+    assert torch_out.dtype == torch.uint8
+    return {"numpy": crf.encode(y), "torch": torch_out.cpu().numpy()}
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_decode_is_the_float32_table_of_every_code(key, device):
+    crf = FAST[key]
+    expected = ref_decode(key, np.arange(256) / 255.0).astype(np.float32)
+    table = linear_table(crf)
+    assert table.shape == (256,) and table.dtype == np.float32 and not table.flags.writeable
+    np.testing.assert_array_equal(table, expected)
+    img = np.random.default_rng(1).integers(0, 256, (17, 19, 3)).astype(np.uint8)
+    lin = crf.decode(img)
+    assert lin.shape == img.shape and lin.dtype == np.float32
+    np.testing.assert_array_equal(lin, expected[img])
+    on_device = crf.decode_torch(torch.from_numpy(img).to(device))
+    assert on_device.dtype == torch.float32
+    np.testing.assert_array_equal(on_device.cpu().numpy(), expected[img])
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_encode_rounds_instead_of_truncating(key, device):
+    k = np.array([0, 1, 2, 10, 63, 100, 128, 200, 253, 254], dtype=np.float64)
+    low = ref_decode(key, (k + 0.4) / 255.0).astype(np.float32)
+    high = ref_decode(key, (k + 0.6) / 255.0).astype(np.float32)
+    y = np.stack([low, high])[..., None].repeat(3, axis=-1)  # (2, 10, 3)
+    for kind, out in fast_encodings(FAST[key], y, device).items():
+        assert out.dtype == np.uint8 and out.shape == y.shape, kind
+        np.testing.assert_array_equal(out[0, :, 0], k.astype(np.uint8), err_msg=kind)
+        np.testing.assert_array_equal(out[1, :, 0], (k + 1).astype(np.uint8), err_msg=kind)
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_encode_clips_to_zero_and_255(key, device):
+    # Regression: the linear branch used to hand y to cv2.convertScaleAbs, which takes |255 y| (-0.5 -> 128).
+    y = np.float32([[0.0, 1.0, 1.0 + 1e-6, 1.5, 7.0, -1e-3, -0.01, -0.5, -1.0]])
+    for kind, out in fast_encodings(FAST[key], y, device).items():
+        np.testing.assert_array_equal(out, [[0, 255, 255, 255, 255, 0, 0, 0, 0]], err_msg=kind)
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_encode_matches_float64_reference(key, device):
+    y = np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)
+    exact = 255.0 * ref_encode(key, y.astype(np.float64))
+    safe = np.abs(exact - np.floor(exact) - 0.5) > 1e-3  # away from a rounding boundary
+    assert safe.mean() > 0.99
+    for kind, out in fast_encodings(FAST[key], y, device).items():
+        np.testing.assert_array_equal(out[safe], np.rint(exact[safe]).astype(np.uint8), err_msg=kind)
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_encode_of_mean_of_identical_frames_is_exact(key, device):
+    """The exactness contract of compositing: a pixel no object covers is bit-identical after averaging."""
+    crf = FAST[key]
+    codes = np.arange(256, dtype=np.uint8).reshape(1, 256, 1).repeat(3, axis=2)
+    lin = crf.decode(codes)
+    assert crf.encode(lin).tolist() == codes.tolist()
+    for n in range(3, 24, 2):
+        nf = np.float32(n)
+        acc = np.zeros_like(lin)
+        for _ in range(n):
+            acc += lin
+        for y in ((lin * nf) / nf, acc / nf):
+            for kind, out in fast_encodings(crf, y, device).items():
+                assert np.flatnonzero(out[0, :, 0] != codes[0, :, 0]).size == 0, (kind, n)
+        frames = torch.from_numpy(lin).to(device).unsqueeze(0).repeat(n, 1, 1, 1)
+        assert torch.equal(crf.encode_torch(frames.mean(dim=0)).cpu(), torch.from_numpy(codes)), n
+
+
+@pytest.mark.parametrize("name", CRF_NAMES)
+def test_encode_of_scaled_integer_sums_is_within_one_code(name):
+    """The float estimate inside encode_sum: integer sums with ``scale = 1 / (n q)``, never off by more than
+    one code (the exact integer correction then fixes it), and exact away from a rounding boundary."""
+    crf = create_crf(name)
+    n = 9
+    _, q = crf.inverse_lut(8, 13)
+    sums = np.random.default_rng(5).integers(0, n * q + 1, size=(40, 150), dtype=np.int64).astype(np.int32)
+    sums[0, :3] = (0, n * q, 1)
+    exact = 255.0 * ref_encode("gamma2.2" if name == "gamma" else name, sums / (n * q))
+    out = crf.encode(sums, 1.0 / (n * q)).astype(np.float64)
+    assert np.abs(out - exact).max() <= 1.0
+    clear = np.abs(exact - np.floor(exact) - 0.5) > 1e-3
+    np.testing.assert_array_equal(out[clear], np.rint(exact[clear]))
+
+
+def test_encode_keeps_its_work_arrays_and_the_input():
+    crf, scratch = create_crf("srgb"), {}
+    y = np.random.default_rng(4).random((8, 9, 3)).astype(np.float32) * 1.2 - 0.1
+    before = y.copy()
+    first = crf.encode(y, scratch=scratch).copy()
+    arrays = {k: id(v) for k, v in scratch.items()}
+    np.testing.assert_array_equal(crf.encode(y, scratch=scratch), first)
+    assert {k: id(v) for k, v in scratch.items()} == arrays  # reused, not reallocated
+    np.testing.assert_array_equal(y, before)
+    t = torch.from_numpy(y)
+    crf.encode_torch(t)
+    crf.from_linear_torch(t)
+    np.testing.assert_array_equal(t.numpy(), before)
 
 
 # -- inverse lookup tables ----------------------------------------------------------------------------------

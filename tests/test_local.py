@@ -27,9 +27,8 @@ from objects_data import Shape, texture, write_coco, write_voc
 
 from blursynth.config import LocalConfig
 from blursynth.objects.store import ObjectStore
-from blursynth.recipes import trajectories
 from blursynth.recipes.local import run_local
-from blursynth.recipes.trajectories import KINDS, Motion, MotionRanges, centre_of, draw_motion, placement, trajectory
+from blursynth.recipes.trajectories import MotionRanges, draw_motion
 from blursynth.seeding import create_rng
 
 H, W = 96, 128  # background size
@@ -109,6 +108,47 @@ def lin(v):
 
 def pose_of(row) -> np.ndarray:
     return np.asarray(row, np.float64).reshape(2, 3)
+
+
+def patch_points(patch_size) -> np.ndarray:
+    """Patch coordinates ``(5, 2)`` of its corner pixel centres and its centre (pixel centres at integers)."""
+    h, w = patch_size
+    return np.array([[0.0, 0.0], [w - 1, 0.0], [w - 1, h - 1], [0.0, h - 1], [(w - 1) / 2, (h - 1) / 2]])
+
+
+def on_frame(pose: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Frame coordinates of patch points under a 2x3 pose: ``A p + t``."""
+    return pts @ np.asarray(pose)[:, :2].T + np.asarray(pose)[:, 2]
+
+
+def centre_on_frame(pose: np.ndarray, patch_size) -> np.ndarray:
+    return on_frame(pose, patch_points(patch_size))[-1]
+
+
+def tracked_points(o: dict) -> np.ndarray:
+    """Where a moving object's corners and centre are in every frame, from its recorded start, scale and
+    per-step motion alone: ``(N, 5, 2)``.
+
+    Independent of the recipe's matrices: points are complex numbers ``z = x - i y`` (y flipped to point up),
+    so that a rotation counter-clockwise on screen by d degrees (OpenCV's sign) is ``z * exp(i d)``. Frame 0
+    puts the patch centre at ``start``, scaled by ``scale`` about it; each step then applies its kinds in the
+    recorded order, scale and rotation about the centre as it was at the start of the step.
+    """
+    local = patch_points(o["patch_size"])
+    rel = (local[:, 0] - local[-1, 0]) - 1j * (local[:, 1] - local[-1, 1])
+    z = complex(o["start"][0], -o["start"][1]) + o["scale"] * rel
+    frames = [z]
+    for step in o["steps"]:
+        pivot = z[-1]
+        for s in step:
+            if s["kind"] == "translate":
+                z = z + complex(s["dx"], -s["dy"])
+            elif s["kind"] == "scale":
+                z = pivot + s["factor"] * (z - pivot)
+            else:
+                z = pivot + np.exp(1j * math.radians(s["degrees"])) * (z - pivot)
+        frames.append(z)
+    return np.stack([np.stack([f.real, -f.imag], axis=-1) for f in frames])
 
 
 def warp_alpha(alpha: np.ndarray, pose: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -311,15 +351,15 @@ def test_sharp_shows_the_middle_pose_and_the_mask_spans_the_trajectory(uniform):
                 discriminated += 1  # the oracle can tell the middle pose from the first one
                 assert np.linalg.norm(centroid(np.clip(est, 0, 1)) - centroid(first)) > 2
             h, w = o["patch_size"]
-            if all(0 <= c[0] <= W - 1 and 0 <= c[1] <= H - 1 for c in trajectories.corners(poses[mid], (h, w))):
-                assert np.linalg.norm(centroid(expected) - np.array(centre_of(poses[mid], (h, w)))) < 1.0
+            if all(0 <= c[0] <= W - 1 and 0 <= c[1] <= H - 1 for c in on_frame(poses[mid], patch_points((h, w)))):
+                assert np.linalg.norm(centroid(expected) - centre_on_frame(poses[mid], (h, w))) < 1.0
         # The mask is the swept footprint: > 0 wherever some frame shows the object, 0 well outside it.
         swept = np.max([warp_alpha(run.alpha, p, (H, W)) for p in poses], axis=0)
         assert (r["mask"][swept > 0.01] > 0).all(), meta["sample"]
         outside = cv2.dilate((swept > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
         assert (r["mask"][outside] == 0).all(), meta["sample"]
         for pose in (poses[0], poses[-1]):
-            cx, cy = centre_of(pose, tuple(o["patch_size"]))
+            cx, cy = centre_on_frame(pose, o["patch_size"])
             if 0 <= round(cx) < W and 0 <= round(cy) < H:
                 assert r["mask"][round(cy), round(cx)] > 0, meta["sample"]
     assert checked >= 6 and discriminated >= 3
@@ -450,7 +490,7 @@ def test_real_samples_move_every_way(main):
     for o in moving:
         poses = np.asarray(o["poses"], np.float64).reshape(-1, 2, 3)
         size = tuple(o["patch_size"])
-        shift.append(np.subtract(centre_of(poses[-1], size), centre_of(poses[0], size)))
+        shift.append(centre_on_frame(poses[-1], size) - centre_on_frame(poses[0], size))
     shift = np.array(shift)
     assert_mean_zero(shift[:, 0], "net x displacement")
     assert_mean_zero(shift[:, 1], "net y displacement")
@@ -490,22 +530,21 @@ def test_meta_describes_and_regenerates_every_sample(main, inputs):
                 continue
             assert len(o["poses"]) == n and all(len(p) == 6 for p in o["poses"])
             assert len(o["steps"]) == n - 1
-            motion = Motion(**o["motion"])
-            kinds = []
+            motion = o["motion"]
             for step in o["steps"]:
                 names = [s["kind"] for s in step]
-                assert names and len(set(names)) == len(names) and set(names) <= set(KINDS)
+                assert names and len(set(names)) == len(names) and set(names) <= {"translate", "scale", "rotate"}
                 for s in step:
                     params = {k: v for k, v in s.items() if k != "kind"}
-                    assert params == {"translate": {"dx": motion.dx, "dy": motion.dy},
-                                      "scale": {"factor": motion.scale},
-                                      "rotate": {"degrees": motion.rotate}}[s["kind"]]
-                kinds.append(names)
-            size = tuple(o["patch_size"])
-            start = placement(size, tuple(o["start"]), o["scale"])
-            np.testing.assert_allclose(trajectory(start, size, motion, kinds).reshape(n, 6), o["poses"], atol=1e-5,
-                                       rtol=0)
-            assert centre_of(start, size) == pytest.approx(tuple(o["start"]), abs=1e-9)
+                    assert params == {"translate": {"dx": motion["dx"], "dy": motion["dy"]},
+                                      "scale": {"factor": motion["scale"]},
+                                      "rotate": {"degrees": motion["rotate"]}}[s["kind"]]
+            # Every recorded pose moves the patch exactly as its recorded motion says (the oracle above).
+            poses = np.asarray(o["poses"], np.float64).reshape(n, 2, 3)
+            expected = tracked_points(o)
+            got = np.stack([on_frame(pose, patch_points(o["patch_size"])) for pose in poses])
+            np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)  # poses are stored to 6 decimals
+            np.testing.assert_allclose(got[0, -1], o["start"], atol=1e-4, rtol=0)
     assert statics == {0, 1, 2}
 
 

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.ops import composite
+from blursynth.ops import composite, render
 from blursynth.ops.crf import create_crf
-from blursynth.recipes import local, trajectories
+from blursynth.recipes import trajectories
 from blursynth.recipes.trajectories import KINDS, Motion, MotionRanges
 from blursynth.seeding import create_rng
 
@@ -333,79 +333,6 @@ def test_draw_motion_reproducible_and_fixed_number_of_draws():
 
 
 # ======================================================================================================
-# composite: CRF tables and encoding
-# ======================================================================================================
-@pytest.mark.parametrize("name", CRFS)
-def test_linear_table_and_to_linear(name):
-    crf = CRFS[name]
-    expected = ref_decode(name, np.arange(256) / 255.0).astype(np.float32)
-    table = composite.linear_table(crf)
-    assert table.shape == (256,) and table.dtype == np.float32
-    np.testing.assert_array_equal(table, expected)
-    img = create_rng(1, name).integers(0, 256, (17, 19, 3)).astype(np.uint8)
-    lin = composite.to_linear(img, crf)
-    assert lin.shape == img.shape and lin.dtype == np.float32
-    np.testing.assert_array_equal(lin, expected[img])
-
-
-@pytest.mark.parametrize("name", CRFS)
-def test_encode_rounds_instead_of_truncating(name):
-    crf = CRFS[name]
-    k = np.array([0, 1, 2, 10, 63, 100, 128, 200, 253, 254], dtype=np.float64)
-    low = ref_decode(name, (k + 0.4) / 255.0).astype(np.float32)
-    high = ref_decode(name, (k + 0.6) / 255.0).astype(np.float32)
-    y = np.stack([low, high])[..., None].repeat(3, axis=-1)  # (2, 10, 3)
-    out = composite.encode(y, crf)
-    assert out.dtype == np.uint8 and out.shape == y.shape
-    np.testing.assert_array_equal(out[0, :, 0], k.astype(np.uint8))
-    np.testing.assert_array_equal(out[1, :, 0], (k + 1).astype(np.uint8))
-
-
-@pytest.mark.parametrize("name", CRFS)
-def test_encode_clips_above_one(name):
-    y = np.float32([[0.0, 1.0, 1.0 + 1e-6, 1.5, 7.0]])
-    np.testing.assert_array_equal(composite.encode(y, CRFS[name]), [[0, 255, 255, 255, 255]])
-
-
-@pytest.mark.parametrize("name", CRFS)
-def test_encode_clips_negative_values_to_zero(name):
-    # CRF.from_linear clips y to [0, 1]; encode is documented as round(255 * g(y)), clipped. Regression: the
-    # linear branch used to hand y to cv2.convertScaleAbs, which takes |255 y| (-0.5 encoded as 128).
-    y = np.float32([[-1e-3, -0.01, -0.5, -1.0]])
-    np.testing.assert_array_equal(composite.encode(y, CRFS[name]), [[0, 0, 0, 0]])
-
-
-@pytest.mark.parametrize("name", CRFS)
-def test_encode_matches_float64_reference(name):
-    crf = CRFS[name]
-    y = create_rng(2, name).random((64, 64, 3)).astype(np.float32)
-    exact = 255.0 * ref_encode(name, y.astype(np.float64))
-    safe = np.abs(exact - np.floor(exact) - 0.5) > 1e-3  # away from a rounding boundary
-    assert safe.mean() > 0.99
-    out = composite.encode(y, crf)
-    np.testing.assert_array_equal(out[safe], np.rint(exact[safe]).astype(np.uint8))
-
-
-@pytest.mark.parametrize("name", CRFS)
-def test_encode_of_mean_of_identical_frames_is_exact(name):
-    """The exactness contract: a pixel no object covers is bit-identical after averaging n frames."""
-    crf = CRFS[name]
-    v = np.arange(256, dtype=np.uint8).reshape(1, 256, 1).repeat(3, axis=2)
-    lin = composite.to_linear(v, crf)
-    assert composite.encode(lin, crf).tolist() == v.tolist()
-    for n in range(3, 24, 2):
-        nf = np.float32(n)
-        scaled = composite.encode((lin * nf) / nf, crf)
-        acc = np.zeros_like(lin)
-        for _ in range(n):
-            acc += lin
-        summed = composite.encode(acc / nf, crf)
-        bad_scaled = np.flatnonzero(scaled[0, :, 0] != v[0, :, 0])
-        bad_summed = np.flatnonzero(summed[0, :, 0] != v[0, :, 0])
-        assert bad_scaled.size == 0 and bad_summed.size == 0, (n, bad_scaled, bad_summed)
-
-
-# ======================================================================================================
 # composite: premultiply, boxes, warp, over, clusters
 # ======================================================================================================
 @pytest.mark.parametrize("name", ["gamma2.2", "srgb"])
@@ -599,7 +526,7 @@ def test_clusters_disjoint_transitive_none_and_sorted():
 
 
 # ======================================================================================================
-# local.render_moving / local.paste_static
+# render.render_moving / render.paste_static
 # ======================================================================================================
 def expected_mix(name: str, c, b, k: np.ndarray, n: int) -> np.ndarray:
     """round(255 g((k lin(c) + (n - k) lin(b)) / n)) per channel, float64; guarded away from .5 ties."""
@@ -626,7 +553,7 @@ def test_render_moving_square_gives_the_linear_blur_ramp(name, n):
         np.testing.assert_array_equal(poses[j], translation(x0 + j, y0))
 
     before = scene.copy()
-    blur, sharp, mask, regions = local.render_moving(scene, [(prem, poses)], crf)
+    blur, sharp, mask, regions = render.render_moving(scene, [(prem, poses)], crf)
     np.testing.assert_array_equal(scene, before)  # the scene is not modified
     assert blur.dtype == sharp.dtype == mask.dtype == np.uint8
     assert blur.shape == sharp.shape == scene.shape and mask.shape == (height, width)
@@ -661,7 +588,7 @@ def test_render_moving_mask_is_at_least_one_for_faint_coverage():
     alpha = np.full((s, s), 0.001, np.float32)  # 255 * 0.001 = 0.255 would round to 0
     prem = composite.premultiply(np.full((s, s, 3), 250, np.uint8), alpha, crf)
     poses = np.stack([translation(4.0, 4.0)] * n)
-    blur, sharp, mask, _ = local.render_moving(scene, [(prem, poses)], crf)
+    blur, sharp, mask, _ = render.render_moving(scene, [(prem, poses)], crf)
     expected = np.zeros((12, 12), np.uint8)
     expected[4:7, 4:7] = 1
     np.testing.assert_array_equal(mask, expected)
@@ -677,7 +604,7 @@ def test_paste_static(alpha_value):
     scene[:] = b
     before = scene.copy()
     prem = composite.premultiply(np.full((s, s, 3), c, np.uint8), np.full((s, s), alpha_value, np.float32), crf)
-    local.paste_static(scene, prem, translation(7.0, 5.0), crf)
+    render.paste_static(scene, prem, translation(7.0, 5.0), crf)
     inside = np.zeros((16, 20), bool)
     inside[5 : 5 + s, 7 : 7 + s] = True
     if alpha_value == 1.0:
@@ -688,5 +615,5 @@ def test_paste_static(alpha_value):
     np.testing.assert_array_equal(scene[~inside], before[~inside])
     # Fully outside: nothing happens.
     again = before.copy()
-    local.paste_static(again, prem, translation(-40.0, 5.0), crf)
+    render.paste_static(again, prem, translation(-40.0, 5.0), crf)
     np.testing.assert_array_equal(again, before)

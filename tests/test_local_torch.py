@@ -9,9 +9,9 @@ import pytest
 from objects_data import texture
 
 from blursynth.ops import composite
-from blursynth.ops.composite_torch import encode_torch, render_moving_torch
 from blursynth.ops.crf import create_crf
-from blursynth.recipes.local import render_moving
+from blursynth.ops.render import render_moving
+from blursynth.ops.render_torch import render_moving_torch
 from blursynth.recipes.trajectories import MotionRanges, draw_motion, draw_steps, placement, trajectory
 from blursynth.seeding import create_rng
 
@@ -46,17 +46,6 @@ def test_torch_renderer_matches_opencv(device, crf_name, centres):
     still = m2 == 0
     assert np.array_equal(b2[still], s2[still]) and np.array_equal(b2[still], scene[still])
     assert (m2 > 0).sum() > 500 and not np.array_equal(b2[~still], s2[~still])
-
-
-def test_encode_torch_exact_for_every_code_value(device):
-    import torch
-
-    for name in ("gamma", "srgb", "linear"):
-        crf = create_crf(name, 2.2)
-        lin = torch.from_numpy(composite.linear_table(crf).copy()).to(device)
-        for n in (3, 13, 23):
-            mean = (lin.unsqueeze(0).repeat(n, 1)).mean(dim=0)
-            assert torch.equal(encode_torch(mean, crf).cpu(), torch.arange(256, dtype=torch.uint8)), (name, n)
 
 
 def test_backend_is_resolved_into_the_fingerprint(tmp_path):

@@ -1,5 +1,8 @@
 """Object bank (LODE/BladeNet local blur synthesis, Sec. 4.1): VOC void band -> soft alpha, COCO polygons and
-RLE, skip rules, errors and ordering, checked against shapes of known geometry."""
+RLE, skip rules, errors and ordering, checked against shapes of known geometry.
+
+The bank is built as a run builds it: the VOC/COCO readers' candidates cut by the bank's rules and written to
+an object store (``objects.h5``), read back through :class:`ObjectStore`."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from objects_data import Shape, polygon_area, voc_maps, write_coco, write_palett
 from PIL import Image
 
 from blursynth.errors import ConfigError, InputError, MissingDependencyError
-from blursynth.objects import MIN_AREA, ObjectBank, ObjectPatch, bank_from_coco, bank_from_voc, merge
-from blursynth.objects.voc import VOID_BAND_PX, void_band_alphas
+from blursynth.objects.coco import iter_coco
+from blursynth.objects.patch import MIN_AREA, ObjectPatch, iter_patches
+from blursynth.objects.store import ObjectStore, write_store
+from blursynth.objects.voc import VOID_BAND_PX, iter_voc, void_band_alphas
 
 H, W = 96, 128
 DISC = Shape("disc", (60.3, 45.7, 20.0), 8)  # cat
@@ -53,6 +58,26 @@ def sample_rays(img: np.ndarray, cx: float, cy: float, radii: np.ndarray, n: int
             + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)  # fmt: skip
 
 
+def build(where: Path, *datasets, min_area: float = MIN_AREA) -> ObjectStore:
+    """Write ``datasets`` (``(name, candidates)``, in bank order) to a fresh store under ``where``; open it."""
+    path = where / f"objects-{len(list(where.glob('objects-*.h5')))}.h5"
+    write_store(path, datasets, min_area=min_area, fingerprint={})
+    return ObjectStore(path)
+
+
+def voc_bank(where: Path, root: Path, split: str = "trainval", **kw) -> ObjectStore:
+    return build(where, (str(root), iter_voc(root, split)), **kw)
+
+
+def coco_bank(where: Path, data, categories=None, **kw) -> ObjectStore:
+    return build(where, (str(data.json_path), iter_coco(data.json_path, data.images_dir, categories=categories)),
+                 **kw)
+
+
+def patches(store: ObjectStore) -> list[ObjectPatch]:
+    return [store[i] for i in range(len(store))]
+
+
 def one_line_error(excinfo: pytest.ExceptionInfo, *needles: str) -> str:
     message = excinfo.value.format_message()
     assert "\n" not in message
@@ -67,8 +92,8 @@ def voc_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def voc_bank(voc_root: Path) -> ObjectBank:
-    return bank_from_voc(voc_root, "trainval")
+def voc_store(voc_root: Path, tmp_path: Path) -> ObjectStore:
+    return voc_bank(tmp_path, voc_root)
 
 
 @pytest.fixture
@@ -91,8 +116,8 @@ def test_voc_fixture_is_palette_png_with_void_band(voc_root: Path):
 
 
 # -- VOC geometry -----------------------------------------------------------------------------------------
-def test_voc_disc_soft_alpha_is_analytic(voc_bank: ObjectBank):
-    (patch,) = [p for p in voc_bank if p.source.endswith("2008_000002.jpg")]
+def test_voc_disc_soft_alpha_is_analytic(voc_store: ObjectStore):
+    (patch,) = [p for p in patches(voc_store) if p.source.endswith("2008_000002.jpg")]
     cx, cy, r = DISC.params
     assert patch.class_name == "cat" and patch.instance_id == 1
     assert patch.area == pytest.approx(np.pi * r**2, rel=0.015)  # alpha mass = area inside the mid-band
@@ -111,8 +136,8 @@ def test_voc_disc_soft_alpha_is_analytic(voc_bank: ObjectBank):
     assert np.abs(crossing - r).max() < 0.5  # the alpha = 0.5 contour is the circle
 
 
-def test_voc_patch_is_a_crop_of_the_source(voc_bank: ObjectBank):
-    for patch in voc_bank:
+def test_voc_patch_is_a_crop_of_the_source(voc_store: ObjectStore):
+    for patch in patches(voc_store):
         x, y, w, h = patch.bbox
         source = rgb_of(patch.source)
         assert patch.rgb.shape == (h, w, 3) and patch.alpha.shape == (h, w)
@@ -120,14 +145,21 @@ def test_voc_patch_is_a_crop_of_the_source(voc_bank: ObjectBank):
         assert np.array_equal(patch.rgb[patch.alpha > 0], source[y : y + h, x : x + w][patch.alpha > 0])
         assert (patch.alpha[0] > 0).any() and (patch.alpha[-1] > 0).any()  # tight box of alpha > 0
         assert (patch.alpha[:, 0] > 0).any() and (patch.alpha[:, -1] > 0).any()
-        assert patch.rgb.base is None and patch.alpha.base is None  # owns its memory: no whole image kept
         assert patch.area == pytest.approx(float(patch.alpha.sum()), rel=1e-6)
         with pytest.raises(ValueError):
             patch.alpha[0, 0] = 0.5  # read-only
 
 
-def test_voc_touching_instances_share_the_band(voc_bank: ObjectBank):
-    car, person = [p for p in voc_bank if p.source.endswith("2008_000010.jpg")]
+def test_voc_cut_owns_its_memory(voc_root: Path):
+    """As cut (before the store), a patch holds copies of its box only, so the whole image can be freed."""
+    cut = [p for p in iter_patches(iter_voc(voc_root), min_area=MIN_AREA) if isinstance(p, ObjectPatch)]
+    assert len(cut) == 3
+    for patch in cut:
+        assert patch.rgb.base is None and patch.alpha.base is None
+
+
+def test_voc_touching_instances_share_the_band(voc_store: ObjectStore):
+    car, person = [p for p in patches(voc_store) if p.source.endswith("2008_000010.jpg")]
     assert (car.class_name, person.class_name) == ("car", "person")
     assert car.area == pytest.approx(CAR.area, rel=0.01) and person.area == pytest.approx(PERSON.area, rel=0.01)
     total = full_alpha(car) + full_alpha(person)
@@ -148,41 +180,41 @@ def test_voc_void_region_does_not_leak():
     assert alpha.sum() == pytest.approx(cat.area, rel=0.02)
 
 
-def test_voc_majority_class(voc_root: Path):
+def test_voc_majority_class(voc_root: Path, tmp_path: Path):
     path = voc_root / "SegmentationClass" / "2008_000002.png"
     classes = np.array(Image.open(path))
     classes[40:48, 55:65] = 12  # a few dog pixels inside the cat
     write_palette_png(path, classes)
-    (patch,) = [p for p in bank_from_voc(voc_root) if p.source.endswith("2008_000002.jpg")]
+    (patch,) = [p for p in patches(voc_bank(tmp_path, voc_root)) if p.source.endswith("2008_000002.jpg")]
     assert patch.class_name == "cat"
 
 
-def test_voc_truncated_and_tiny_are_skipped(voc_root: Path, voc_bank: ObjectBank):
-    assert [(Path(p.source).stem, p.instance_id) for p in voc_bank] == [
+def test_voc_truncated_and_tiny_are_skipped(voc_root: Path, voc_store: ObjectStore, tmp_path: Path):
+    assert [(Path(p.source).stem, p.instance_id) for p in patches(voc_store)] == [
         ("2008_000002", 1), ("2008_000010", 1), ("2008_000010", 2)
     ]  # fmt: skip
-    skipped = {r["instance_id"]: r for r in voc_bank.skipped}
+    skipped = {r["instance_id"]: r for r in voc_store.skipped}
     assert set(skipped) == {3, 4}
     assert skipped[3]["reason"].startswith("tiny: dog instance 3") and "min_area 400" in skipped[3]["reason"]
     assert skipped[4]["reason"].startswith("truncated: horse instance 4")
-    assert all(r["path"].endswith("2008_000010.jpg") for r in voc_bank.skipped)
-    assert voc_bank.skip_counts() == {"tiny": 1, "truncated": 1}
+    assert all(r["path"].endswith("2008_000010.jpg") for r in voc_store.skipped)
+    assert voc_store.skip_counts() == {"tiny": 1, "truncated": 1}
     assert MIN_AREA == 400
-    assert len(bank_from_voc(voc_root, min_area=0)) == 4  # the tiny one is kept
+    assert len(voc_bank(tmp_path, voc_root, min_area=0)) == 4  # the tiny one is kept
 
 
 def test_voc_splits_and_deterministic_order(tmp_path: Path):
     ids = {f"2009_{n:06d}": [Shape("disc", (60, 45, 15 + n % 3), 1 + n)] for n in (7, 3, 12, 1)}
     root = write_voc(tmp_path / "a", ids, size=(H, W))
-    bank = bank_from_voc(root)
-    assert [Path(p.source).stem for p in bank] == ["2009_000001", "2009_000003", "2009_000007", "2009_000012"]
-    assert [p.class_name for p in bank] == ["bicycle", "boat", "cat", "horse"]
-    assert [Path(p.source).stem for p in bank_from_voc(root, "val")] == ["2009_000001", "2009_000012"]
+    bank = voc_bank(tmp_path, root)
+    assert [Path(p.source).stem for p in patches(bank)] == ["2009_000001", "2009_000003", "2009_000007", "2009_000012"]
+    assert [p.class_name for p in patches(bank)] == ["bicycle", "boat", "cat", "horse"]
+    assert [Path(p.source).stem for p in patches(voc_bank(tmp_path, root, "val"))] == ["2009_000001", "2009_000012"]
     shuffled = write_voc(tmp_path / "b", dict(reversed(ids.items())), size=(H, W),
                          splits={"trainval": [*ids, "2009_000003", ""]})  # fmt: skip
-    again = bank_from_voc(shuffled)
-    assert [(Path(p.source).stem, p.instance_id, p.area) for p in again] == [
-        (Path(p.source).stem, p.instance_id, p.area) for p in bank
+    again = voc_bank(tmp_path, shuffled)
+    assert [(Path(p.source).stem, p.instance_id, p.area) for p in patches(again)] == [
+        (Path(p.source).stem, p.instance_id, p.area) for p in patches(bank)
     ]
 
 
@@ -195,8 +227,8 @@ def test_voc_bad_images_are_skipped_and_recorded(tmp_path: Path):
     rgb_mask = root / "SegmentationClass" / "2010_000005.png"
     Image.open(rgb_mask).convert("RGB").save(rgb_mask)  # someone "fixed" the colours: indices are lost
     cv2.imwrite(str(root / "JPEGImages" / "2010_000006.jpg"), np.zeros((H, W + 2, 3), np.uint8))
-    bank = bank_from_voc(root)
-    assert [Path(p.source).stem for p in bank] == ["2010_000001"]
+    bank = voc_bank(tmp_path, root)
+    assert [Path(p.source).stem for p in patches(bank)] == ["2010_000001"]
     records = {Path(r["path"]).stem: r for r in bank.skipped}
     assert all(r["instance_id"] is None for r in bank.skipped) and len(bank.skipped) == 5
     assert records["2010_000002"]["reason"] == "mask file is missing"
@@ -208,7 +240,7 @@ def test_voc_bad_images_are_skipped_and_recorded(tmp_path: Path):
 
 
 @pytest.mark.parametrize("case", ["root", "JPEGImages", "SegmentationObject", "SegmentationClass", "split", "name"])
-def test_voc_errors(voc_root: Path, case: str):
+def test_voc_errors(voc_root: Path, case: str, tmp_path: Path):
     split = "train"
     if case == "root":
         target, needle = voc_root.parent / "nowhere", "no such folder"
@@ -222,58 +254,58 @@ def test_voc_errors(voc_root: Path, case: str):
     else:
         target, needle, split = voc_root, "unknown split 'test' (expected one of train, val, trainval)", "test"
     with pytest.raises(InputError) as excinfo:
-        bank_from_voc(voc_root, split)
+        voc_bank(tmp_path, voc_root, split)
     one_line_error(excinfo, f"{target}: ", needle)
 
 
 def test_voc_devkit_root_gets_a_hint(tmp_path: Path):
     write_voc(tmp_path / "VOCdevkit" / "VOC2012", VOC_IMAGES, size=(H, W))
     with pytest.raises(InputError) as excinfo:
-        bank_from_voc(tmp_path / "VOCdevkit")
+        voc_bank(tmp_path, tmp_path / "VOCdevkit")
     one_line_error(excinfo, "JPEGImages: missing folder", "did you mean")
 
 
 def test_voc_no_usable_object(tmp_path: Path):
     root = write_voc(tmp_path / "VOC2012", {"2011_000001": [TINY, CUT]}, size=(H, W))
     with pytest.raises(InputError) as excinfo:
-        bank_from_voc(root)
+        voc_bank(tmp_path, root)
     one_line_error(excinfo, f"{root}: no usable object", "1 tiny", "1 truncated")
 
 
 # -- COCO -------------------------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' own decode, on numpy 2
-def test_coco_polygon_is_soft_and_has_the_analytic_area(coco):
+def test_coco_polygon_is_soft_and_has_the_analytic_area(coco, tmp_path: Path):
     from pycocotools import mask as mask_utils
 
-    bank = bank_from_coco(coco.json_path, coco.images_dir)
-    patches = {p.instance_id: p for p in bank}
+    bank = coco_bank(tmp_path, coco)
+    by_id = {p.instance_id: p for p in patches(bank)}
     for ann_id, height, width in ((11, 120, 160), (21, 80, 100)):
-        patch, rings = patches[ann_id], coco.polygons[ann_id]
+        patch, rings = by_id[ann_id], coco.polygons[ann_id]
         assert patch.area == pytest.approx(sum(polygon_area(r) for r in rings), rel=0.01)
         assert ((patch.alpha > 0) & (patch.alpha < 1)).any()  # anti-aliased edge
         official = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(rings, height, width)))
         ours = full_alpha(patch, height, width) >= 0.5
         iou = (ours & (official > 0)).sum() / (ours | (official > 0)).sum()
         assert iou > 0.97  # thresholded, it is COCO's own annToMask
-    assert patches[11].class_name == "dog" and patches[21].class_name == "person"
-    source = rgb_of(patches[11].source)
-    x, y, w, h = patches[11].bbox
-    assert np.array_equal(patches[11].rgb, source[y : y + h, x : x + w])
+    assert by_id[11].class_name == "dog" and by_id[21].class_name == "person"
+    source = rgb_of(by_id[11].source)
+    x, y, w, h = by_id[11].bbox
+    assert np.array_equal(by_id[11].rgb, source[y : y + h, x : x + w])
 
 
-def test_coco_rle_is_exact(coco):
-    patches = {p.instance_id: p for p in bank_from_coco(coco.json_path, coco.images_dir)}
+def test_coco_rle_is_exact(coco, tmp_path: Path):
+    by_id = {p.instance_id: p for p in patches(coco_bank(tmp_path, coco))}
     for ann_id, name in ((12, "person"), (13, "car")):  # compressed (string counts), uncompressed (list)
-        patch, mask = patches[ann_id], coco.masks[ann_id]
+        patch, mask = by_id[ann_id], coco.masks[ann_id]
         assert patch.class_name == name
         assert set(np.unique(patch.alpha)) == {0.0, 1.0} or set(np.unique(patch.alpha)) == {1.0}
         assert np.array_equal(full_alpha(patch, 120, 160), mask.astype(np.float32))
         assert patch.area == mask.sum()
 
 
-def test_coco_crowd_tiny_and_truncated_are_skipped(coco, capsys):
-    bank = bank_from_coco(coco.json_path, coco.images_dir)
-    assert [p.instance_id for p in bank] == [11, 12, 13, 21]
+def test_coco_crowd_tiny_and_truncated_are_skipped(coco, capsys, tmp_path: Path):
+    bank = coco_bank(tmp_path, coco)
+    assert [p.instance_id for p in patches(bank)] == [11, 12, 13, 21]
     reasons = {r["instance_id"]: r["reason"] for r in bank.skipped}
     assert reasons[14] == "crowd: person annotation is iscrowd=1"
     assert reasons[15].startswith("tiny: dog instance 15 has area 100 px")
@@ -281,7 +313,7 @@ def test_coco_crowd_tiny_and_truncated_are_skipped(coco, capsys):
     assert capsys.readouterr().out == ""  # pycocotools' progress prints are silenced
 
 
-def test_coco_bad_annotations_are_recorded(coco):
+def test_coco_bad_annotations_are_recorded(coco, tmp_path: Path):
     data = json.loads(coco.json_path.read_text())
     data["annotations"] += [
         {"id": 31, "image_id": 999, "category_id": 1, "iscrowd": 0, "segmentation": [[1, 1, 9, 1, 9, 9]]},
@@ -291,8 +323,8 @@ def test_coco_bad_annotations_are_recorded(coco):
         {"id": 35, "image_id": 202, "category_id": 3, "iscrowd": 0},
     ]  # fmt: skip
     coco.json_path.write_text(json.dumps(data))
-    bank = bank_from_coco(coco.json_path, coco.images_dir)
-    assert [p.instance_id for p in bank] == [11, 12, 13, 21]
+    bank = coco_bank(tmp_path, coco)
+    assert [p.instance_id for p in patches(bank)] == [11, 12, 13, 21]
     reasons = {r["instance_id"]: r["reason"] for r in bank.skipped}
     assert reasons[31] == "orphan: annotation refers to unknown image id 999"
     assert reasons[32] == "unknown-category: category id 77"
@@ -303,32 +335,32 @@ def test_coco_bad_annotations_are_recorded(coco):
                                   "unknown-category": 1}  # fmt: skip
 
 
-def test_coco_category_filter(coco):
-    bank = bank_from_coco(coco.json_path, coco.images_dir, categories=["car", "person"])
-    assert [(p.instance_id, p.class_name) for p in bank] == [(12, "person"), (13, "car"), (21, "person")]
+def test_coco_category_filter(coco, tmp_path: Path):
+    bank = coco_bank(tmp_path, coco, categories=["car", "person"])
+    assert [(p.instance_id, p.class_name) for p in patches(bank)] == [(12, "person"), (13, "car"), (21, "person")]
     assert bank.class_counts() == {"car": 1, "person": 2}
     with pytest.raises(InputError) as excinfo:
-        bank_from_coco(coco.json_path, coco.images_dir, categories=["dog", "unicorn"])
+        coco_bank(tmp_path, coco, categories=["dog", "unicorn"])
     one_line_error(excinfo, str(coco.json_path), "unknown category 'unicorn'", "valid: person, car, dog, zebra")
     with pytest.raises(InputError) as excinfo:
-        bank_from_coco(coco.json_path, coco.images_dir, categories=["zebra"])  # known, but no annotation
+        coco_bank(tmp_path, coco, categories=["zebra"])  # known, but no annotation
     one_line_error(excinfo, f"{coco.json_path}: no usable object (no object matched)")
     with pytest.raises(ConfigError):
-        bank_from_coco(coco.json_path, coco.images_dir, categories=[])
+        coco_bank(tmp_path, coco, categories=[])
 
 
 def test_coco_missing_image_is_recorded(tmp_path: Path):
     pytest.importorskip("pycocotools")
     data = write_coco(tmp_path, missing_image=True)
-    bank = bank_from_coco(data.json_path, data.images_dir)
-    assert [p.instance_id for p in bank] == [11, 12, 13]
+    bank = coco_bank(tmp_path, data)
+    assert [p.instance_id for p in patches(bank)] == [11, 12, 13]
     record = bank.skipped[-1]
     assert record == {"path": str(data.image_paths[202]), "instance_id": None,
                       "reason": "image file is missing (1 annotation)"}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", ["missing", "invalid", "list", "no-annotations", "images-dir"])
-def test_coco_errors(coco, case: str):
+def test_coco_errors(coco, case: str, tmp_path: Path):
     json_path, images_dir, needle = coco.json_path, coco.images_dir, ""
     if case == "missing":
         json_path, needle = json_path.with_name("nope.json"), "no such file"
@@ -344,40 +376,48 @@ def test_coco_errors(coco, case: str):
     else:
         images_dir, needle = images_dir.with_name("pictures"), "no such folder"
     with pytest.raises(InputError) as excinfo:
-        bank_from_coco(json_path, images_dir)
+        build(tmp_path, (str(json_path), iter_coco(json_path, images_dir)))
     one_line_error(excinfo, f"{images_dir if case == 'images-dir' else json_path}: {needle}")
 
 
-def test_coco_no_usable_object(coco):
+def test_coco_no_usable_object(coco, tmp_path: Path):
     with pytest.raises(InputError) as excinfo:
-        bank_from_coco(coco.json_path, coco.images_dir, min_area=1e6)
+        coco_bank(tmp_path, coco, min_area=1e6)
     one_line_error(excinfo, f"{coco.json_path}: no usable object", "6 tiny", "1 crowd")
 
 
 def test_coco_order_does_not_depend_on_file_order(tmp_path: Path):
     pytest.importorskip("pycocotools")
     a, b = write_coco(tmp_path / "a"), write_coco(tmp_path / "b", shuffle=True)
-    bank_a, bank_b = bank_from_coco(a.json_path, a.images_dir), bank_from_coco(b.json_path, b.images_dir)
-    assert [(Path(p.source).name, p.instance_id) for p in bank_a] == [
-        (Path(p.source).name, p.instance_id) for p in bank_b
+    bank_a, bank_b = coco_bank(tmp_path, a), coco_bank(tmp_path, b)
+    assert [(Path(p.source).name, p.instance_id) for p in patches(bank_a)] == [
+        (Path(p.source).name, p.instance_id) for p in patches(bank_b)
     ]
     assert [r["instance_id"] for r in bank_a.skipped] == [r["instance_id"] for r in bank_b.skipped] == [14, 15, 16]
 
 
-def test_coco_needs_pycocotools(coco, monkeypatch):
+def test_coco_needs_pycocotools(coco, monkeypatch, tmp_path: Path):
     monkeypatch.setitem(sys.modules, "pycocotools", None)
     with pytest.raises(MissingDependencyError, match="pip install pycocotools"):
-        bank_from_coco(coco.json_path, coco.images_dir)
+        coco_bank(tmp_path, coco)
 
 
-# -- bank ------------------------------------------------------------------------------------------------
-def test_merge_keeps_order_and_drops_repeats(voc_root: Path, coco):
-    train, trainval = bank_from_voc(voc_root, "train"), bank_from_voc(voc_root, "trainval")
-    objects = bank_from_coco(coco.json_path, coco.images_dir)
-    merged = merge(train, objects, trainval)
-    assert len(merged) == len(trainval) + len(objects)
-    assert list(merged[: len(train)]) == list(train)
-    assert merged[len(train)] is objects[0] and merged[-1] is trainval[-1]
+# -- the store across datasets ------------------------------------------------------------------------------
+def test_store_keeps_dataset_order_and_drops_repeats(voc_root: Path, coco, tmp_path: Path):
+    """VOC train, then COCO, then VOC trainval in one store: an object met again (same image and instance, here
+    the train images inside trainval) is kept once, at its first position; skip records are all kept."""
+    train, trainval, objects = voc_bank(tmp_path, voc_root, "train"), voc_bank(tmp_path, voc_root), coco_bank(
+        tmp_path, coco)
+    merged = build(tmp_path, (str(voc_root), iter_voc(voc_root, "train")),
+                   (str(coco.json_path), iter_coco(coco.json_path, coco.images_dir)),
+                   (str(voc_root), iter_voc(voc_root, "trainval")))
+    assert len(train) < len(trainval) and len(merged) == len(trainval) + len(objects)
+    assert merged.records[: len(train)] == train.records
+    assert merged.records[len(train) : len(train) + len(objects)] == objects.records
+    assert merged.records[len(train) + len(objects) :] == [r for r in trainval.records if r not in train.records]
+    by_key = {p.key: p for p in patches(trainval) + patches(objects)}
+    for patch in patches(merged):  # every object's pixels read back from its own place in the file
+        np.testing.assert_array_equal(patch.rgb, by_key[patch.key].rgb)
+        np.testing.assert_array_equal(patch.alpha, by_key[patch.key].alpha)
     assert merged.skipped == train.skipped + objects.skipped + trainval.skipped
-    assert isinstance(merged[1:], ObjectBank) and len(merge()) == 0
-    assert merged.class_names == ["car", "cat", "dog", "person"]
+    assert merged.class_counts() == {"car": 2, "cat": 1, "dog": 1, "person": 3}

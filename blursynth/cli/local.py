@@ -8,7 +8,7 @@ from blursynth.cli import options
 from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import RECIPES, LocalConfig, parse_frames, parse_layout, parse_range, parse_size
 from blursynth.errors import ConfigError
-from blursynth.objects.bank import MIN_AREA
+from blursynth.objects.patch import MIN_AREA
 
 DEFAULT_OUT = "lbs_out"
 

@@ -4,7 +4,7 @@ Any folder is searched recursively for images; REDS ``train_sharp/NNN/NNNNNNNN.p
 background has a stable key (its path relative to the input folder, prefixed by the folder's name) and a
 *group*: the folder it lies in (a REDS sequence). Whole groups go to one split, so consecutive, nearly
 identical frames of one sequence never end up in both train and val. When every image lies in one folder,
-each image is its own group.
+each image is its own group. Backgrounds are decoded with :func:`blursynth.io.images.read_rgb`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from blursynth.errors import InputError
-from blursynth.io.images import read_rgb
 from blursynth.io.sources import is_image, natural_key
 
 
@@ -85,12 +83,3 @@ def discover_backgrounds(inputs: tuple[str, ...] | list[str], exclude: tuple[str
         group = str(PurePosixPath(key).parent) if len(folders) > 1 else key
         backgrounds.append(Background(key, str(p.resolve()), group, (int(h), int(w))))
     return backgrounds, skipped
-
-
-def read_background(path: str) -> np.ndarray:
-    """Decode a background as ``(H, W, 3) uint8`` RGB (see :func:`blursynth.io.images.read_rgb`).
-
-    Raises:
-        SourceError: the file is missing, truncated or cannot be decoded.
-    """
-    return read_rgb(path)

@@ -1,4 +1,7 @@
-"""Frame folders: one image sequence per folder, natural sort order (GOPRO_Large_all, REDS train_sharp)."""
+"""Frame folders: one image sequence per folder, natural sort order (GOPRO_Large_all, REDS train_sharp).
+
+Frames are decoded by :func:`blursynth.io.images.read_frame` (truncated files are refused).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from blursynth.errors import SourceError
+from blursynth.io.images import decode_image, read_frame
 from blursynth.io.sources import list_images
 from blursynth.io.video import SourceInfo
 
@@ -41,10 +45,7 @@ def probe_frames(folder: str, fps: float | None = None) -> SourceInfo:
             )
         total += f.stat().st_size
     # Pillow reports 16-bit RGB PNGs as 8-bit "RGB": decode the first frame to learn the real sample type.
-    first = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
-    if first is None:
-        raise SourceError(str(files[0]), "unreadable image (decoder returned nothing; truncated or corrupt?)")
-    deep = first.dtype == np.uint16
+    deep = decode_image(files[0], cv2.IMREAD_UNCHANGED).dtype == np.uint16
     return SourceInfo(
         width=size[0],
         height=size[1],
@@ -57,34 +58,10 @@ def probe_frames(folder: str, fps: float | None = None) -> SourceInfo:
     )
 
 
-def read_image(path: Path, bit_depth: int) -> np.ndarray:
-    """Read one image as RGB (H, W, 3), uint8 or uint16 as ``bit_depth`` says.
-
-    Raises:
-        SourceError: unreadable image.
-    """
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise SourceError(str(path), "unreadable image (decoder returned nothing; truncated or corrupt?)")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if bit_depth == 16 and img.dtype == np.uint8:
-        img = img.astype(np.uint16) * 257  # 8-bit frame in a 16-bit sequence: exact rescale
-    elif bit_depth == 8 and img.dtype != np.uint8:
-        raise SourceError(str(path), f"unexpected sample type {img.dtype} in an 8-bit sequence")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise SourceError(str(path), f"unsupported sample type {img.dtype}")
-    return img
-
-
 def read_frames(folder: str, info: SourceInfo) -> Iterator[tuple[int, np.ndarray]]:
     """Read a frame folder in natural order, checking every frame's size."""
     for index, path in enumerate(list_images(Path(folder))):
-        img = read_image(path, info.bit_depth)
+        img = read_frame(path, info.bit_depth)
         if img.shape[:2] != (info.height, info.width):
             raise SourceError(
                 str(path), f"frame size {img.shape[1]}x{img.shape[0]} differs from {info.width}x{info.height}"

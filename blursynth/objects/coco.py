@@ -33,7 +33,7 @@ import numpy as np
 
 from blursynth.errors import ConfigError, InputError, MissingDependencyError, SourceError
 from blursynth.io.images import read_rgb
-from blursynth.objects.bank import Candidate, skip_record
+from blursynth.objects.patch import Candidate, skip_record
 
 SUPERSAMPLE = 4
 """Polygon rasterisation grid, per axis: 16 coverage levels per pixel."""

@@ -1,7 +1,8 @@
-"""The object bank on disk: ``OUT/objects.h5``, written once per output, read lazily by every worker.
+"""The object bank: ``OUT/objects.h5``, written once per output, read lazily by every worker.
 
-Why a file and not the in-memory :class:`~blursynth.objects.ObjectBank`: all of VOC 2012 trainval is on the
-order of a gigabyte of patches. Built once by the driver and stored next to the shards, the bank is
+The only form the bank takes, in a run and in tests. Why a file and not a list of patches in memory: all of
+VOC 2012 trainval is on the order of a gigabyte of patches. Built once by the driver and stored next to the
+shards, the bank is
 
 * read lazily: a worker holds only the patches it is using (a small LRU cache), whatever the bank size;
 * shared by workers on other machines through the output folder (issue 7's executors), never pickled;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import h5py
 import numpy as np
 
 from blursynth.errors import InputError, OutputError
-from blursynth.objects.bank import Candidate, ObjectPatch, iter_patches, no_usable_object
+from blursynth.objects.patch import Candidate, ObjectPatch, iter_patches, no_usable_object, skip_counts
 from blursynth.run import interrupt
 from blursynth.shards.files import PARTIAL, create_h5, fsync_path, write_failure
 
@@ -53,7 +54,7 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
         path: the store file to create.
         sources: ``(name, candidates)`` per dataset, in bank order (VOC first, then COCO). An object seen
             before (same source image and instance id) is kept once.
-        min_area: smallest object kept (see :func:`~blursynth.objects.bank.cut_patch`).
+        min_area: smallest object kept (see :func:`~blursynth.objects.patch.cut_patch`).
         fingerprint: settings the store was built with; a later run reuses the store only if they match.
 
     Returns:
@@ -205,6 +206,14 @@ class ObjectStore:
             _, old = self._cache.popitem(last=False)
             self._cached -= old.alpha.size * 7
         return patch
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of objects per class name, sorted by name."""
+        return dict(sorted(Counter(r["class_name"] for r in self.records).items()))
+
+    def skip_counts(self) -> dict[str, int]:
+        """Skip records of the build per kind (see :func:`~blursynth.objects.patch.skip_counts`)."""
+        return skip_counts(self.skipped)
 
     def close(self) -> None:
         if self._file is not None:

@@ -38,7 +38,6 @@ The class of an instance is the majority class id under its labelled (non-void) 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,7 +47,8 @@ from PIL import Image
 
 from blursynth.errors import InputError, SourceError
 from blursynth.io.images import read_rgb
-from blursynth.objects.bank import Candidate, skip_record
+from blursynth.io.sources import natural_key
+from blursynth.objects.patch import Candidate, skip_record
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -65,10 +65,6 @@ MAX_CROSSING_PX = 9.0
 band measures at most 7.4 even at corners, a 7 px one 10."""
 
 _LAYOUT = "a PASCAL VOC 2012 root holds JPEGImages/, SegmentationObject/, SegmentationClass/, ImageSets/Segmentation/"
-
-
-def _natural_key(text: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def voc_image_ids(root: str | Path, split: str) -> list[str]:
@@ -100,7 +96,7 @@ def voc_image_ids(root: str | Path, split: str) -> list[str]:
         lines = split_file.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{split_file}: unreadable split file ({type(exc).__name__}: {exc})") from None
-    ids = sorted({line.split()[0] for line in lines if line.strip()}, key=_natural_key)
+    ids = sorted({line.split()[0] for line in lines if line.strip()}, key=natural_key)
     if not ids:
         raise InputError(f"{split_file}: lists no images")
     return ids

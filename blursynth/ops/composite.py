@@ -1,22 +1,16 @@
-"""Linear-light compositing of soft-edged objects (local blur synthesis).
+"""Linear-light compositing of soft-edged objects (local blur synthesis): the per-object building blocks.
 
-Pure functions on float32 arrays in linear light (CRF inverse applied), the way the averaging recipes work:
+Pure functions on float32 arrays in linear light (``CRF.decode`` applied), the way the averaging recipes work:
 a frame is ``S = P + (1 - A) * S`` per object in z-order, with ``P`` the object's premultiplied linear colour
 and ``A`` its anti-aliased coverage, both resampled together with bilinear interpolation (premultiplying
-first keeps the colour of pixels outside the object from bleeding into its edge). Encoding back applies the
-forward CRF and **rounds** to uint8 (OpenCV's ``saturate_cast``, round half to even).
-
-Exactness: for every code value v, ``encode(mean of up to 23 copies of linear(v))`` is v again (tested for
-all 256 values and every CRF), so a pixel no object ever covers is bit-identical in the blur and the sharp
-image.
+first keeps the colour of pixels outside the object from bleeding into its edge). ``ops/render.py`` and its
+torch twin ``ops/render_torch.py`` put these together into whole samples.
 
 OpenCV's ``warpAffine`` resolves sub-pixel positions to 1/32 px (``INTER_BITS = 5``); poses are therefore
 exact to within 1/64 px, far below the 1 px steps objects make.
 """
 
 from __future__ import annotations
-
-import functools
 
 import cv2
 import numpy as np
@@ -26,37 +20,10 @@ from blursynth.ops.crf import CRF
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 
 
-@functools.lru_cache(maxsize=16)
-def linear_table(crf: CRF) -> np.ndarray:
-    """g^-1 of every 8-bit code value: ``(256,) float32`` in [0, 1]."""
-    table = crf.to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
-    table.setflags(write=False)
-    return table
-
-
-def to_linear(image: np.ndarray, crf: CRF) -> np.ndarray:
-    """uint8 ``(..., 3)`` -> float32 linear light (a table lookup)."""
-    return cv2.LUT(image, linear_table(crf))
-
-
-def encode(linear: np.ndarray, crf: CRF) -> np.ndarray:
-    """float32 linear light -> uint8 code values: ``round(255 * g(y))``, clipped to [0, 255]."""
-    y = cv2.max(np.asarray(linear, dtype=np.float32), 0.0)  # pow and convertScaleAbs would take |y|
-    if crf.name == "gamma":
-        coded = cv2.pow(y, 1.0 / crf.gamma)
-    elif crf.name == "srgb":
-        y = np.clip(y, 0.0, 1.0)
-        coded = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, np.float32(1 / 2.4)) - 0.055)
-        coded = coded.astype(np.float32)
-    else:
-        coded = y
-    return cv2.convertScaleAbs(coded, alpha=255.0)
-
-
 def premultiply(rgb: np.ndarray, alpha: np.ndarray, crf: CRF) -> np.ndarray:
     """A patch as ``(h, w, 4) float32``: linear colour times alpha, then alpha."""
     out = np.empty((*alpha.shape, 4), np.float32)
-    out[..., :3] = to_linear(rgb, crf) * alpha[..., None]
+    out[..., :3] = crf.decode(rgb) * alpha[..., None]
     out[..., 3] = alpha
     return out
 

@@ -11,6 +11,14 @@ Precision: the table rounds each linear value to 1/q, so the mean of a window is
 The forward gamma curve is steepest where it matters least; at the darkest mean that can still round to a
 non-zero code, m = (0.5/255)^2.2 ~ 1.1e-6, its slope is 255/2.2 * m^(1/2.2 - 1) ~ 2e5 codes per unit, so with
 q ~ 1.65e8 (N_max = 13) the error is ~6e-4 of a code value: far below the 1-LSB rounding step.
+
+One forward CRF (g) and one inverse (g^-1), in the forms the pipeline needs:
+
+* float64 reference: :meth:`CRF.from_linear`, :meth:`CRF.to_linear` (tables, thresholds, tests);
+* fast 8-bit forms: :meth:`CRF.decode` (a float32 table lookup) and :meth:`CRF.encode` (float32 OpenCV/numpy,
+  rounded half to even), with their torch twins :meth:`CRF.decode_torch` and :meth:`CRF.encode_torch`
+  (used by compositing, and by :func:`encode_sum` as its float estimate);
+* exact integer forms for window sums: :meth:`CRF.inverse_lut` and :func:`encode_sum`.
 """
 
 from __future__ import annotations
@@ -61,19 +69,80 @@ class CRF:
             return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1.0 / 2.4) - 0.055)
         return y.copy()
 
-    # -- torch forward, shared by every accumulation backend ---------------------------------------------
-    def from_linear_torch(self, y: torch.Tensor) -> torch.Tensor:
-        """g on a float32 tensor of linear values in [0, 1], in place where possible."""
+    # -- fast 8-bit forms (float32), numpy and torch ------------------------------------------------------
+    def decode(self, image: np.ndarray) -> np.ndarray:
+        """g^-1 of 8-bit code values by table lookup: uint8 ``(..., 3)`` -> float32 linear light in [0, 1]."""
+        return cv2.LUT(image, linear_table(self))
+
+    def decode_torch(self, image: torch.Tensor) -> torch.Tensor:
+        """:meth:`decode` on a uint8 tensor (any device): the same float32 values."""
         import torch
 
-        y = y.clamp_(0.0, 1.0)
+        table = torch.tensor(linear_table(self), device=image.device)  # a copy: the table is read-only
+        return table[image.long()]
+
+    def encode(self, linear: np.ndarray, scale: float = 1.0, scratch: dict | None = None) -> np.ndarray:
+        """g back to 8-bit code values: ``round(255 * g(scale * linear))``, half to even, clipped to [0, 255].
+
+        float32 with OpenCV kernels (~4 ms for 1280x720 on one core). Exact for every code value: encoding the
+        decoded value (or the mean of up to 23 copies of it) gives the code back (tests/test_local_ops.py).
+
+        Args:
+            linear: float linear light (negative values encode to 0), or non-negative integers (the exact
+                window sums of :func:`encode_sum`, which ``scale`` brings to [0, 1]).
+            scale: factor applied before g; for the gamma curve it is folded into the final rounding pass
+                (``255 (S / nq)^(1/g) == S^(1/g) * 255 / (nq)^(1/g)``), so one pow and one fused pass remain.
+            scratch: dict in which the work arrays are kept between calls (saves ~5 ms of page faults per
+                1280x720 window); the result then lives in it and is overwritten by the next call.
+
+        Returns:
+            uint8 array of the shape of ``linear`` (at most 4 channels, as OpenCV requires).
+        """
+        scratch = {} if scratch is None else scratch
+        out = _work(scratch, "code", linear.shape, np.uint8)
+        if linear.dtype.kind in "iu" and self.name == "linear":  # sums of a non-negative table: no clip needed
+            return cv2.convertScaleAbs(linear, dst=out, alpha=255.0 * scale)
+        x = _work(scratch, "x", linear.shape, np.float32)
+        if linear.dtype.kind in "iu":
+            np.copyto(x, linear, casting="unsafe")
+        else:  # pow and convertScaleAbs would take |y|
+            cv2.max(np.asarray(linear, dtype=np.float32), 0.0, dst=x)
+        if self.name == "gamma":
+            cv2.pow(x, 1.0 / self.gamma, dst=x)
+            return cv2.convertScaleAbs(x, dst=out, alpha=255.0 * scale ** (1.0 / self.gamma))
+        if self.name == "linear":
+            return cv2.convertScaleAbs(x, dst=out, alpha=255.0 * scale)
+        if scale != 1.0:  # sRGB: IEC 61966-2-1, in float32 numpy
+            x *= np.float32(scale)
+        np.clip(x, 0.0, 1.0, out=x)
+        low = np.multiply(x, np.float32(12.92), out=_work(scratch, "low", x.shape, np.float32))
+        dark = np.less_equal(x, np.float32(0.0031308), out=_work(scratch, "dark", x.shape, np.bool_))
+        np.power(x, np.float32(1 / 2.4), out=x)  # numpy's float32 pow: OpenCV's differs in the last bit
+        x *= np.float32(1.055)
+        x -= np.float32(0.055)
+        np.copyto(x, low, where=dark)
+        return cv2.convertScaleAbs(x, dst=out, alpha=255.0)
+
+    def from_linear_torch(self, linear: torch.Tensor) -> torch.Tensor:
+        """g on a float32 tensor of linear light (clipped to [0, 1]); ``linear`` is left as it is."""
+        import torch
+
+        y = linear.clamp(0.0, 1.0)
         if self.name == "gamma":
             return y.pow_(1.0 / self.gamma)
         if self.name == "srgb":
-            low = y * 12.92
-            high = y.pow(1.0 / 2.4).mul_(1.055).sub_(0.055)
-            return torch.where(y <= 0.0031308, low, high)
+            return torch.where(y <= 0.0031308, y * 12.92, y.pow(1.0 / 2.4).mul_(1.055).sub_(0.055))
         return y
+
+    def encode_torch(self, linear: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode` on a float32 tensor (any device): ``round(255 * g(linear))`` as uint8, half to even.
+
+        Bytes may differ from :meth:`encode` in the last bit of pow on a few values; both are exact for
+        every code value.
+        """
+        import torch
+
+        return torch.round(self.from_linear_torch(linear).mul_(255.0)).clamp_(0, 255).to(torch.uint8)
 
     # -- lookup tables ------------------------------------------------------------------------------------
     def full_scale(self, bit_depth: int, n_max: int) -> int:
@@ -113,6 +182,14 @@ def create_crf(name: str, gamma: float = 2.2) -> CRF:
     if name == "gamma" and not gamma > 0:
         raise ConfigError(f"--gamma: expected a positive exponent, got {gamma}")
     return CRF(name=name, gamma=float(gamma))
+
+
+@functools.lru_cache(maxsize=16)
+def linear_table(crf: CRF) -> np.ndarray:
+    """g^-1 of every 8-bit code value: ``(256,) float32`` in [0, 1] (read-only; the table of :meth:`CRF.decode`)."""
+    table = crf.to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+    table.setflags(write=False)
+    return table
 
 
 @functools.lru_cache(maxsize=256)
@@ -160,32 +237,10 @@ def _work(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray:
     return arr
 
 
-def _estimate_numpy(flat: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
-    """float32 forward CRF with OpenCV kernels (~4 ms for 1280x720 on one core); within 1 code of exact."""
-    scale = 1.0 / (n * q)
-    est = _work(scratch, "est", flat.shape, np.uint8)
-    if crf.name == "linear":
-        return cv2.convertScaleAbs(flat, dst=est, alpha=255.0 * scale)
-    x = _work(scratch, "x", flat.shape, np.float32)
-    np.copyto(x, flat, casting="unsafe")
-    if crf.name == "gamma":
-        # 255 * (S / nq)^(1/g) == S^(1/g) * 255 / (nq)^(1/g): one pow and one fused scale+round pass.
-        cv2.pow(x, 1.0 / crf.gamma, dst=x)
-        return cv2.convertScaleAbs(x, dst=est, alpha=255.0 * scale ** (1.0 / crf.gamma))
-    x *= np.float32(scale)  # sRGB: float32 numpy; the exact correction below fixes any last-bit difference
-    np.clip(x, 0.0, 1.0, out=x)
-    low = x * np.float32(12.92)
-    cv2.pow(x, 1.0 / 2.4, dst=x)
-    x *= np.float32(1.055)
-    x -= np.float32(0.055)
-    np.copyto(x, low, where=low <= np.float32(0.0031308 * 12.92))
-    return cv2.convertScaleAbs(x, dst=est, alpha=255.0)
-
-
 def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
     shape = sums.shape
     flat = np.ascontiguousarray(sums).reshape(-1, shape[-2] * shape[-1]) if sums.ndim >= 2 else sums[None]
-    est = _estimate_numpy(flat, n, q, crf, scratch)
+    est = crf.encode(flat, 1.0 / (n * q), scratch)  # float32 estimate, within one code of exact
     # Exact correction of the float estimate (off by one in ~1e-4 of pixels near a rounding boundary):
     # v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by cv2.LUT (0.5 ms per pass).
     t = rounding_thresholds(crf, n, q).astype(np.int32)

@@ -31,7 +31,8 @@ from blursynth.config import ExecutionFields
 from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.flow import create_flow
 from blursynth.flow.base import magnitude
-from blursynth.io.frames import probe_frames, read_image
+from blursynth.io.frames import probe_frames
+from blursynth.io.images import read_frame
 from blursynth.io.sources import VIDEO_EXTENSIONS, Source, discover_sources, list_images
 from blursynth.io.video import SourceInfo, probe_video, read_video
 from blursynth.ops.images import to_uint8
@@ -213,7 +214,7 @@ def _read_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int):
     needed = sorted({t for t in starts} | {t + gap for t in starts})
     if src.kind == "frames":
         files = list_images(Path(src.path))
-        frames = {i: to_uint8(read_image(files[i], info.bit_depth)) for i in needed}
+        frames = {i: to_uint8(read_frame(files[i], info.bit_depth)) for i in needed}
     else:
         frames, wanted = {}, set(needed)
         for index, frame in read_video(src.path, info, wanted):

@@ -1,11 +1,11 @@
-"""The object bank: segmented objects cut out of PASCAL VOC 2012 or COCO, ready to be pasted and moved.
+"""A segmented object cut out of PASCAL VOC 2012 or COCO, and the rules that decide which objects are kept.
 
 LODE/BladeNet (Sec. 4.1, "Local Blur Synthesis Module") "crop[s] various objects from the auxiliary dataset"
 (PASCAL VOC 2012; MS COCO is named as an alternative) and moves them over a sharp background, so that "the
 cropped images will not introduce any irrelevant visual content". This module holds what every source format
-shares: the :class:`ObjectPatch` type, the :class:`ObjectBank` sequence with its skip records, the rules that
-turn a soft mask into a patch (crop, ``min_area``, truncation) and the builders ``bank_from_voc`` /
-``bank_from_coco``. Format parsing lives in ``voc.py`` and ``coco.py``.
+shares: the :class:`ObjectPatch` type, the :class:`Candidate` a format reader yields, the rules that turn a
+soft mask into a patch (crop, ``min_area``, truncation) and the skip records of what was left out. Format
+parsing lives in ``voc.py`` and ``coco.py``; the bank itself is the file ``store.py`` writes and reads.
 
 A patch keeps only its bounding-box crop (``rgb`` and ``alpha`` own their memory), never the whole image: 7
 bytes per pixel of its box (uint8 RGB + float32 alpha). Source images are decoded one at a time and dropped.
@@ -14,10 +14,10 @@ bytes per pixel of its box (uint8 RGB + float32 alpha). Source images are decode
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class ObjectPatch:
 
     @property
     def key(self) -> tuple[str, int]:
-        """``(source, instance_id)``: identifies the object; ``merge`` drops repeated keys."""
+        """``(source, instance_id)``: identifies the object; the store keeps one object per key."""
         return self.source, self.instance_id
 
     def __repr__(self) -> str:
@@ -166,111 +166,6 @@ def cut_patch(candidate: Candidate, *, min_area: float = MIN_AREA) -> ObjectPatc
     )
 
 
-class ObjectBank(Sequence[ObjectPatch]):
-    """An ordered, immutable sequence of :class:`ObjectPatch` plus the record of what was skipped.
-
-    The order is deterministic: the builders sort images by id (VOC: natural order of the image ids; COCO:
-    image id) and objects by instance / annotation id, and never depend on how a folder is listed.
-
-    Args:
-        patches: the objects, in order.
-        skipped: records ``{"path", "instance_id", "reason"}`` of skipped images (``instance_id`` None) and
-            instances, in the order they were met.
-
-    Attributes:
-        skipped: the skip records (a list, so a run can add its own).
-    """
-
-    def __init__(self, patches: Iterable[ObjectPatch] = (), skipped: Iterable[dict] = ()) -> None:
-        self._patches = tuple(patches)
-        self.skipped: list[dict] = list(skipped)
-
-    @overload
-    def __getitem__(self, index: int) -> ObjectPatch: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> ObjectBank: ...
-
-    def __getitem__(self, index: int | slice) -> ObjectPatch | ObjectBank:
-        if isinstance(index, slice):
-            return ObjectBank(self._patches[index], self.skipped)
-        return self._patches[index]
-
-    def __len__(self) -> int:
-        return len(self._patches)
-
-    def __iter__(self) -> Iterator[ObjectPatch]:
-        return iter(self._patches)
-
-    def __repr__(self) -> str:
-        return f"ObjectBank({len(self)} objects, {len(self.skipped)} skipped)"
-
-    @property
-    def class_names(self) -> list[str]:
-        """Sorted names of the classes present."""
-        return sorted({p.class_name for p in self._patches})
-
-    def class_counts(self) -> dict[str, int]:
-        """Number of objects per class name, sorted by name."""
-        return dict(sorted(Counter(p.class_name for p in self._patches).items()))
-
-    def skip_counts(self) -> dict[str, int]:
-        """Number of skip records per kind: the reason's leading word (``tiny``, ``truncated``, ``crowd``, ...)
-        for instance skips, ``image`` for whole-image skips."""
-        kinds = Counter(
-            "image" if r["instance_id"] is None else r["reason"].split(":", 1)[0] for r in self.skipped
-        )
-        return dict(sorted(kinds.items()))
-
-
-def merge(*banks: ObjectBank) -> ObjectBank:
-    """Concatenate banks in argument order.
-
-    An object already present (same ``source`` and ``instance_id``, e.g. from overlapping VOC splits) is kept
-    once, at its first position. Skip records are concatenated as they are.
-
-    Args:
-        *banks: banks to merge.
-
-    Returns:
-        A new bank.
-    """
-    seen: set[tuple[str, int]] = set()
-    patches: list[ObjectPatch] = []
-    skipped: list[dict] = []
-    for bank in banks:
-        for patch in bank:
-            if patch.key not in seen:
-                seen.add(patch.key)
-                patches.append(patch)
-        skipped.extend(bank.skipped)
-    return ObjectBank(patches, skipped)
-
-
-def build_bank(items: Iterable[Candidate | dict], *, min_area: float, where: str) -> ObjectBank:
-    """Turn a reader's stream of candidates and skip records into a bank.
-
-    Args:
-        items: :class:`Candidate` objects and skip records (dicts from :func:`skip_record`), in bank order.
-        min_area: see :func:`cut_patch`.
-        where: the dataset, named in the error when nothing is usable.
-
-    Returns:
-        The bank.
-
-    Raises:
-        InputError: not a single usable object.
-    """
-    patches: list[ObjectPatch] = []
-    skipped: list[dict] = []
-    for item in iter_patches(items, min_area=min_area):
-        (skipped if isinstance(item, dict) else patches).append(item)
-    bank = ObjectBank(patches, skipped)
-    if not patches:
-        raise no_usable_object(where, skipped)
-    return bank
-
-
 def iter_patches(items: Iterable[Candidate | dict], *, min_area: float) -> Iterator[ObjectPatch | dict]:
     """Cut every candidate (:func:`cut_patch`); skip records pass through and failed cuts become records."""
     for item in items:
@@ -283,63 +178,17 @@ def iter_patches(items: Iterable[Candidate | dict], *, min_area: float) -> Itera
             yield skip_record(exc.path, exc.reason, item.instance_id)
 
 
+def skip_counts(records: Iterable[dict]) -> dict[str, int]:
+    """Number of skip records per kind, sorted by kind: the reason's leading word (``tiny``, ``truncated``,
+    ``crowd``, ...) for instance skips, ``image`` for whole-image skips."""
+    kinds = Counter("image" if r["instance_id"] is None else r["reason"].split(":", 1)[0] for r in records)
+    return dict(sorted(kinds.items()))
+
+
 def no_usable_object(where: str, skipped: list[dict]) -> InputError:
     """The one-line error for a dataset without a single usable object, with the skip counts."""
     if not skipped:
         return InputError(f"{where}: no usable object (no object matched)")
-    kinds = ", ".join(f"{n} {k}" for k, n in ObjectBank((), skipped).skip_counts().items())
+    kinds = ", ".join(f"{n} {k}" for k, n in skip_counts(skipped).items())
     first = f"{skipped[0]['path']}: {skipped[0]['reason']}"
     return InputError(f"{where}: no usable object (skipped: {kinds}; first: {first})")
-
-
-def bank_from_voc(root: str | Path, split: str = "trainval", *, min_area: float = MIN_AREA) -> ObjectBank:
-    """Build a bank from a PASCAL VOC 2012 root (the folder holding ``JPEGImages``, ``SegmentationObject``,
-    ``SegmentationClass`` and ``ImageSets/Segmentation``).
-
-    The void band around every VOC object becomes a soft alpha ramp (see ``blursynth.objects.voc``).
-
-    Args:
-        root: the ``VOC2012`` folder.
-        split: ``train``, ``val`` or ``trainval`` (the list in ``ImageSets/Segmentation``).
-        min_area: smallest object kept, in pixels (sum of alpha).
-
-    Returns:
-        Objects ordered by image id, then instance index; skipped images and instances in ``bank.skipped``.
-
-    Raises:
-        InputError: missing root, folder or split file, unknown split, or no usable object at all.
-    """
-    from blursynth.objects import voc  # voc.py imports this module's helpers, so import it on use
-
-    return build_bank(voc.iter_voc(root, split), min_area=min_area, where=str(root))
-
-
-def bank_from_coco(
-    instances_json: str | Path,
-    images_dir: str | Path,
-    *,
-    categories: Iterable[str] | None = None,
-    min_area: float = MIN_AREA,
-) -> ObjectBank:
-    """Build a bank from a COCO ``instances_*.json`` and its image folder.
-
-    Polygons are rasterised anti-aliased; RLE masks (compressed or not) are binary. Crowd regions
-    (``iscrowd=1``) are skipped and recorded.
-
-    Args:
-        instances_json: the annotation file.
-        images_dir: the folder the images' ``file_name`` entries are relative to.
-        categories: category names to keep (``None``: all).
-        min_area: smallest object kept, in pixels (sum of alpha).
-
-    Returns:
-        Objects ordered by image id, then annotation id; skipped images and annotations in ``bank.skipped``.
-
-    Raises:
-        InputError: missing or invalid JSON, missing image folder, unknown category, or no usable object.
-        MissingDependencyError: pycocotools is not installed.
-    """
-    from blursynth.objects import coco  # needs pycocotools, an optional dependency: import on use
-
-    items = coco.iter_coco(instances_json, images_dir, categories=categories)
-    return build_bank(items, min_area=min_area, where=str(instances_json))

@@ -1,9 +1,9 @@
-"""The torch twin of ``render_moving``: all N frames of a cluster at once, on any torch device.
+"""The torch twin of :func:`blursynth.ops.render.render_moving`: all N frames of a cluster at once, on any device.
 
-Same model as ``ops/composite.py`` and ``recipes/local.render_moving``: per frame ``S = P + (1 - A) S`` over
-the scene in linear light, objects in z-order, premultiplied patches resampled bilinearly with zero
-padding; ``blur = g(mean)``, ``sharp = g(middle frame)``, ``mask = round(255 f)`` (>= 1 where f > 0). On a
-GPU the N frames of a cluster are one batched ``grid_sample`` per object instead of N OpenCV warps.
+Same model as ``ops/render.py``: per frame ``S = P + (1 - A) S`` over the scene in linear light, objects in
+z-order, premultiplied patches resampled bilinearly with zero padding; ``blur = g(mean)``, ``sharp = g(middle
+frame)``, ``mask = round(255 f)`` (>= 1 where f > 0). On a GPU the N frames of a cluster are one batched
+``grid_sample`` per object instead of N OpenCV warps.
 
 Bytes differ slightly from the OpenCV path (``grid_sample`` interpolates at full float precision where
 ``warpAffine`` snaps positions to 1/32 px): a few LSB on object edges, identical elsewhere. The backend is
@@ -17,18 +17,7 @@ import numpy as np
 
 from blursynth.ops import composite
 from blursynth.ops.crf import CRF
-
-
-def encode_torch(linear, crf: CRF):
-    """float32 tensor of linear light -> uint8 tensor, ``round(255 * g(y))`` (half to even, as OpenCV)."""
-    import torch
-
-    y = linear.clamp(0.0, 1.0)
-    if crf.name == "gamma":
-        y = y.pow(1.0 / crf.gamma)
-    elif crf.name == "srgb":
-        y = torch.where(y <= 0.0031308, y * 12.92, y.pow(1.0 / 2.4) * 1.055 - 0.055)
-    return torch.round(y * 255.0).clamp_(0, 255).to(torch.uint8)
+from blursynth.ops.render import Layers
 
 
 def _grid(poses: np.ndarray, box: composite.Box, patch_size: tuple[int, int], device):
@@ -50,9 +39,9 @@ def _grid(poses: np.ndarray, box: composite.Box, patch_size: tuple[int, int], de
     return (uv * scale - 1.0).to(torch.float32)
 
 
-def render_moving_torch(scene: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], crf: CRF,
-                        device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
-    """Same contract as :func:`blursynth.recipes.local.render_moving`, computed with torch on ``device``."""
+def render_moving_torch(scene: np.ndarray, layers: Layers, crf: CRF, device: str = "cpu"
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
+    """Same arguments and results as :func:`blursynth.ops.render.render_moving`, computed on ``device``."""
     import torch
     import torch.nn.functional as F
 
@@ -65,7 +54,8 @@ def render_moving_torch(scene: np.ndarray, layers: list[tuple[np.ndarray, np.nda
     with torch.no_grad():
         for box, members in groups:
             x0, y0, x1, y1 = box
-            base = torch.from_numpy(composite.to_linear(scene[y0:y1, x0:x1], crf)).to(device).permute(2, 0, 1)
+            codes = torch.from_numpy(np.ascontiguousarray(scene[y0:y1, x0:x1])).to(device)
+            base = crf.decode_torch(codes).permute(2, 0, 1)
             frames = base.unsqueeze(0).repeat(n, 1, 1, 1)  # (N, 3, bh, bw)
             uncovered = torch.ones((n, 1, y1 - y0, x1 - x0), dtype=torch.float32, device=device)
             for i in members:
@@ -77,7 +67,7 @@ def render_moving_torch(scene: np.ndarray, layers: list[tuple[np.ndarray, np.nda
                 keep = 1.0 - layer[:, 3:4]
                 frames = layer[:, :3] + keep * frames
                 uncovered = uncovered * keep
-            sharp[y0:y1, x0:x1] = encode_torch(frames[mid], crf).permute(1, 2, 0).cpu().numpy()
-            blur[y0:y1, x0:x1] = encode_torch(frames.mean(dim=0), crf).permute(1, 2, 0).cpu().numpy()
+            sharp[y0:y1, x0:x1] = crf.encode_torch(frames[mid]).permute(1, 2, 0).cpu().numpy()
+            blur[y0:y1, x0:x1] = crf.encode_torch(frames.mean(dim=0)).permute(1, 2, 0).cpu().numpy()
             mask[y0:y1, x0:x1] = composite.coverage_mask((1.0 - uncovered).sum(dim=0)[0].cpu().numpy(), n)
     return blur, sharp, mask, [list(box) for box, _ in groups]

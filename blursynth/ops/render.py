@@ -1,0 +1,81 @@
+"""Rendering a local-blur sample on the CPU: static objects pasted into the scene, moving ones averaged.
+
+The model (LODE/BladeNet Sec. 4.1, in linear light): frame k shows the scene with every moving object at pose
+k composited over it in z-order (``ops/composite.py``); ``blur = g(mean of the N frames)``, ``sharp = g(frame
+(N - 1) / 2)``, both rounded, and ``mask = round(255 * fraction of the exposure a moving object covers the
+pixel)``, at least 1 wherever that fraction is not 0.
+
+Only the boxes the moving objects sweep are composited, frame by frame only the box the objects cover in that
+frame; the rest of both images is the scene, copied once. ``CRF.encode`` of the decoded scene (or the mean of
+up to 23 copies of it) gives the scene back exactly, so ``mask == 0`` exactly where blur and sharp are the
+scene itself. ``ops/render_torch.py`` is the torch twin of :func:`render_moving` (same arguments and results).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blursynth.ops import composite
+from blursynth.ops.crf import CRF
+
+#: Per moving object, in z-order (last on top): premultiplied patch ``(h, w, 4) float32``, poses ``(N, 2, 3)``.
+Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+def paste_static(scene: np.ndarray, premultiplied: np.ndarray, pose: np.ndarray, crf: CRF) -> None:
+    """Composite one object onto ``scene`` (uint8, in place) in linear light and re-encode its box."""
+    box = composite.warped_box(pose, premultiplied.shape[:2], scene.shape[:2])
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    region = crf.decode(scene[y0:y1, x0:x1])
+    composite.over(region, composite.warp(premultiplied, pose, box))
+    scene[y0:y1, x0:x1] = crf.encode(region)
+
+
+def render_moving(scene: np.ndarray, layers: Layers, crf: CRF
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
+    """Average the frames of objects moving over a still scene.
+
+    Args:
+        scene: ``(H, W, 3) uint8`` what every frame shows where no moving object is.
+        layers: per moving object, in z-order (last on top): its premultiplied patch ``(h, w, 4) float32``
+            and its poses ``(N, 2, 3)`` (all objects share N).
+        crf: the camera response.
+
+    Returns:
+        ``blur``, ``sharp`` ``(H, W, 3) uint8``, ``mask`` ``(H, W) uint8`` and the composited boxes
+        ``[[x0, y0, x1, y1], ...]``.
+    """
+    height, width = scene.shape[:2]
+    n = len(layers[0][1])
+    mid = (n - 1) // 2
+    boxes, groups = composite.swept_boxes(layers, (height, width))
+    blur, sharp = scene.copy(), scene.copy()
+    mask = np.zeros((height, width), np.uint8)
+    for (x0, y0, x1, y1), members in groups:
+        base = crf.decode(scene[y0:y1, x0:x1])
+        acc = base * np.float32(n)
+        cover = np.zeros(base.shape[:2], np.float32)
+        for k in range(n):
+            fb = composite.union(boxes[i][k] for i in members)
+            if fb is None:
+                continue
+            fx0, fy0, fx1, fy1 = fb
+            local = np.s_[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+            frame = base[local].copy()
+            uncovered = np.ones(frame.shape[:2], np.float32)
+            for i in members:
+                b = boxes[i][k]
+                if b is None:
+                    continue
+                sub = np.s_[b[1] - fy0 : b[3] - fy0, b[0] - fx0 : b[2] - fx0]
+                composite.over(frame[sub], composite.warp(layers[i][0], layers[i][1][k], b), uncovered[sub])
+            if k == mid:
+                sharp[fy0:fy1, fx0:fx1] = crf.encode(frame)
+            frame -= base[local]  # exactly 0 where nothing covers the pixel
+            acc[local] += frame
+            cover[local] += 1.0 - uncovered
+        blur[y0:y1, x0:x1] = crf.encode(acc / np.float32(n))
+        mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
+    return blur, sharp, mask, [list(box) for box, _ in groups]
