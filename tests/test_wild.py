@@ -260,12 +260,27 @@ def test_source_shorter_than_one_window_is_skipped(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_help_documents_the_flow_options():
-    out = invoke("average", "--help").output
-    for opt in ("--recipe", "wild", "--downsample", "--flow", "--flow-threshold", "--flow-stat", "--max-match-error",
-                "--max-step-px", "--blur-map", "--raft-weights"):
-        assert opt in out
-    assert "blursynth average --recipe wild" in out
+def test_flow_threshold_moves_the_cut(segments, tmp_path):
+    """--flow-threshold 0.25 (below the 0.5 px/frame segment) keeps windows of the still segment only."""
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", segments[0], out, "--flow-threshold", "0.25", "-q")
+    rows = samples(out)
+    assert rows and all(max(true_steps(r["meta"]), default=0) == 0 for r in rows)
+    assert sum(s["rejections"].get("flow_threshold", 0) for s in stats(out)) > 0
+
+
+def test_blur_map_at_full_resolution_with_the_ghosting_guard(segments, tmp_path):
+    """The help's `--max-step-px 2 --blur-map` on a GOPRO run: windows up to 1.5 px/frame, full-size blur maps."""
+    out = tmp_path / "out"
+    run_ok("average", segments[0], out, "--frames", "7", "--max-step-px", "2", "--blur-map", "-q")
+    rows = samples(out)
+    assert rows and any(min(STEPS[i] for i in r["meta"]["frames"][1:]) == 1.5 for r in rows)
+    for r in rows:
+        speeds = [STEPS[i] for i in r["meta"]["frames"][1:]]
+        assert max(speeds) <= 1.5
+        assert r["blur_map"].shape == r["blur"].shape[:2] == (H, W)
+        if min(speeds) == 1.5:  # 6 pairs of 1.5 px each
+            assert np.median(r["blur_map"][8:-8, 8:-8]) == pytest.approx(6 * 1.5, rel=0.12)
 
 
 def test_truncated_wild_source_keeps_complete_windows(segments, tmp_path):

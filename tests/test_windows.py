@@ -1,13 +1,18 @@
-"""Window planning, --frames parsing and train/val split assignment."""
+"""Window planning, the recipes' windows, --frames parsing and train/val split assignment."""
 
 from __future__ import annotations
 
+import json
 import random
 
+import cv2
+import h5py
 import numpy as np
 import pytest
+from cli_helpers import run_ok
+from conftest import pan_frames, textured_image, write_video
 
-from blursynth.config import RECIPES, parse_frames
+from blursynth.config import parse_frames
 from blursynth.errors import ConfigError
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, odd_sizes, plan_windows
@@ -164,13 +169,46 @@ def test_parse_frames_rejects(text):
         parse_frames(text)
 
 
-def test_recipes_follow_the_papers():
-    for name in ("gopro", "lode"):
-        preset = RECIPES[name]
-        assert preset.frames == (7, 13)
-        assert preset.stride is None
-        assert preset.crf == "gamma"
-        assert preset.gamma == 2.2
+# -- recipes, checked on the samples they produce ------------------------------------------------------------
+#: What each paper prescribes: N odd in this range, frames shrunk by this factor (area) before averaging.
+PAPERS = {
+    "gopro": ((7, 13), 1),  # Nah et al. 2017, Sec. 2: "averaged varying number (7 - 13) of successive frames"
+    "lode": ((7, 13), 1),  # LODE/BladeNet, Sec. 3: "an odd number randomly sampled from 7 to 13"
+    "wild": ((7, 23), 3),  # Noroozi et al. 2017, Sec. 2: "downsample ... by a factor of 3", "between 7 and 23"
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(PAPERS))
+def test_recipe_samples_follow_the_papers(recipe, tmp_path):
+    """Back-to-back windows of odd N over the paper's range, the middle frame as ground truth, gamma 2.2.
+
+    The pan is slow enough (0.3 px/frame after x3) that the WILD flow filter keeps every window.
+    """
+    (lo, hi), factor = PAPERS[recipe]
+    num, height, width = 200, 96, 144
+    frames = pan_frames(textured_image(height + 8, width + 200, seed=2), num, height, width, 0.9)
+    clip = write_video(tmp_path / "pan.mkv", frames)
+    run_ok("average", "--recipe", recipe, clip, tmp_path / "out", "-q")
+    rows = []
+    for path in sorted((tmp_path / "out").glob("*/*.h5")):
+        with h5py.File(path, "r") as f:
+            rows += [(json.loads(m), f["blur"][i], f["sharp"][i]) for i, m in enumerate(f["meta"].asstr()[()])]
+    rows.sort(key=lambda r: r[0]["frames"][0])
+    sizes = [meta["n_frames"] for meta, _, _ in rows]
+    assert all(n % 2 == 1 and lo <= n <= hi for n in sizes)
+    assert len(set(sizes)) > 1  # drawn from the range, not one fixed N
+    starts = [meta["frames"][0] for meta, _, _ in rows]
+    stops = [meta["frames"][-1] + 1 for meta, _, _ in rows]
+    assert starts == [0] + stops[:-1]  # back-to-back from the first frame
+    assert num - stops[-1] < lo  # no window lost at the end
+    small = np.stack([cv2.resize(f, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+                      for f in frames])
+    for meta, blur, sharp in rows:
+        assert meta["center"] == meta["frames"][0] + meta["n_frames"] // 2
+        np.testing.assert_array_equal(sharp, small[meta["center"]])
+        linear = (small[meta["frames"]].astype(np.float64) / 255) ** 2.2
+        oracle = np.rint(linear.mean(axis=0) ** (1 / 2.2) * 255)
+        assert np.abs(blur.astype(np.float64) - oracle).max() <= 1
 
 
 # -- splits -----------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Planning (``plan_average``) probes every source, draws its windows from the seeded generator, assigns whole
 sources to splits and gives every source a fixed range of shard numbers (in key order). A work unit
-(``AverageUnit``) is one source; ``run_unit`` decodes it once, streams frames through the accumulator and
-writes the samples of the shards that are not complete yet. Because the plan is a pure function of the
-sources and the configuration, a resumed or re-scheduled run writes the same bytes.
+(``AverageUnit``, recipes/source_unit.py) is one source; ``run_planned_unit`` decodes it once, streams frames
+through the accumulator and writes the samples of the shards that are not complete yet. Because the plan is
+a pure function of the sources and the configuration, a resumed or re-scheduled run writes the same bytes.
+With optical flow (the WILD recipe, ``--max-step-px``) windows are chosen while decoding (recipes/wild.py).
 """
 
 from __future__ import annotations
@@ -19,56 +20,33 @@ import numpy as np
 from blursynth.config import AverageConfig
 from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
-from blursynth.io.frames import probe_frames, read_frames
-from blursynth.io.prefetch import prefetch
 from blursynth.io.sources import Source, discover_sources
-from blursynth.io.video import SourceInfo, probe_video, read_video
-from blursynth.ops.accumulate import (
-    Channel,
-    StreamingAccumulator,
-    create_accumulator,
-    single_threaded_kernels,
-)
-from blursynth.ops.crf import create_crf
-from blursynth.ops.images import downsample_frames, downsampled_size, to_uint8
+from blursynth.io.video import SourceInfo
+from blursynth.ops.accumulate import StreamingAccumulator, single_threaded_kernels
+from blursynth.ops.images import downsampled_size, to_uint8
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, max_windows_bound, plan_windows
+from blursynth.recipes.source_unit import (
+    AverageUnit,
+    commit_failed_source,
+    create_unit_accumulator,
+    make_sample,
+    open_sink,
+    probe_source,
+    read_source,
+)
+from blursynth.recipes.wild import run_flow_unit
+from blursynth.run.preflight import preflight
 from blursynth.run.progress import ProgressSink
-from blursynth.run.sink import UnitSink
-from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, finished_unit
-from blursynth.sample import Sample
+from blursynth.run.units import UnitResult, allocate_slots, finished_unit
 from blursynth.seeding import create_rng
-from blursynth.shards.manifest import check_out, quick_hash
+from blursynth.shards.manifest import quick_hash
+from blursynth.shards.markers import ShardMarker
 
 log = logging.getLogger("blursynth.average")
 
 #: Below this frame rate consecutive frames are too far apart in time and averages ghost.
 MIN_FPS = 100.0
-
-
-@dataclass(frozen=True)
-class AverageUnit:
-    """One source to turn into samples; picklable, so executors can ship it to workers.
-
-    ``windows`` is the plan of the planned recipes. With optical flow (``config.uses_flow``) windows are chosen
-    while decoding (recipes/wild.py); ``windows`` is then empty and ``slots`` cover the most windows the
-    source could yield.
-    """
-
-    source: Source
-    info: SourceInfo
-    windows: tuple[Window, ...]
-    split: str
-    slots: tuple[ShardSlot, ...]
-    config: AverageConfig
-
-    @property
-    def online(self) -> bool:
-        return self.config.uses_flow
-
-    @property
-    def frames_to_decode(self) -> int:
-        return self.info.num_frames if self.online else max(w.stop for w in self.windows)
 
 
 @dataclass
@@ -78,18 +56,12 @@ class AveragePlan:
     failures: list[dict]  # sources that cannot be used at all
 
 
-def probe_source(source: Source, fps: float | None) -> SourceInfo:
-    if source.kind == "video":
-        return probe_video(source.path)
-    return probe_frames(source.path, fps)
-
-
 def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
     """Probe the sources and plan windows, splits and shard numbers."""
     splits = assign_splits([s.key for s in sources], cfg.val_fraction, cfg.seed)
     entries: list[dict] = []
     failures: list[dict] = []
-    planned: list[tuple[Source, SourceInfo, list[Window]]] = []
+    planned: list[tuple[Source, SourceInfo, list[Window], int]] = []
     warned_fps = False
     # With one source its failure becomes the run's one-line error; a warning would only repeat it.
     skip_log = log.warning if len(sources) > 1 else log.debug
@@ -153,20 +125,16 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
     return AveragePlan(units, entries, failures)
 
 
-def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
-    """Produce the samples of one source, skipping shards that are already complete.
+def run_planned_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarker | None],
+                     progress: ProgressSink) -> UnitResult:
+    """Produce the samples of one source's planned windows, skipping shards that are already complete.
 
+    ``markers``: the marker of every slot's shard, None where it is still to be written.
     A source that fails while decoding (truncated, corrupt, a frame of another size) keeps the samples of
     the windows that were complete; the shard in progress is committed and marked ``final`` so a resume
     does not wait for shards that can never exist.
     """
-    progress = progress or ProgressSink()
-    out = Path(out)
-    cfg = unit.config
     key = unit.source.key
-    markers, resumed = finished_unit(out, key, unit.slots, progress)
-    if resumed is not None:
-        return resumed
     done = [m for m in markers.values() if m is not None]
 
     todo = [slot for slot in unit.slots if markers[slot.shard] is None]
@@ -177,30 +145,18 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
     windows = [w for w in unit.windows if w.index in slot_of]
     centers = {w.center for w in windows}
     last_needed = max(w.stop for w in windows)
-
-    crf = create_crf(cfg.crf, cfg.gamma)
-    n_max = cfg.frames[1]
-    channels = [Channel.create(crf, unit.info.bit_depth, n_max)]
-    if "gopro" in cfg.layout:  # GOPRO_Large ships blur/ (linear CRF) next to blur_gamma/
-        channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
-    device = resolve_device_name(cfg.device)
-    acc = create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames)
+    acc = create_unit_accumulator(unit, windows, resolve_device_name(unit.config.device))
 
     result = UnitResult(key, "ok", shards=list(done))
     sharp: dict[int, np.ndarray] = {}
     progress.source_started(key, last_needed)
-    sink = UnitSink(out, key, unit.source.path, todo, result, layouts=cfg.layout, compression=cfg.compression,
-                    progress=progress)
+    sink = open_sink(unit, out, todo, result, progress)
 
     def handle(emitted) -> None:
         for w, encoded in emitted:
             sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center)))
 
-    reader = read_video if unit.source.kind == "video" else read_frames
-    decoded = reader(unit.source.path, unit.info)
-    if cfg.downsample > 1:
-        decoded = downsample_frames(decoded, cfg.downsample)
-    frames = prefetch(decoded, depth=4)
+    frames = read_source(unit)
     kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()
     try:
         with contextlib.closing(frames), kernels:
@@ -216,40 +172,12 @@ def run_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None =
         if result.frames < last_needed:
             raise SourceError(unit.source.path, f"ended after {result.frames} of {last_needed} frames")
     except SourceError as exc:
-        result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
-        result.path = exc.path
-        log.warning("%s: %s", exc.path, exc.reason)
-        # With nothing open this writes an empty final marker, so a resume knows the source is finished.
-        sink.commit(final=True, status=result.status, reason=exc.reason, path=exc.path)
+        commit_failed_source(sink, result, exc)
     except BaseException:
         sink.abort()
         raise
     progress.source_finished(key, result.status, result.samples, result.reason)
     return result
-
-
-def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
-    cfg, info = unit.config, unit.info
-    meta = {
-        "source": unit.source.key,
-        "sample": f"{unit.source.key}#{w.index:05d}",
-        "split": unit.split,
-        "frames": w.frames,
-        "center": w.center,
-        "n_frames": w.n,
-        "fps": info.fps,
-        "time": (w.center / info.fps) if info.fps else None,
-        "exposure": (w.n / info.fps) if info.fps else None,
-        "crf": cfg.crf,
-        "gamma": cfg.gamma if cfg.crf == "gamma" else None,
-        "recipe": cfg.recipe,
-        "seed": cfg.seed,
-        "bit_depth": info.bit_depth,
-    }
-    if cfg.downsample > 1:
-        meta["downsample"] = cfg.downsample
-    extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}
-    return Sample(blur=encoded[0], sharp=sharp, meta=meta, extras=extras)
 
 
 def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
@@ -261,17 +189,10 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: with one-line messages naming the file and the reason.
     """
-    from blursynth.run.executors.ray_cluster import connect_ray
     from blursynth.run.job import run_job
 
-    device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
-    if cfg.uses_flow:  # and on a flow backend that cannot be created (missing torchvision, weights, contrib)
-        from blursynth.flow import create_flow
-
-        create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
-    check_out(cfg.out)  # and on an OUT that can never be written, before probing any source
-    if cfg.executor == "ray":  # and on a missing or unreachable Ray
-        connect_ray(cfg.ray_address)
+    device = preflight(out=cfg.out, device=cfg.device, executor=cfg.executor, ray_address=cfg.ray_address,
+                       flow=cfg if cfg.uses_flow else None)
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
     return run_job(
@@ -293,9 +214,11 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
 
 
 def run_average_unit(unit: AverageUnit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
-    """Run one unit: planned windows (``run_unit``) or flow-selected windows (``recipes.wild``)."""
-    if unit.online:
-        from blursynth.recipes.wild import run_flow_unit
-
-        return run_flow_unit(unit, out, progress)
-    return run_unit(unit, out, progress)
+    """Run one unit, unless all its shards are complete: planned or flow-selected windows (``recipes.wild``)."""
+    progress = progress or ProgressSink()
+    out = Path(out)
+    markers, resumed = finished_unit(out, unit.source.key, unit.slots, progress)
+    if resumed is not None:
+        return resumed
+    run = run_flow_unit if unit.online else run_planned_unit
+    return run(unit, out, markers, progress)

@@ -27,23 +27,23 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.config import AverageConfig
 from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
 from blursynth.flow import create_flow, flow_statistic, magnitude, match_error
-from blursynth.io.frames import read_frames
-from blursynth.io.prefetch import prefetch
-from blursynth.io.video import read_video
-from blursynth.ops.accumulate import (
-    Channel,
-    create_accumulator,
+from blursynth.ops.images import to_gray8, to_uint8
+from blursynth.ops.windows import Accepted, Window, WindowSampler
+from blursynth.recipes.source_unit import (
+    AverageUnit,
+    commit_failed_source,
+    create_unit_accumulator,
+    make_sample,
+    open_sink,
+    read_source,
 )
-from blursynth.ops.crf import create_crf
-from blursynth.ops.images import downsample_frames, to_gray8, to_uint8
-from blursynth.ops.windows import Accepted, WindowSampler
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
-from blursynth.run.units import UnitResult, finished_unit
+from blursynth.run.units import ShardSlot, UnitResult
+from blursynth.shards.markers import ShardMarker
 
 log = logging.getLogger("blursynth.wild")
 
@@ -85,166 +85,202 @@ class _Pair:
     mag: np.ndarray | None
 
 
-def resume_state(unit, markers: dict) -> tuple[list, dict]:
-    """Slots still to write and the sampler state to start from (after the last complete shard)."""
-    state = {"next_start": 0, "next_index": 0}
-    for k, slot in enumerate(unit.slots):
-        if markers[slot.shard] is None:
-            if k > 0:
-                state = markers[unit.slots[k - 1].shard].get("resume") or state
-            return list(unit.slots[k:]), state
-    return [], state
+#: (index, frame, what the flow backend reads, 8-bit gray): each frame is converted once, not once per pair.
+_Decoded = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 
 
-def run_flow_unit(unit, out: str | Path, progress: ProgressSink | None = None) -> UnitResult:
-    """Produce the samples of one source with online, flow-filtered window selection."""
-    from blursynth.recipes.average import make_sample
+class FlowSelector:
+    """Online window selection over one source: flow per pair, verdicts, the sampler and the delayed accumulator.
 
-    progress = progress or ProgressSink()
-    out = Path(out)
-    cfg: AverageConfig = unit.config
-    key, info = unit.source.key, unit.info
-    markers, resumed = finished_unit(out, key, unit.slots, progress)
-    if resumed is not None:
-        return resumed
-    todo, state = resume_state(unit, markers)
-    done = [markers[s.shard] for s in unit.slots if s not in todo and markers[s.shard] is not None]
+    Frames go in with :meth:`add` (in order); kept windows come out as samples in ``sink``. Frames are measured
+    in batches of the backend's ``batch_size`` (the previous batch's last frame opens the first pair), and fed
+    to the accumulator ``lag = N_max - 1`` frames late through a delay line: by then every window that can
+    contain the frame has been decided, so the accumulator knows the window before its first frame arrives.
+    :meth:`drain` pushes what the delay line still holds once the source ends (completely or not).
 
-    n_max = cfg.frames[1]
-    sampler = WindowSampler(info.num_frames, cfg.frames, seed=cfg.seed, key=key, stride=cfg.stride,
-                            max_windows=cfg.max_per_source, start=int(state["next_start"]),
-                            index=int(state["next_index"]))
-    device = resolve_device_name(cfg.device)
-    flow = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
-    judge = PairJudge(cfg.flow_threshold, cfg.max_step_px, cfg.max_match_error)
-    crf = create_crf(cfg.crf, cfg.gamma)
-    channels = [Channel.create(crf, info.bit_depth, n_max)]
-    if "gopro" in cfg.layout:
-        channels.append(Channel.create(create_crf("linear"), info.bit_depth, n_max))
-    disjoint = cfg.stride is None or cfg.stride >= n_max
-    acc = create_accumulator(cfg.backend, [], channels, device=device, batch_frames=cfg.batch_frames,
-                             online=True, disjoint=disjoint)
+    Args:
+        unit: the source (``unit.config.uses_flow``).
+        sink: where samples go; each carries the rejections since the previous kept window and the sampler
+            state after it (``resume``), so a resumed run continues exactly there.
+        state: the sampler state to start from (``next_start``, ``next_index``; see :func:`resume_state`).
+        device: resolved torch device for RAFT and the torch accumulator.
+    """
 
-    result = UnitResult(key, "ok", shards=list(done))
-    extras = ("blur_map",) if cfg.blur_map and "h5" in cfg.layout else ()
-    sink = UnitSink(out, key, unit.source.path, todo, result, layouts=cfg.layout, compression=cfg.compression,
-                    extra_datasets=extras, progress=progress, track_rejections=True)
-    lag = n_max - 1  # every window containing frame i is decided once frame i + n_max - 1 has arrived
-    delay: deque[tuple[int, np.ndarray]] = deque()
-    pairs: dict[int, _Pair] = {}
-    pending: dict[int, dict] = {}  # window index -> what the sample needs besides the average
-    sharp: dict[int, np.ndarray] = {}
-    centers: set[int] = set()
+    def __init__(self, unit: AverageUnit, sink: UnitSink, state: dict, device: str) -> None:
+        cfg = unit.config
+        self.unit, self.cfg, self.sink = unit, cfg, sink
+        n_max = cfg.frames[1]
+        self.sampler = WindowSampler(unit.info.num_frames, cfg.frames, seed=cfg.seed, key=unit.source.key,
+                                     stride=cfg.stride, max_windows=cfg.max_per_source,
+                                     start=int(state["next_start"]), index=int(state["next_index"]))
+        self.flow = create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        self.flow_method = self.flow.name if cfg.flow != "raft" else f"raft_{cfg.raft_model}"
+        self.judge = PairJudge(cfg.flow_threshold, cfg.max_step_px, cfg.max_match_error)
+        disjoint = cfg.stride is None or cfg.stride >= n_max
+        self.acc = create_unit_accumulator(unit, [], device, online=True, disjoint=disjoint)
+        self.lag = n_max - 1  # every window containing frame i is decided once frame i + n_max - 1 has arrived
+        self.delay: deque[tuple[int, np.ndarray]] = deque()
+        self.pairs: dict[int, _Pair] = {}  # pair j (frames j, j + 1) -> measurements, while a window may use it
+        self.pending: dict[int, dict] = {}  # window index -> what the sample needs besides the average
+        self.sharp: dict[int, np.ndarray] = {}
+        self.centers: set[int] = set()  # middle frames of kept windows not yet through the delay line
+        self.batch: list[_Decoded] = []
+        self.prev: _Decoded | None = None  # last frame of the previous batch
+        self.frame_shape: tuple[int, int] = (0, 0)
 
-    def accept(a: Accepted) -> None:
+    @property
+    def done(self) -> bool:
+        """No further window can be kept (the source is exhausted or ``--max-per-source`` is reached)."""
+        return self.sampler.done
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """Candidates rejected since the last kept window (stored in the final marker)."""
+        return self.sampler.rejections
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        """Frame ``index`` was decoded (and downsampled); measured once the batch is full."""
+        self.frame_shape = frame.shape[:2]
+        gray = to_gray8(frame)
+        self.batch.append((index, frame, to_uint8(frame) if self.flow.wants_rgb else gray, gray))
+        if len(self.batch) >= self.flow.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Measure the pairs the batch closes, judge them and feed its frames to the sampler.
+
+        Flow is computed only when the sampler can still use one of the batch's pairs; frame 0 closes no pair.
+        """
+        if not self.batch:
+            return
+        seq = ([self.prev] if self.prev is not None else []) + self.batch
+        flows = None
+        if len(seq) > 1 and any(self.sampler.needs_pair(j) for j in range(seq[0][0], seq[-1][0])):
+            flows = self.flow.pairs([flow_in for _, _, flow_in, _ in seq])
+        offset = 1 if self.prev is not None else 0
+        for k, (index, frame, _, gray) in enumerate(self.batch):
+            reason = None
+            if flows is not None and index > 0:
+                reason = self._measure(index - 1, flows[k + offset - 1], seq[k + offset - 1][3], gray)
+            self._feed(index, frame, reason)
+        self.prev = self.batch[-1]
+        self.batch = []
+
+    def drain(self) -> None:
+        """The source ended: average what the delay line holds and emit the last windows."""
+        self._push_delayed(0)
+        self._emit(self.acc.finish())
+
+    def _measure(self, j: int, uv: np.ndarray, gray0: np.ndarray, gray1: np.ndarray) -> str | None:
+        """Record pair ``j``'s statistic and frame-matching error; return its verdict."""
+        mag = magnitude(uv)
+        step = flow_statistic(mag, self.cfg.flow_stat)
+        err = match_error(gray0, gray1, uv)
+        self.pairs[j] = _Pair(step, err, mag if self.cfg.blur_map else None)
+        return self.judge(step, err)
+
+    def _feed(self, index: int, frame: np.ndarray, reason: str | None) -> None:
+        """Give frame ``index`` (and its pair's verdict) to the sampler, then the delay line."""
+        accepted = self.sampler.push(index, reason)
+        for a in accepted:
+            self._accept(a)
+        self.acc.extend([a.window for a in accepted])
+        for j in [j for j in self.pairs if j < self.sampler.start]:  # no candidate can contain them any more
+            del self.pairs[j]
+        self.delay.append((index, frame))
+        self._push_delayed(self.lag)
+
+    def _accept(self, a: Accepted) -> None:
+        """Note what the kept window's sample records besides its average (flow metadata, blur map)."""
         w = a.window
-        inside = [pairs[j] for j in range(w.start, w.stop - 1)]
-        extra_meta = {
-            "downsample": cfg.downsample,
-            "flow_method": flow.name if cfg.flow != "raft" else f"raft_{cfg.raft_model}",
-            "flow_stat": cfg.flow_stat,
+        inside = [self.pairs[j] for j in range(w.start, w.stop - 1)]
+        meta = {
+            "downsample": self.cfg.downsample,
+            "flow_method": self.flow_method,
+            "flow_stat": self.cfg.flow_stat,
             "max_step_px": round(max((p.step for p in inside), default=0.0), 4),
             "match_error": round(max((p.error for p in inside), default=0.0), 4),
             "pair_steps": [round(p.step, 4) for p in inside],
             "pair_match_errors": [round(p.error, 4) for p in inside],
         }
         blur_map = None
-        if cfg.blur_map:
-            total = np.zeros(frame_shape, np.float32)
+        if self.cfg.blur_map:
+            total = np.zeros(self.frame_shape, np.float32)
             for p in inside:
                 total += p.mag
             blur_map = total.astype(np.float16)
-            extra_meta["blurred_area_ratio"] = round(float(np.mean(total > BLURRED_PX)), 6)
-            extra_meta["mean_blur_px"] = round(float(total.mean()), 4)
-        pending[w.index] = {"meta": extra_meta, "blur_map": blur_map, "rejections": a.rejections,
-                            "resume": {"next_start": a.next_start, "next_index": a.next_index}}
-        centers.add(w.center)
+            meta["blurred_area_ratio"] = round(float(np.mean(total > BLURRED_PX)), 6)
+            meta["mean_blur_px"] = round(float(total.mean()), 4)
+        self.pending[w.index] = {"meta": meta, "blur_map": blur_map, "rejections": a.rejections,
+                                 "resume": {"next_start": a.next_start, "next_index": a.next_index}}
+        self.centers.add(w.center)
 
-    def handle(emitted) -> None:
+    def _push_delayed(self, keep: int) -> None:
+        """Push frames to the accumulator until the delay line holds ``keep``."""
+        while len(self.delay) > keep:
+            i, frame = self.delay.popleft()
+            if i in self.centers:
+                self.centers.discard(i)
+                self.sharp[i] = to_uint8(frame)
+            self._emit(self.acc.push(i, frame))
+
+    def _emit(self, emitted: list[tuple[Window, list[np.ndarray]]]) -> None:
+        """Turn the windows the accumulator completed into samples."""
         for w, encoded in emitted:
-            p = pending.pop(w.index)
-            sample = make_sample(unit, w, encoded, sharp.pop(w.center))
+            p = self.pending.pop(w.index)
+            sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center))
             sample.meta.update(p["meta"])
             if p["blur_map"] is not None:
                 sample.extras["blur_map"] = p["blur_map"]
-            sink.add(w.index, sample, rejections=p["rejections"], resume=p["resume"])
+            self.sink.add(w.index, sample, rejections=p["rejections"], resume=p["resume"])
 
-    def push_delayed(keep: int) -> None:
-        while len(delay) > keep:
-            i, f = delay.popleft()
-            if i in centers:
-                centers.discard(i)
-                sharp[i] = to_uint8(f)
-            handle(acc.push(i, f))
 
-    def feed(index: int, frame: np.ndarray, reason: str | None) -> None:
-        accepted = sampler.push(index, reason)
-        for a in accepted:
-            accept(a)
-        acc.extend([a.window for a in accepted])
-        for j in [j for j in pairs if j < sampler.start]:
-            del pairs[j]
-        delay.append((index, frame))
-        push_delayed(lag)
+def resume_state(unit: AverageUnit, markers: dict[int, ShardMarker | None]) -> tuple[list[ShardSlot], dict]:
+    """Slots still to write and the sampler state to start from (after the last complete shard)."""
+    state = {"next_start": 0, "next_index": 0}
+    for k, slot in enumerate(unit.slots):
+        if markers[slot.shard] is None:
+            if k > 0:
+                state = markers[unit.slots[k - 1].shard].resume or state
+            return list(unit.slots[k:]), state
+    return [], state
 
-    # (index, frame, what the flow backend reads, 8-bit gray): each frame is converted once, not per pair.
-    batch: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
-    prev: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def process() -> None:
-        nonlocal prev
-        seq = ([prev] if prev is not None else []) + batch
-        first_pair = seq[0][0]
-        flows = None
-        if len(seq) > 1 and any(sampler.needs_pair(j) for j in range(first_pair, seq[-1][0])):
-            flows = flow.pairs([flow_in for _, _, flow_in, _ in seq])
-        offset = 1 if prev is not None else 0
-        for k, (index, frame, _, gray) in enumerate(batch):
-            reason = None
-            if flows is not None and index > 0:
-                uv = flows[k + offset - 1]
-                mag = magnitude(uv)
-                step = flow_statistic(mag, cfg.flow_stat)
-                err = match_error(seq[k + offset - 1][3], gray, uv)
-                pairs[index - 1] = _Pair(step, err, mag if cfg.blur_map else None)
-                reason = judge(step, err)
-            feed(index, frame, reason)
-        prev = batch[-1]
-        batch.clear()
+def run_flow_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarker | None],
+                  progress: ProgressSink) -> UnitResult:
+    """Produce the samples of one source with online, flow-filtered window selection.
 
-    frame_shape = (0, 0)
-    reader = read_video if unit.source.kind == "video" else read_frames
-    frames = prefetch(downsample_frames(reader(unit.source.path, info), cfg.downsample), depth=4)
+    ``markers``: the marker of every slot's shard, None where it is still to be written; the run continues
+    from the sampler state stored in the last complete one.
+    """
+    key = unit.source.key
+    todo, state = resume_state(unit, markers)
+    done = [markers[s.shard] for s in unit.slots if s not in todo and markers[s.shard] is not None]
+
+    result = UnitResult(key, "ok", shards=list(done))
+    extras = ("blur_map",) if unit.config.blur_map and "h5" in unit.config.layout else ()
+    sink = open_sink(unit, out, todo, result, progress, extra_datasets=extras, track_rejections=True)
+    selector = FlowSelector(unit, sink, state, resolve_device_name(unit.config.device))
+    frames = read_source(unit)
     # Unlike the planned path (single_threaded_kernels), OpenCV keeps its thread pool here: flow (DIS ~30 ms
     # per 427x240 pair on one core) dominates decoding, and two threads take ~15% off it beside the decoder.
-    progress.source_started(key, info.num_frames)
+    progress.source_started(key, unit.info.num_frames)
     try:
         try:
             with contextlib.closing(frames):
                 for index, frame in frames:
-                    frame_shape = frame.shape[:2]
-                    gray = to_gray8(frame)
-                    batch.append((index, frame, to_uint8(frame) if flow.wants_rgb else gray, gray))
                     result.frames += 1
                     progress.advance(frames=1)
-                    if len(batch) >= flow.batch_size:
-                        process()
-                    if sampler.done:
+                    selector.add(index, frame)
+                    if selector.done:
                         break
-                if batch:
-                    process()
+                selector.flush()
         except SourceError as exc:  # keep the windows whose frames all arrived
-            push_delayed(0)
-            handle(acc.finish())
-            result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
-            result.path = exc.path
-            log.warning("%s: %s", exc.path, exc.reason)
-            sink.commit(final=True, status=result.status, reason=exc.reason, path=exc.path,
-                        rejections=sampler.rejections)
+            selector.drain()
+            commit_failed_source(sink, result, exc, rejections=selector.rejections)
         else:
-            push_delayed(0)
-            handle(acc.finish())
-            sink.commit(final=True, status="ok", rejections=sampler.rejections)
+            selector.drain()
+            sink.commit(final=True, status="ok", rejections=selector.rejections)
     except BaseException:
         sink.abort()
         raise

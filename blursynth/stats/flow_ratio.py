@@ -333,14 +333,10 @@ def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> li
         ConfigError, MissingDependencyError: bad settings, or a flow backend that cannot be created.
     """
     check_stats_config(cfg)
-    from blursynth.device import resolve_device_name
     from blursynth.run.executors import run_units
-    from blursynth.run.executors.ray_cluster import connect_ray
+    from blursynth.run.preflight import preflight
 
-    device = resolve_device_name(cfg.device)
-    create_flow(cfg.flow, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)  # fail early
-    if cfg.executor == "ray":
-        connect_ray(cfg.ray_address)
+    device = preflight(device=cfg.device, out=None, executor=cfg.executor, ray_address=cfg.ray_address, flow=cfg)
     progress = progress or ProgressSink()
     units: list[StatsUnit] = []
     for spec in cfg.datasets:

@@ -1,0 +1,139 @@
+"""One source as a work unit: what planned (``average.py``) and flow-selected (``wild.py``) windows share.
+
+Both ways of choosing windows decode a source once, average its windows with the same accumulators, build
+the same ``Sample`` and hand it to the same ``UnitSink``; they differ only in when a window becomes known
+(before decoding, or while decoding from the flow). Everything on either side of that choice lives here, so
+the two runners cannot drift apart (same CRF channels, same reader, same metadata, same failure commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blursynth.config import AverageConfig
+from blursynth.errors import SourceError
+from blursynth.io.frames import probe_frames, read_frames
+from blursynth.io.prefetch import prefetch
+from blursynth.io.sources import Source
+from blursynth.io.video import SourceInfo, probe_video, read_video
+from blursynth.ops.accumulate import Channel, create_accumulator
+from blursynth.ops.crf import create_crf
+from blursynth.ops.images import downsample_frames
+from blursynth.ops.windows import Window
+from blursynth.run.progress import ProgressSink
+from blursynth.run.sink import UnitSink
+from blursynth.run.units import ShardSlot, UnitResult
+from blursynth.sample import Sample
+
+log = logging.getLogger("blursynth.average")
+
+
+@dataclass(frozen=True)
+class AverageUnit:
+    """One source to turn into samples; picklable, so executors can ship it to workers.
+
+    ``windows`` is the plan of the planned recipes. With optical flow (``config.uses_flow``) windows are chosen
+    while decoding (recipes/wild.py); ``windows`` is then empty and ``slots`` cover the most windows the
+    source could yield.
+    """
+
+    source: Source
+    info: SourceInfo
+    windows: tuple[Window, ...]
+    split: str
+    slots: tuple[ShardSlot, ...]
+    config: AverageConfig
+
+    @property
+    def online(self) -> bool:
+        return self.config.uses_flow
+
+    @property
+    def frames_to_decode(self) -> int:
+        return self.info.num_frames if self.online else max(w.stop for w in self.windows)
+
+
+def probe_source(source: Source, fps: float | None) -> SourceInfo:
+    """Frame count, size and bit depth of a video file or a frame folder (``fps`` for folders, which have none)."""
+    if source.kind == "video":
+        return probe_video(source.path)
+    return probe_frames(source.path, fps)
+
+
+def read_source(unit: AverageUnit) -> Iterator[tuple[int, np.ndarray]]:
+    """The unit's ``(index, frame)`` pairs, decoded and downsampled in a background thread (4 frames ahead).
+
+    Downsampling runs in the decode thread too (cv2 releases the GIL), so it overlaps with averaging.
+    """
+    reader = read_video if unit.source.kind == "video" else read_frames
+    decoded = reader(unit.source.path, unit.info)
+    if unit.config.downsample > 1:
+        decoded = downsample_frames(decoded, unit.config.downsample)
+    return prefetch(decoded, depth=4)
+
+
+def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device: str, *, online: bool = False,
+                            disjoint: bool | None = None):
+    """The accumulator of one unit: the configured CRF, plus a linear channel for the GOPRO layout.
+
+    GOPRO_Large ships ``blur/`` (the plain mean of code values, i.e. the linear CRF) next to ``blur_gamma/``,
+    so ``--layout gopro`` averages both from the same frames in one pass. See
+    :func:`blursynth.ops.accumulate.create_accumulator` for ``online`` and ``disjoint``.
+    """
+    cfg = unit.config
+    n_max = cfg.frames[1]
+    channels = [Channel.create(create_crf(cfg.crf, cfg.gamma), unit.info.bit_depth, n_max)]
+    if "gopro" in cfg.layout:
+        channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
+    return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
+                              online=online, disjoint=disjoint)
+
+
+def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: UnitResult,
+              progress: ProgressSink, **options) -> UnitSink:
+    """The unit's shard writer with the configured layouts and compression (``options``: see ``UnitSink``)."""
+    cfg = unit.config
+    return UnitSink(out, unit.source.key, unit.source.path, slots, result, layouts=cfg.layout,
+                    compression=cfg.compression, progress=progress, **options)
+
+
+def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
+    """The sample of window ``w``: ``encoded`` holds one average per channel, ``sharp`` its middle frame."""
+    cfg, info = unit.config, unit.info
+    meta = {
+        "source": unit.source.key,
+        "sample": f"{unit.source.key}#{w.index:05d}",
+        "split": unit.split,
+        "frames": w.frames,
+        "center": w.center,
+        "n_frames": w.n,
+        "fps": info.fps,
+        "time": (w.center / info.fps) if info.fps else None,
+        "exposure": (w.n / info.fps) if info.fps else None,
+        "crf": cfg.crf,
+        "gamma": cfg.gamma if cfg.crf == "gamma" else None,
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "bit_depth": info.bit_depth,
+    }
+    if cfg.downsample > 1:
+        meta["downsample"] = cfg.downsample
+    extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}
+    return Sample(blur=encoded[0], sharp=sharp, meta=meta, extras=extras)
+
+
+def commit_failed_source(sink: UnitSink, result: UnitResult, exc: SourceError, **marker) -> None:
+    """A source failed while decoding (truncated, corrupt, a frame of another size): keep what is complete.
+
+    The shard in progress is committed ``final`` (with nothing open this writes an empty final marker), so a
+    resume does not wait for shards that can never exist. ``marker``: more marker fields (``rejections``).
+    """
+    result.status, result.reason = ("partial" if result.samples else "failed"), str(exc.reason)
+    result.path = exc.path
+    log.warning("%s: %s", exc.path, exc.reason)
+    sink.commit(final=True, status=result.status, reason=exc.reason, path=exc.path, **marker)
