@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             g = {"size": size, "method": m, **bench.child("group", spec, timeout=args.timeout)}
             if g["available"]:
                 g["best"] = {name: best(rs) for name, rs in g.pop("runs").items()}
+                print(f"  peak RSS {g['peak_rss_mb']:.0f} MB, process {g['process_s']:.1f} s", flush=True)
             groups.append(g)
     rows, curves = [], []
     for g in groups:
