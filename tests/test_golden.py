@@ -34,14 +34,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GOLDEN = {
     # case: (sha256 of the arrays, sha256 of the meta), recorded 2026-12-06 before issue 15
-    "quickstart": ("f20ced47c50ca802785852acf18a1ee6d966b9473494269c9950d2f538e27488", "d9b38b37c084cd55da567c8bbf7dd33bfce8faad2a763d2177599c5de76009c4"),
-    "pan_planned": ("f4369a0adfea98dfa2ee96c013c5b33f1ae20a8ca19924f91a8dff1e6d671bc1", "8ad32853efb4bc4b9edcd0b8f3caddff89011b307969bf1afc068778eac17324"),
-    "pan_overlap_gopro": ("083e9d4083d7d8cfb6223fe28ce3055b003294b708e1ee1cde3c3d6f1163522c", "8b092f8e4b508219762e4bd4eefe8f8e71d4843f4522621bd2e8d865a416608a"),
-    "pan_torch": ("f4369a0adfea98dfa2ee96c013c5b33f1ae20a8ca19924f91a8dff1e6d671bc1", "8ad32853efb4bc4b9edcd0b8f3caddff89011b307969bf1afc068778eac17324"),
-    "wild": ("bddf60abd2edf7d7b4384501b9cba3d62243c81fe5b8e909d62122aefb9f381e", "2d851c96dce45ba7cf882ab8936b229ddbe194791b1d826721b521c806672c01"),
-    "local": ("bb5d6177c06ad478a2d0792d3c0393e6d618678fc7eb642abfe9ec5b5595af3d", "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be"),
-    "local_torch": ("226f164457b535de0cc4e98f79fa3131a391919de8a354f6a5e410e2f3e493e0", "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be"),
-    "pan_gopro_only": ("41c8becb4ed15042e8257be470e955a90eebca4f350ac73e818e9ae7e462b842", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    "quickstart": (
+        "f20ced47c50ca802785852acf18a1ee6d966b9473494269c9950d2f538e27488",
+        "d9b38b37c084cd55da567c8bbf7dd33bfce8faad2a763d2177599c5de76009c4",
+    ),
+    "pan_planned": (
+        "f4369a0adfea98dfa2ee96c013c5b33f1ae20a8ca19924f91a8dff1e6d671bc1",
+        "8ad32853efb4bc4b9edcd0b8f3caddff89011b307969bf1afc068778eac17324",
+    ),
+    "pan_overlap_gopro": (
+        "083e9d4083d7d8cfb6223fe28ce3055b003294b708e1ee1cde3c3d6f1163522c",
+        "8b092f8e4b508219762e4bd4eefe8f8e71d4843f4522621bd2e8d865a416608a",
+    ),
+    "pan_torch": (
+        "f4369a0adfea98dfa2ee96c013c5b33f1ae20a8ca19924f91a8dff1e6d671bc1",
+        "8ad32853efb4bc4b9edcd0b8f3caddff89011b307969bf1afc068778eac17324",
+    ),
+    "wild": (
+        "bddf60abd2edf7d7b4384501b9cba3d62243c81fe5b8e909d62122aefb9f381e",
+        "2d851c96dce45ba7cf882ab8936b229ddbe194791b1d826721b521c806672c01",
+    ),
+    "local": (
+        "bb5d6177c06ad478a2d0792d3c0393e6d618678fc7eb642abfe9ec5b5595af3d",
+        "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be",
+    ),
+    "local_torch": (
+        "226f164457b535de0cc4e98f79fa3131a391919de8a354f6a5e410e2f3e493e0",
+        "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be",
+    ),
+    "pan_gopro_only": (
+        "41c8becb4ed15042e8257be470e955a90eebca4f350ac73e818e9ae7e462b842",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ),
 }
 
 

@@ -21,21 +21,17 @@ import pytest
 from cli_helpers import assert_clean_error, invoke
 from conftest import motion_frames, pan_frames, textured_image, write_frame_folder, write_video
 
-from blursynth.errors import ConfigError, OutputError
-from blursynth.seeding import create_rng
-from blursynth.stats.flow_ratio import (
+from blursynth.config.stats import (
     DEFAULT_SPAN_MS,
     MAX_THRESHOLDS,
-    DatasetCurve,
     DatasetSpec,
     StatsConfig,
-    check_stats_config,
-    gap_frames,
-    pair_starts,
     parse_dataset,
     parse_thresholds,
-    ratio_curve,
 )
+from blursynth.errors import ConfigError, OutputError
+from blursynth.seeding import create_rng
+from blursynth.stats.flow_ratio import DatasetCurve, gap_frames, pair_starts, ratio_curve
 from blursynth.stats.outputs import CSV_NAME, JSON_NAME, PNG_NAME, write_stats
 
 H, W, N = 96, 128, 24
@@ -358,12 +354,10 @@ def test_parse_dataset_current_folder_has_a_label(text):
 
 
 def test_duplicate_labels_are_a_config_error():
-    cfg = StatsConfig(datasets=(DatasetSpec("clip", "a/clip.mkv"), DatasetSpec("clip", "b/clip.mkv")),
-                      thresholds=(1.0,))
     with pytest.raises(ConfigError, match="clip"):
-        check_stats_config(cfg)
-    check_stats_config(StatsConfig(datasets=(DatasetSpec("a", "a/clip.mkv"), DatasetSpec("b", "b/clip.mkv")),
-                                   thresholds=(1.0,)))
+        StatsConfig(datasets=(DatasetSpec("clip", "a/clip.mkv"), DatasetSpec("clip", "b/clip.mkv")),
+                    thresholds=(1.0,))
+    StatsConfig(datasets=(DatasetSpec("a", "a/clip.mkv"), DatasetSpec("b", "b/clip.mkv")), thresholds=(1.0,))
 
 
 # -- 4. pair starts ------------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ import click
 
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress
+from blursynth.config.stats import DEFAULT_SPAN_MS, StatsConfig, parse_dataset, parse_thresholds
 from blursynth.errors import OutputError
 from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
-from blursynth.stats.flow_ratio import DEFAULT_SPAN_MS
 
 
 @click.command(short_help="Blurred-area ratio vs optical-flow threshold curves (LODE Fig. 3).")
@@ -52,7 +52,7 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
       blursynth stats clips/ --flow dis --flow-threshold 0.5,1,2,4,8 --max-side 640 --log-y
       blursynth stats LODE=lode_clips/ --workers 2 --threads 1
     """
-    from blursynth.stats.flow_ratio import StatsConfig, compute_curves, parse_dataset, parse_thresholds
+    from blursynth.stats.flow_ratio import compute_curves
     from blursynth.stats.outputs import write_stats
 
     out = Path(out_dir)

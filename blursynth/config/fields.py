@@ -33,9 +33,11 @@ def output_field(default=dataclasses.MISSING, **kwargs):
 
 
 def jsonable(value):
-    """Tuples (nested too) as lists, as JSON stores them."""
+    """Tuples (nested too) as lists and dataclasses as dicts, as JSON stores them."""
     if isinstance(value, tuple):
         return [jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
