@@ -36,11 +36,12 @@ from textures import textured_image
 
 from blursynth.cli.main import cli
 from blursynth.config import AverageConfig, LocalConfig
+from blursynth.config.train import TrainCheckConfig
 from blursynth.data import ShardDataset
 from blursynth.recipes.average import run_average
 from blursynth.recipes.local import run_local
 from blursynth.train import check as check_module
-from blursynth.train.check import TrainCheckConfig, run_train_check
+from blursynth.train.check import run_train_check
 from blursynth.train.loop import train
 from blursynth.train.metrics import psnr, ssim
 from blursynth.train.model import MultiScaleDeblur, ResBlock, gaussian_down, multiscale_mse, pyramid

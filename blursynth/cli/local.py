@@ -97,7 +97,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
     summary = run_local(cfg, progress=create_progress(verbosity))
     if verbosity >= 0:
         splits = split_counts(summary)
-        skipped = {(r["path"], r["reason"]) for res in summary.results for r in res.skipped}
+        skipped = summary.skipped_inputs
         tail = f"; {len(skipped)} background(s) unreadable, see manifest.json" if skipped else ""
         if summary.failures:
             tail += f"; {len(summary.failures)} shard(s) incomplete"

@@ -45,7 +45,8 @@ def train_check(ctx, out, steps, batch_size, crop, lr, width, blocks, min_gain_d
       blursynth train-check
       blursynth train-check out/ --steps 2000 --device cuda
     """
-    from blursynth.train.check import TrainCheckConfig, run_train_check
+    from blursynth.config.train import TrainCheckConfig
+    from blursynth.train.check import run_train_check
 
     cfg = TrainCheckConfig(out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr, width=width, blocks=blocks,
                            device=device, min_gain_db=min_gain_db, eval_samples=eval_samples, eval_crop=eval_crop,

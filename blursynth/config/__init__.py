@@ -18,10 +18,11 @@ from blursynth.config.fields import (
 from blursynth.config.local import LocalConfig
 from blursynth.config.parse import parse_frames, parse_layout, parse_range, parse_size
 from blursynth.config.stats import DatasetSpec, StatsConfig
+from blursynth.config.train import TrainCheckConfig
 
 __all__ = [
     "BACKENDS", "COMPRESSIONS", "CRF_NAMES", "DEFAULT_MAX_MATCH_ERROR", "LAYOUTS", "RECIPES", "REVISIONS",
     "AverageConfig", "DatasetSpec", "ExecutionFields", "ExecutorOptions", "LocalConfig", "OutputFields",
-    "RecipePreset", "StatsConfig",
+    "RecipePreset", "StatsConfig", "TrainCheckConfig",
     "parse_frames", "parse_layout", "parse_range", "parse_size", "resolve_recipe",
 ]

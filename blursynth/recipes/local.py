@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blursynth.config import LocalConfig
-from blursynth.device import resolve_device_name
 from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.io.backgrounds import Background, discover_backgrounds
 from blursynth.objects.build import build_store
@@ -26,10 +25,10 @@ from blursynth.objects.splits import open_store
 from blursynth.objects.store import STORE_NAME
 from blursynth.ops.splits import assign_splits
 from blursynth.recipes.local_sample import LocalContext, synthesize
+from blursynth.run.preflight import preflight
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, finished_unit
-from blursynth.shards.manifest import check_out
 
 log = logging.getLogger("blursynth.local")
 
@@ -167,15 +166,11 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     Raises:
         InputError, ConfigError, OutputError: one-line messages naming the file and the reason.
     """
-    from blursynth.run.executors.ray_cluster import connect_ray
     from blursynth.run.job import run_job
 
-    device = resolve_device_name(cfg.device)  # fail early on --device cuda without a GPU
+    device = preflight(device=cfg.device, out=cfg.out, executor=cfg.executor, ray_address=cfg.ray_address)
     if cfg.backend == "auto":  # record the renderer actually used: it is part of the fingerprint
         cfg = dataclasses.replace(cfg, backend="torch" if device.startswith("cuda") else "stream")
-    check_out(cfg.out)
-    if cfg.executor == "ray":  # fail early on a missing or unreachable Ray
-        connect_ray(cfg.ray_address)
     for path, what in ((cfg.voc, "--voc"), (cfg.coco, "--coco"), (cfg.coco_images, "--coco-images")):
         if path is not None and not Path(path).exists():
             raise InputError(f"{path}: no such file or directory ({what})")
