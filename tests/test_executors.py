@@ -360,7 +360,7 @@ def test_a_swallowed_interrupt_is_raised_at_the_next_check_and_not_reported(monk
     the next ``check()`` raise it, and the unraisable hook keeps the report off stderr."""
     from types import SimpleNamespace
 
-    from blursynth.run import interrupt
+    from blursynth import interrupt
 
     interrupt.check()  # nothing requested: no-op
     reported = []

@@ -613,7 +613,7 @@ def test_ctrl_c_after_a_marker_is_committed(local_in, local_reference, tmp_path)
 TORN_WRITE = r"""
 import os, signal, sys
 import h5py, numpy as np
-from blursynth.run import interrupt
+from blursynth import interrupt
 from blursynth.sample import Sample
 from blursynth.shards import files
 from blursynth.shards.markers import stats_path

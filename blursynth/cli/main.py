@@ -45,7 +45,7 @@ cli.add_command(export)
 
 
 def main() -> None:
-    from blursynth.run import interrupt
+    from blursynth import interrupt
 
     interrupt.install()  # Ctrl-C, and SIGTERM (a scheduler, `timeout`, `kill`), stop cleanly and are never lost
     cli(prog_name="blursynth")

@@ -33,9 +33,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from blursynth import interrupt
 from blursynth.errors import InputError, OutputError
 from blursynth.objects.patch import Candidate, ObjectPatch, iter_patches, no_usable_object, skip_counts
-from blursynth.run import interrupt
 from blursynth.shards.files import PARTIAL, create_h5, fsync_path, write_failure
 
 log = logging.getLogger("blursynth.objects")

@@ -17,9 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from blursynth import __version__
+from blursynth import __version__, interrupt
 from blursynth.errors import OutputError
-from blursynth.run import interrupt
 from blursynth.sample import Sample
 from blursynth.shards.files import PARTIAL, GuardedFile, atomic_write_json, create_h5, fsync_path, write_failure
 from blursynth.shards.gopro import BlurFolder, write_gopro_sample

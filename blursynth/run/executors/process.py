@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from blursynth.run import interrupt
+from blursynth import interrupt
 from blursynth.run.executors.base import Outcome, Retrying, call_unit, describe
 from blursynth.run.executors.forwarding import ForwardingProgress, apply_events, route_logs
 from blursynth.run.progress import ProgressSink

@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 
+from blursynth import interrupt
 from blursynth.errors import ConfigError, MissingDependencyError
-from blursynth.run import interrupt
 from blursynth.run.executors.base import Outcome, Retrying, call_unit, describe
 from blursynth.run.executors.forwarding import ForwardingProgress, apply_events, route_logs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from blursynth.run import interrupt
+from blursynth import interrupt
 from blursynth.run.executors.base import Outcome, Retrying, call_unit
 
 
