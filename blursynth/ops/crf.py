@@ -16,8 +16,8 @@ One forward CRF (g) and one inverse (g^-1), in the forms the pipeline needs:
 
 * float64 reference: :meth:`CRF.from_linear`, :meth:`CRF.to_linear` (tables, thresholds, tests);
 * fast 8-bit forms: :meth:`CRF.decode` (a float32 table lookup) and :meth:`CRF.encode` (float32 OpenCV/numpy,
-  rounded half to even), with their torch twins :meth:`CRF.decode_torch` and :meth:`CRF.encode_torch`
-  (used by compositing, and by :func:`encode_sum` as its float estimate);
+  rounded half to even), with their torch twins :meth:`CRF.decode_torch` and :meth:`CRF.encode_torch`; used
+  by compositing (``ops/render*.py``), and :meth:`CRF.encode` is also :func:`encode_sum`'s float estimate;
 * exact integer forms for window sums: :meth:`CRF.inverse_lut` and :func:`encode_sum`.
 """
 
@@ -85,7 +85,7 @@ class CRF:
         """g back to 8-bit code values: ``round(255 * g(scale * linear))``, half to even, clipped to [0, 255].
 
         float32 with OpenCV kernels (~4 ms for 1280x720 on one core). Exact for every code value: encoding the
-        decoded value (or the mean of up to 23 copies of it) gives the code back (tests/test_local_ops.py).
+        decoded value (or the mean of up to 23 copies of it) gives the code back (tests/test_crf.py).
 
         Args:
             linear: float linear light (negative values encode to 0), or non-negative integers (the exact
