@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from crf_oracle import CRFS, ref_decode, ref_encode
 
 from blursynth.errors import ConfigError
 from blursynth.ops.crf import CRF, create_crf, encode_sum, linear_table
@@ -98,30 +99,6 @@ def test_torch_forward_matches_float64(name):
 
 
 # -- fast 8-bit forms: decode / encode and their torch twins ----------------------------------------------
-FAST = {"gamma2.2": create_crf("gamma", 2.2), "gamma1.8": create_crf("gamma", 1.8), "srgb": create_crf("srgb"),
-        "linear": create_crf("linear")}
-
-
-def ref_decode(key: str, c: np.ndarray) -> np.ndarray:
-    """Encoded [0, 1] -> linear light, float64, vectorised (``key`` as in :data:`FAST`)."""
-    c = np.asarray(c, dtype=np.float64)
-    if key.startswith("gamma"):
-        return c ** float(key[5:])
-    if key == "srgb":
-        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return c
-
-
-def ref_encode(key: str, y: np.ndarray) -> np.ndarray:
-    """Linear light -> encoded [0, 1], float64, clipped to [0, 1] like any CRF."""
-    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    if key.startswith("gamma"):
-        return y ** (1.0 / float(key[5:]))
-    if key == "srgb":
-        return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
-    return y
-
-
 def fast_encodings(crf: CRF, y: np.ndarray, device: str) -> dict[str, np.ndarray]:
     """``crf.encode`` and ``crf.encode_torch`` (on ``device``) of the same float32 values."""
     y = np.asarray(y, dtype=np.float32)
@@ -130,9 +107,9 @@ def fast_encodings(crf: CRF, y: np.ndarray, device: str) -> dict[str, np.ndarray
     return {"numpy": crf.encode(y), "torch": torch_out.cpu().numpy()}
 
 
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", CRFS)
 def test_decode_is_the_float32_table_of_every_code(key, device):
-    crf = FAST[key]
+    crf = CRFS[key]
     expected = ref_decode(key, np.arange(256) / 255.0).astype(np.float32)
     table = linear_table(crf)
     assert table.shape == (256,) and table.dtype == np.float32 and not table.flags.writeable
@@ -146,40 +123,40 @@ def test_decode_is_the_float32_table_of_every_code(key, device):
     np.testing.assert_array_equal(on_device.cpu().numpy(), expected[img])
 
 
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", CRFS)
 def test_encode_rounds_instead_of_truncating(key, device):
     k = np.array([0, 1, 2, 10, 63, 100, 128, 200, 253, 254], dtype=np.float64)
     low = ref_decode(key, (k + 0.4) / 255.0).astype(np.float32)
     high = ref_decode(key, (k + 0.6) / 255.0).astype(np.float32)
     y = np.stack([low, high])[..., None].repeat(3, axis=-1)  # (2, 10, 3)
-    for kind, out in fast_encodings(FAST[key], y, device).items():
+    for kind, out in fast_encodings(CRFS[key], y, device).items():
         assert out.dtype == np.uint8 and out.shape == y.shape, kind
         np.testing.assert_array_equal(out[0, :, 0], k.astype(np.uint8), err_msg=kind)
         np.testing.assert_array_equal(out[1, :, 0], (k + 1).astype(np.uint8), err_msg=kind)
 
 
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", CRFS)
 def test_encode_clips_to_zero_and_255(key, device):
     # Regression: the linear branch used to hand y to cv2.convertScaleAbs, which takes |255 y| (-0.5 -> 128).
     y = np.float32([[0.0, 1.0, 1.0 + 1e-6, 1.5, 7.0, -1e-3, -0.01, -0.5, -1.0]])
-    for kind, out in fast_encodings(FAST[key], y, device).items():
+    for kind, out in fast_encodings(CRFS[key], y, device).items():
         np.testing.assert_array_equal(out, [[0, 255, 255, 255, 255, 0, 0, 0, 0]], err_msg=kind)
 
 
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", CRFS)
 def test_encode_matches_float64_reference(key, device):
     y = np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)
     exact = 255.0 * ref_encode(key, y.astype(np.float64))
     safe = np.abs(exact - np.floor(exact) - 0.5) > 1e-3  # away from a rounding boundary
     assert safe.mean() > 0.99
-    for kind, out in fast_encodings(FAST[key], y, device).items():
+    for kind, out in fast_encodings(CRFS[key], y, device).items():
         np.testing.assert_array_equal(out[safe], np.rint(exact[safe]).astype(np.uint8), err_msg=kind)
 
 
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", CRFS)
 def test_encode_of_mean_of_identical_frames_is_exact(key, device):
     """The exactness contract of compositing: a pixel no object covers is bit-identical after averaging."""
-    crf = FAST[key]
+    crf = CRFS[key]
     codes = np.arange(256, dtype=np.uint8).reshape(1, 256, 1).repeat(3, axis=2)
     lin = crf.decode(codes)
     assert crf.encode(lin).tolist() == codes.tolist()

@@ -13,44 +13,15 @@ import math
 import cv2
 import numpy as np
 import pytest
+from crf_oracle import CRFS, ref_decode, ref_encode
 
 from blursynth.ops import composite, render
-from blursynth.ops.crf import create_crf
 from blursynth.recipes import trajectories
 from blursynth.recipes.trajectories import KINDS, Motion, MotionRanges
 from blursynth.seeding import create_rng
 
 # Chi-square critical values at p = 0.001 (the seeds are fixed, so each check is deterministic).
 CHI2_999 = {1: 10.83, 3: 16.27, 5: 20.52, 6: 22.46}
-
-CRFS = {
-    "gamma2.2": create_crf("gamma", 2.2),
-    "gamma1.8": create_crf("gamma", 1.8),
-    "srgb": create_crf("srgb"),
-    "linear": create_crf("linear"),
-}
-
-
-# -- float64 references, written independently of blursynth.ops.crf ------------------------------------
-def ref_decode(name: str, c: np.ndarray) -> np.ndarray:
-    """Encoded [0, 1] -> linear light, float64."""
-    c = np.asarray(c, dtype=np.float64)
-    if name.startswith("gamma"):
-        return c ** float(name[5:])
-    if name == "srgb":
-        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return c
-
-
-def ref_encode(name: str, y: np.ndarray) -> np.ndarray:
-    """Linear light -> encoded [0, 1], float64 (clipped to [0, 1] like any CRF)."""
-    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    if name.startswith("gamma"):
-        return y ** (1.0 / float(name[5:]))
-    if name == "srgb":
-        return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
-    return y
-
 
 def chi2(counts, expected) -> float:
     counts = np.asarray(counts, dtype=np.float64)
