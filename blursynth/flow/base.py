@@ -48,6 +48,11 @@ class FlowBackend:
         prepared = [self._prepare(f) for f in frames]
         return np.stack([self._pair(a, b) for a, b in zip(prepared, prepared[1:], strict=False)])
 
+    def backward_pairs(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Flow of every consecutive pair, backward (frame i + 1 -> frame i): the forward-backward check's other
+        half (:mod:`blursynth.flow.measure`). Shape: k x (H, W[, 3]) -> (k - 1, 2, H, W)."""
+        return self.pairs(list(frames)[::-1])[::-1]
+
     def _prepare(self, frame: np.ndarray) -> np.ndarray:
         if self.wants_rgb:
             frame = to_uint8(frame)
