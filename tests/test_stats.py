@@ -31,7 +31,8 @@ from blursynth.config.stats import (
 )
 from blursynth.errors import ConfigError, OutputError
 from blursynth.seeding import create_rng
-from blursynth.stats.flow_ratio import DatasetCurve, gap_frames, pair_starts, ratio_curve
+from blursynth.stats.curves import DatasetCurve
+from blursynth.stats.flow_ratio import gap_frames, pair_starts, ratio_curve
 from blursynth.stats.outputs import CSV_NAME, JSON_NAME, PNG_NAME, write_stats
 
 H, W, N = 96, 128, 24
@@ -262,10 +263,10 @@ def test_a_dataset_without_any_pair_keeps_an_empty_row(clips, tmp_path):
     run_ok(f"GOOD={clips['pan240']}", f"BAD={bad}", "--flow", "dis", "--flow-threshold", "1,4",
            "--pairs-per-source", 2, "--out", out, "-q")
     rows = [r for r in read_csv(out) if r["label"] == "BAD"]
-    assert [(r["threshold"], r["mean"], r["std"], r["pairs"]) for r in rows] == [
-        ("1.0", "", "", "0"), ("4.0", "", "", "0")]
+    assert [(r["threshold"], r["mean"], r["std"], r["pairs"], r["span_ms_min"], r["span_ms_max"]) for r in rows] == [
+        ("1.0", "", "", "0", "", ""), ("4.0", "", "", "0", "", "")]
     d = dataset(read_json(out), "BAD")
-    assert d["pairs"] == 0 and d["mean"] == [None, None] and d["std"] == [None, None]
+    assert d["pairs"] == 0 and d["mean"] == [None, None] and d["std"] == [None, None] and d["spans_ms"] == []
     assert d["sources"][0]["status"] == "failed"
     # a 7 x 4.5 in figure at 120 dpi with GOOD's curve (matplotlib's first colour, C0) and nothing in the
     # second colour (C1): a dataset without pairs is not drawn, not even as a legend entry
@@ -445,11 +446,12 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
     out, result = main_out
     assert_complete(out)
     thresholds = list(parse_thresholds(THRESHOLDS))
-    assert (out / CSV_NAME).read_text().splitlines()[0] == "label,threshold,mean,std,pairs"
+    assert (out / CSV_NAME).read_text().splitlines()[0] == "label,threshold,mean,std,pairs,span_ms_min,span_ms_max"
     rows = read_csv(out)
     assert len(rows) == 2 * len(thresholds)
     doc = read_json(out)
-    assert doc["format"] == "blursynth-blurred-area-ratio" and doc["version"] == 1
+    assert doc["format"] == "blursynth-blurred-area-ratio" and doc["version"] == 2
+    assert doc["spans_differ"] is False
     assert doc["thresholds"] == pytest.approx(thresholds)
     settings = doc["settings"]
     assert settings["thresholds"] == pytest.approx(thresholds)
@@ -464,9 +466,13 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
         assert [float(r["mean"]) for r in mine] == pytest.approx(d["mean"], abs=1e-6)
         assert [float(r["std"]) for r in mine] == pytest.approx(d["std"], abs=1e-6)
         assert {int(r["pairs"]) for r in mine} == {d["pairs"]} == {6}
+        # 240 fps, gap 2: 8.333 ms, recorded per source, per dataset and on every CSV row
+        assert d["spans_ms"] == [pytest.approx(1000 * 2 / 240)]
+        assert [(float(r["span_ms_min"]), float(r["span_ms_max"])) for r in mine] == [(8.333333, 8.333333)] * len(mine)
         (src,) = d["sources"]
         assert src["status"] == "ok" and src["kind"] == "video" and src["pairs"] == 6
         assert src["gap"] == 2 and src["flow_scale"] == 1.0 and src["frames"] == N
+        assert src["span_ms"] == pytest.approx(1000 * 2 / 240)
         # the starts are the seeded stratified draw of (seed, "stats", label, source key)
         rng = create_rng(0, "stats", d["label"], src["key"])
         assert src["starts"] == pair_starts(N, 2, 6, rng)
@@ -504,7 +510,7 @@ def test_out_is_a_file(clips, tmp_path):
 
 def _tiny_curves():
     cfg = StatsConfig(datasets=(DatasetSpec("A", "a"),), thresholds=(0.0, 1.0), flow="dis")
-    return [DatasetCurve("A", "a", np.array([1.0, 0.5]), np.array([0.0, 0.1]), 3)], cfg
+    return [DatasetCurve("A", "a", np.array([1.0, 0.5]), np.array([0.0, 0.1]), 3, spans_ms=[8.333333])], cfg
 
 
 @pytest.mark.parametrize(("error", "expected"), [(OSError(28, "No space left on device"), OutputError),
@@ -536,9 +542,10 @@ def test_write_stats_rejects_a_file(tmp_path):
         write_stats(curves, cfg, tmp_path / "f")
     paths = write_stats(curves, cfg, tmp_path / "ok")
     assert {p.name for p in paths.values()} == FILES
+    span = {"span_ms_min": "8.333333", "span_ms_max": "8.333333"}
     assert read_csv(tmp_path / "ok") == [
-        {"label": "A", "threshold": "0.0", "mean": "1.0", "std": "0.0", "pairs": "3"},
-        {"label": "A", "threshold": "1.0", "mean": "0.5", "std": "0.1", "pairs": "3"},
+        {"label": "A", "threshold": "0.0", "mean": "1.0", "std": "0.0", "pairs": "3"} | span,
+        {"label": "A", "threshold": "1.0", "mean": "0.5", "std": "0.1", "pairs": "3"} | span,
     ]
 
 

@@ -1,4 +1,4 @@
-"""``blursynth stats``: thin command; parsing and reporting only, the work is in stats/flow_ratio.py."""
+"""``blursynth stats``: thin command; parsing and reporting only, the work is in stats/ (curves.py)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,9 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
 
     Each SOURCE is one dataset: a video, a folder of videos, or a folder of frame folders, labelled by its
     name or as NAME=PATH; frame folders need a frame rate, NAME=PATH@FPS or --fps. Results go to --out:
-    blurred_area_ratio.csv (label,threshold,mean,std,pairs), .json (with the settings and every pair's
-    source) and .png.
+    blurred_area_ratio.csv (label,threshold,mean,std,pairs,span_ms_min,span_ms_max), .json (with the settings
+    and every pair's source) and .png. A source slower than the span (gap clamped to 1 frame) is measured over
+    a longer span: each dataset's measured span is recorded and drawn, and differing spans are warned about.
 
     \b
     Examples:
@@ -52,7 +53,7 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
       blursynth stats clips/ --flow dis --flow-threshold 0.5,1,2,4,8 --max-side 640 --log-y
       blursynth stats LODE=lode_clips/ --workers 2 --threads 1
     """
-    from blursynth.stats.flow_ratio import compute_curves
+    from blursynth.stats.curves import compute_curves
     from blursynth.stats.outputs import write_stats
 
     out = Path(out_dir)
@@ -82,12 +83,14 @@ def _print_table(curves, thresholds, max_rows: int = 12) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from blursynth.stats.plots import curve_label
+
     n = min(max_rows, len(thresholds))
     idx = sorted({round(i * (len(thresholds) - 1) / max(1, n - 1)) for i in range(n)})
     table = Table(title="blurred area ratio (mean ± std over pairs)")
     table.add_column("threshold px", justify="right")
     for c in curves:
-        table.add_column(f"{c.label} ({c.pairs} pairs)", justify="right")
+        table.add_column(curve_label(c), justify="right")
     for i in idx:
         table.add_row(f"{thresholds[i]:g}", *(
             "–" if not c.pairs else f"{c.mean[i]:.3f} ± {c.std[i]:.3f}" for c in curves))

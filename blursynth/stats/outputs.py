@@ -13,6 +13,7 @@ from pathlib import Path
 from blursynth import __version__
 from blursynth.errors import OutputError
 from blursynth.shards.files import PARTIAL, fsync_path, make_folder
+from blursynth.stats.flow_ratio import spans_differ
 from blursynth.stats.plots import plot_ratio_curves
 
 CSV_NAME = "blurred_area_ratio.csv"
@@ -24,10 +25,22 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
 
 
+CSV_FIELDS = ["label", "threshold", "mean", "std", "pairs", "span_ms_min", "span_ms_max"]
+
+
 def curves_to_rows(curves, thresholds) -> list[dict]:
-    """One row per (dataset, threshold): ``label, threshold, mean, std, pairs``."""
-    return [{"label": c.label, "threshold": float(t), "mean": _num(m), "std": _num(s), "pairs": c.pairs}
-            for c in curves for t, m, s in zip(thresholds, c.mean, c.std, strict=True)]
+    """One row per (dataset, threshold): :data:`CSV_FIELDS`.
+
+    ``span_ms_min``/``span_ms_max``: the shortest and longest time span the dataset's pairs were measured over
+    (equal when every source reached the same span; empty without pairs).
+    """
+    rows = []
+    for c in curves:
+        lo, hi = (_num(min(c.spans_ms)), _num(max(c.spans_ms))) if c.spans_ms else (None, None)
+        rows += [{"label": c.label, "threshold": float(t), "mean": _num(m), "std": _num(s), "pairs": c.pairs,
+                  "span_ms_min": lo, "span_ms_max": hi}
+                 for t, m, s in zip(thresholds, c.mean, c.std, strict=True)]
+    return rows
 
 
 def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False) -> dict[str, Path]:
@@ -48,17 +61,18 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
     created = make_folder(out)
     rows = curves_to_rows(curves, cfg.thresholds)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["label", "threshold", "mean", "std", "pairs"], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     doc = {
         "format": "blursynth-blurred-area-ratio",
-        "version": 1,
+        "version": 2,
         "tool_version": __version__,
         "settings": cfg.to_dict(),
         "thresholds": list(cfg.thresholds),
+        "spans_differ": spans_differ([s for c in curves for s in c.spans_ms]),
         "datasets": [
-            {"label": c.label, "path": c.path, "pairs": c.pairs,
+            {"label": c.label, "path": c.path, "pairs": c.pairs, "spans_ms": [_num(v) for v in c.spans_ms],
              "mean": [_num(v) for v in c.mean], "std": [_num(v) for v in c.std], "sources": c.sources}
             for c in curves
         ],
@@ -69,7 +83,7 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
         temps["csv"].write_text(buf.getvalue(), encoding="utf-8")
         temps["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         plot_ratio_curves(curves, cfg.thresholds, temps["png"], log_y=log_y,
-                          title=f"Blurred area ratio ({cfg.flow}, span {cfg.span_ms:.3g} ms)")
+                          title=f"Blurred area ratio ({cfg.flow}; measured span per dataset)")
         for k in targets:
             fsync_path(temps[k])
             os.replace(temps[k], targets[k])

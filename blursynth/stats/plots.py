@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blursynth.stats.flow_ratio import span_text
+
 
 def _pyplot():
     import matplotlib
@@ -16,15 +18,28 @@ def _pyplot():
     return plt
 
 
-def plot_ratio_curves(curves, thresholds, path: str | Path, *, log_y: bool = False, title: str | None = None) -> None:
-    """One curve per dataset with a +-std band: blurred-area ratio vs flow threshold (LODE Fig. 3)."""
+def curve_label(curve) -> str:
+    """A dataset's legend entry: its label, pairs and the time span its pairs were measured over."""
+    span = span_text(curve.spans_ms)
+    return f"{curve.label} ({curve.pairs} pairs{', ' + span if span else ''})"
+
+
+def plot_ratio_curves(curves, thresholds, path: str | Path, *, log_y: bool = False,
+                      title: str | None = None) -> list[str]:
+    """One curve per dataset with a +-std band: blurred-area ratio vs flow threshold (LODE Fig. 3).
+
+    Returns:
+        The legend entries drawn (:func:`curve_label`; datasets without pairs are not drawn).
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     x = np.asarray(thresholds, dtype=float)
+    labels = []
     for c in curves:
         if not c.pairs:
             continue
-        (line,) = ax.plot(x, c.mean, marker="o" if len(x) <= 12 else None, ms=3, label=f"{c.label} ({c.pairs} pairs)")
+        labels.append(curve_label(c))
+        (line,) = ax.plot(x, c.mean, marker="o" if len(x) <= 12 else None, ms=3, label=labels[-1])
         lo = np.clip(c.mean - c.std, 1e-4 if log_y else 0.0, 1.0)
         ax.fill_between(x, lo, np.clip(c.mean + c.std, 0.0, 1.0), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("optical-flow threshold (pixels)")
@@ -40,6 +55,7 @@ def plot_ratio_curves(curves, thresholds, path: str | Path, *, log_y: bool = Fal
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+    return labels
 
 
 def plot_histograms(panels: list[tuple[str, np.ndarray, np.ndarray, str]], path: str | Path) -> None:
