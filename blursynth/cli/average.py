@@ -23,7 +23,9 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
               help="Frames between window starts (default: back-to-back; smaller overlaps, larger leaves gaps).")
 @click.option("--max-per-source", type=int, default=None,
               help="At most this many samples per source, spread evenly over it.")
-@click.option("--fps", type=float, default=None, help="Frame rate of frame-folder sources (recorded in meta).")
+@click.option("--fps", type=float, default=None,
+              help="Frame rate of the sources (recorded in meta): needed for frame folders; for a video it "
+                   "overrides the container's rate (kept as container_fps).")
 @click.option("--downsample", type=int, default=None,
               help="Shrink frames by this integer factor (area interpolation) before averaging [wild: 3].")
 @click.option("--flow", type=click.Choice([*FLOW_NAMES, "none"]), default=None,
@@ -42,6 +44,9 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
                    "(flow statistic, pixels). Turns flow on (dis) if needed.")
 @click.option("--blur-map/--no-blur-map", default=None,
               help="Store blur_map float16 (n, H, W): per-pixel blur length in pixels [wild: on].")
+@click.option("--drop-static", is_flag=True, default=False,
+              help="Leave out windows whose blur equals sharp exactly (nothing moved); they are counted "
+                   "either way (static_windows).")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
               help="RAFT variant for --flow raft.")
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None,
@@ -51,7 +56,7 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
                *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
-            flow_stat, max_match_error, max_step_px, blur_map, raft_model, raft_weights, crf, gamma, seed,
+            flow_stat, max_match_error, max_step_px, blur_map, drop_static, raft_model, raft_weights, crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
             ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
@@ -81,7 +86,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         fps=fps, device=device, backend=backend, batch_frames=batch_frames, overwrite=overwrite,
         downsample=values["downsample"], flow=values["flow"], flow_threshold=values["flow_threshold"],
         flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
-        blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights,
+        blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average
@@ -92,6 +97,9 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         splits = split_counts(summary)
         failed = len(summary.failures)
         tail = f"; {failed} source(s) skipped or incomplete, see manifest.json" if failed else ""
+        if summary.static_windows:
+            done = "dropped" if drop_static else "kept"
+            tail += f"; {summary.static_windows} static window(s) (blur == sharp) {done}"
         if summary.rejections:
             tail += "; rejected windows: " + ", ".join(f"{k} {v}" for k, v in summary.rejections.items())
         click.echo(f"wrote {summary.samples} samples ({splits}) in {len(summary.shards)} shards to {out}{tail}")

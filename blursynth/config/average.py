@@ -85,6 +85,7 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     blur_map: bool = output_field(False)
     raft_model: str = output_field("small")
     raft_weights: str | None = output_field(None)
+    drop_static: bool = output_field(False)
 
     @property
     def uses_flow(self) -> bool:

@@ -32,11 +32,13 @@ class SourceInfo:
     Attributes:
         width, height: frame size in pixels.
         num_frames: frames in the source (for videos: container count, or a demux count when absent).
-        fps: frames per second, or None when unknown (frame folders without ``--fps``).
+        fps: frames per second, or None when unknown (frame folders without ``--fps``); ``--fps`` given for a
+            video overrides its container's rate.
         bit_depth: 8 or 16, the dtype frames are delivered in.
         pix_fmt: decoder pixel format (``yuv420p``, ``yuv420p10le``, ``png`` for frame folders, ...).
         codec: codec name or image format.
         size_bytes: size on disk (sum of files for a frame folder).
+        container_fps: the rate the video's container states, kept when ``--fps`` overrides it (else None).
     """
 
     width: int
@@ -47,6 +49,7 @@ class SourceInfo:
     pix_fmt: str
     codec: str
     size_bytes: int
+    container_fps: float | None = None
 
 
 def _reason(exc: BaseException) -> str:
@@ -148,15 +151,31 @@ def probe_video(path: str) -> SourceInfo:
         container.close()
 
 
-def read_video(path: str, info: SourceInfo, wanted: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def _native_array(frame, fmt: str) -> np.ndarray:
+    """The frame in the decoder's own pixel format, or converted to ``fmt`` where numpy cannot take that
+    format as it is (``bgr0``, ``pal8``)."""
+    try:
+        array = frame.to_ndarray()
+    except (ValueError, OSError):
+        array = None
+    return array if isinstance(array, np.ndarray) else frame.to_ndarray(format=fmt)
+
+
+def read_video(path: str, info: SourceInfo, wanted: set[int] | None = None, *,
+               native: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Decode every frame of a video in presentation order.
 
     With ``wanted``, only those frames are converted to arrays and yielded (the others are still decoded,
     as inter-frame codecs need them, but not converted: -31 % read time at 1280x720 when few are kept), and
     decoding stops after the last wanted frame.
 
+    With ``native``, frames come in the decoder's own pixel format (planar YUV for most codecs) instead of
+    RGB: enough to tell identical frames apart (equal decoded bytes are the same picture) without the
+    conversion to RGB (io/repeats.py).
+
     Yields:
-        (index, frame) with frame (H, W, 3) RGB, uint8 for 8-bit sources and uint16 for deeper ones.
+        (index, frame) with frame (H, W, 3) RGB, uint8 for 8-bit sources and uint16 for deeper ones
+        (``native``: the decoder's layout, e.g. (H * 3 / 2, W) for yuv420p).
 
     Raises:
         SourceError: decoding fails, the frame size changes, or fewer frames than probed are decoded
@@ -177,7 +196,7 @@ def read_video(path: str, info: SourceInfo, wanted: set[int] | None = None) -> I
                         f"frame {index} is {frame.width}x{frame.height}, expected {info.width}x{info.height}",
                     )
                 if wanted is None or index in wanted:
-                    yield index, frame.to_ndarray(format=fmt)
+                    yield index, (_native_array(frame, fmt) if native else frame.to_ndarray(format=fmt))
                 index += 1
                 if wanted is not None and index > last_wanted:
                     return

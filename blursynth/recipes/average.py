@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from blursynth.config import AverageConfig
 from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
+from blursynth.io.repeats import RepeatCadence
 from blursynth.io.sources import Source, discover_sources
 from blursynth.io.video import SourceInfo
 from blursynth.ops.accumulate import StreamingAccumulator, single_threaded_kernels
@@ -33,6 +34,7 @@ from blursynth.recipes.source_unit import (
     make_sample,
     open_sink,
     probe_source,
+    probe_source_repeats,
     read_source,
 )
 from blursynth.recipes.wild import run_flow_unit
@@ -61,7 +63,7 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
     splits = assign_splits([s.key for s in sources], cfg.val_fraction, cfg.seed)
     entries: list[dict] = []
     failures: list[dict] = []
-    planned: list[tuple[Source, SourceInfo, list[Window], int]] = []
+    planned: list[tuple[Source, SourceInfo, list[Window], int, RepeatCadence | None]] = []
     warned_fps = False
     # With one source its failure becomes the run's one-line error; a warning would only repeat it.
     skip_log = log.warning if len(sources) > 1 else log.debug
@@ -71,6 +73,7 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
         try:
             info = probe_source(src, cfg.fps)
             entry.update(size=info.size_bytes, hash=quick_hash(src.path))
+            repeats = probe_source_repeats(src, info)
         except SourceError as exc:
             skip_log("skipping %s", exc)
             entry.update(status="failed", reason=exc.reason, failed_path=exc.path)
@@ -86,6 +89,13 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
             frames=info.num_frames, fps=info.fps, width=info.width, height=info.height,
             bit_depth=info.bit_depth, pix_fmt=info.pix_fmt, codec=info.codec,
         )
+        if info.container_fps is not None:
+            entry["container_fps"] = info.container_fps
+        if repeats is not None:
+            log.warning("%s: frames repeat in a regular cadence; %d repeats of %d frames dropped "
+                        "(each instant counts once)", src.path, repeats.duplicate_frames, info.num_frames)
+            entry["duplicate_frames"] = repeats.duplicate_frames
+            info = replace(info, num_frames=len(repeats.instants))
         if info.fps is None and not warned_fps:
             log.warning("frame folders have no frame rate; pass --fps so samples record it")
             warned_fps = True
@@ -109,19 +119,20 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
         if cfg.downsample > 1:
             entry["output_size"] = list(downsampled_size(info.width, info.height, cfg.downsample))
         if not count:
-            reason = f"shorter than one window ({info.num_frames} frames < {cfg.frames[0]})"
+            what = "frames" if repeats is None else "frames after dropping repeats"
+            reason = f"shorter than one window ({info.num_frames} {what} < {cfg.frames[0]})"
             skip_log("skipping %s: %s", src.path, reason)
             entry.update(status="skipped", reason=reason)
             failures.append({"source": src.key, "path": src.path, "reason": reason})
             continue
-        planned.append((src, info, windows, count))
+        planned.append((src, info, windows, count, repeats))
 
     units = []
     counters: dict[str, int] = {}
-    for src, info, windows, count in planned:
+    for src, info, windows, count, repeats in planned:
         split = splits[src.key]
         slots = allocate_slots(split, count, cfg.shard_size, counters)
-        units.append(AverageUnit(src, info, tuple(windows), split, slots, cfg))
+        units.append(AverageUnit(src, info, tuple(windows), split, slots, cfg, repeats))
     return AveragePlan(units, entries, failures)
 
 
@@ -208,7 +219,7 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
         overwrite=cfg.overwrite,
         progress=progress or ProgressSink(),
         total_frames=sum(u.frames_to_decode for u in plan.units),
-        total_samples=None if cfg.uses_flow else sum(len(u.windows) for u in plan.units),
+        total_samples=None if cfg.uses_flow or cfg.drop_static else sum(len(u.windows) for u in plan.units),
         executor=cfg.executor_options(device),
     )
 

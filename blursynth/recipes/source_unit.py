@@ -8,9 +8,10 @@ the two runners cannot drift apart (same CRF channels, same reader, same metadat
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from blursynth.config import AverageConfig
 from blursynth.errors import SourceError
 from blursynth.io.frames import probe_frames, read_frames
 from blursynth.io.prefetch import prefetch
+from blursynth.io.repeats import RepeatCadence, drop_repeats, probe_repeats
 from blursynth.io.sources import Source
 from blursynth.io.video import SourceInfo, probe_video, read_video
 from blursynth.ops.accumulate import Channel, create_accumulator
@@ -40,6 +42,10 @@ class AverageUnit:
     ``windows`` is the plan of the planned recipes. With optical flow (``config.uses_flow``) windows are chosen
     while decoding (recipes/wild.py); ``windows`` is then empty and ``slots`` cover the most windows the
     source could yield.
+
+    With a repeat cadence (``repeats``), frames are numbered by instant: ``info.num_frames`` counts instants,
+    windows and the frames :func:`read_source` yields use instant numbers, and :func:`make_sample` records
+    the original frame numbers.
     """
 
     source: Source
@@ -48,6 +54,7 @@ class AverageUnit:
     split: str
     slots: tuple[ShardSlot, ...]
     config: AverageConfig
+    repeats: RepeatCadence | None = None
 
     @property
     def online(self) -> bool:
@@ -59,19 +66,45 @@ class AverageUnit:
 
 
 def probe_source(source: Source, fps: float | None) -> SourceInfo:
-    """Frame count, size and bit depth of a video file or a frame folder (``fps`` for folders, which have none)."""
+    """Frame count, size and bit depth of a video file or a frame folder.
+
+    ``fps`` (``--fps``) is the frame rate of a folder, which has none, and overrides a video's container
+    rate (a high-speed clip stored at 25 fps), which is kept as ``container_fps``.
+    """
     if source.kind == "video":
-        return probe_video(source.path)
+        info = probe_video(source.path)
+        return info if fps is None else replace(info, fps=fps, container_fps=info.fps)
     return probe_frames(source.path, fps)
+
+
+def probe_source_repeats(source: Source, info: SourceInfo) -> RepeatCadence | None:
+    """The source's repeat cadence (io/repeats.py), comparing frames as decoded (videos: without RGB)."""
+    def frames(limit: int | None):
+        if source.kind == "video":
+            decoded = read_video(source.path, info, native=True)
+        else:
+            decoded = read_frames(source.path, info)
+        return (frame for _, frame in itertools.islice(decoded, limit))
+
+    return probe_repeats(frames, info.num_frames)
 
 
 def read_source(unit: AverageUnit) -> Iterator[tuple[int, np.ndarray]]:
     """The unit's ``(index, frame)`` pairs, decoded and downsampled in a background thread (4 frames ahead).
 
-    Downsampling runs in the decode thread too (cv2 releases the GIL), so it overlaps with averaging.
+    Downsampling runs in the decode thread too (cv2 releases the GIL), so it overlaps with averaging. With
+    a repeat cadence only the first frame of each instant is converted and yielded, numbered by instant.
     """
-    reader = read_video if unit.source.kind == "video" else read_frames
-    decoded = reader(unit.source.path, unit.info)
+    path, repeats = unit.source.path, unit.repeats
+    if repeats is None:
+        decoded = (read_video if unit.source.kind == "video" else read_frames)(path, unit.info)
+    else:
+        info = replace(unit.info, num_frames=repeats.num_frames)
+        if unit.source.kind == "video":
+            decoded = read_video(path, info, wanted=set(repeats.instants))
+        else:
+            decoded = read_frames(path, info)
+        decoded = drop_repeats(decoded, repeats)
     if unit.config.downsample > 1:
         decoded = downsample_frames(decoded, unit.config.downsample)
     return prefetch(decoded, depth=4)
@@ -99,28 +132,43 @@ def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: 
     """The unit's shard writer with the configured layouts and compression (``options``: see ``UnitSink``)."""
     cfg = unit.config
     return UnitSink(out, unit.source.key, unit.source.path, slots, result, layouts=cfg.layout,
-                    compression=cfg.compression, progress=progress, **options)
+                    compression=cfg.compression, progress=progress, static="drop" if cfg.drop_static else "count",
+                    **options)
 
 
 def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
-    """The sample of window ``w``: ``encoded`` holds one average per channel, ``sharp`` its middle frame."""
-    cfg, info = unit.config, unit.info
+    """The sample of window ``w``: ``encoded`` holds one average per channel, ``sharp`` its middle frame.
+
+    Frame numbers are the source's own. With a repeat cadence the window's instants map back to the first
+    frame of each; the exposure spans every frame of its instants, repeats included (``duplicate_frames``
+    of them), and ``time`` is the original middle frame's.
+    """
+    cfg, info, repeats = unit.config, unit.info, unit.repeats
+    frames, center, span = w.frames, w.center, w.n
+    if repeats is not None:
+        frames = [repeats.instants[k] for k in w.frames]
+        center = repeats.instants[w.center]
+        span = repeats.end(w.stop - 1) - frames[0]
     meta = {
         "source": unit.source.key,
         "sample": f"{unit.source.key}#{w.index:05d}",
         "split": unit.split,
-        "frames": w.frames,
-        "center": w.center,
+        "frames": frames,
+        "center": center,
         "n_frames": w.n,
         "fps": info.fps,
-        "time": (w.center / info.fps) if info.fps else None,
-        "exposure": (w.n / info.fps) if info.fps else None,
+        "time": (center / info.fps) if info.fps else None,
+        "exposure": (span / info.fps) if info.fps else None,
         "crf": cfg.crf,
         "gamma": cfg.gamma if cfg.crf == "gamma" else None,
         "recipe": cfg.recipe,
         "seed": cfg.seed,
         "bit_depth": info.bit_depth,
     }
+    if info.container_fps is not None:
+        meta["container_fps"] = info.container_fps
+    if repeats is not None:
+        meta["duplicate_frames"] = span - w.n
     if cfg.downsample > 1:
         meta["downsample"] = cfg.downsample
     extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}

@@ -41,6 +41,11 @@ class JobSummary:
         return sum_counts(*(r.rejections for r in self.results))
 
     @property
+    def static_windows(self) -> int:
+        """Samples whose blur equals sharp in the whole run (written or dropped)."""
+        return sum(r.static_windows for r in self.results)
+
+    @property
     def skipped_inputs(self) -> list[dict]:
         """Inputs skipped in the whole run, each ``{path, reason}`` once (units may skip the same input)."""
         return list({(rec.get("path"), rec.get("reason")): rec for r in self.results for rec in r.skipped}.values())
@@ -184,6 +189,8 @@ def run_job(
                 entry["reason"] = r.reason
             if r.rejections:
                 entry["rejections"] = sum_counts(r.rejections)
+            if r.static_windows:
+                entry["static_windows"] = r.static_windows
     summary.shards = sorted((_listed(m) for m in markers if m.count), key=lambda m: (m["split"], m["shard"]))
     totals = {
         "samples": summary.samples,
@@ -198,6 +205,11 @@ def run_job(
         totals["rejected_windows"] = summary.rejections
     if summary.skipped_inputs:
         totals["skipped_inputs"] = summary.skipped_inputs
+    if summary.static_windows:
+        totals["static_windows"] = summary.static_windows
+    duplicates = sum(e.get("duplicate_frames", 0) for e in source_entries)
+    if duplicates:
+        totals["duplicate_frames"] = duplicates
     status = "incomplete" if summary.errors else "complete"  # a rerun retries the units in error
     write_manifest(out, status=status, sources=source_entries, shards=summary.shards, totals=totals,
                    **manifest_kw)

@@ -4,12 +4,18 @@ Every recipe hands its samples here (by index in the unit's plan), so the commit
 everywhere: a shard is committed when its last slot item arrives; when the source ends early (a truncated
 file, or an online selection that found fewer windows than the reserved bound) the shard in progress is
 committed with ``final: true`` so a resume does not wait for shards that can never exist.
+
+Samples whose blur equals their sharp frame exactly (a window in which nothing moved: a static scene, or
+repeats that were not a cadence) are counted here, for every recipe that asks (``static``), and optionally
+dropped: ``static_windows`` in the shard marker's source entry, the unit's result and the manifest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import ShardSlot, UnitResult
@@ -29,11 +35,14 @@ class UnitSink:
         layouts, compression, extra_datasets: passed to :class:`ShardWriter`.
         progress: receives one ``advance(samples=1)`` per sample.
         track_rejections: markers carry a ``rejections`` counter (online selection) even when empty.
+        static: ``"count"`` samples whose blur equals sharp, ``"drop"`` them too (their items are left out of
+            their shard, which is still committed), or None (not checked).
     """
 
     def __init__(self, out: str | Path, key: str, source_path: str, slots: Sequence[ShardSlot], result: UnitResult,
                  *, layouts: tuple[str, ...], compression: str | None, extra_datasets: tuple[str, ...] = (),
-                 progress: ProgressSink | None = None, track_rejections: bool = False) -> None:
+                 progress: ProgressSink | None = None, track_rejections: bool = False,
+                 static: str | None = None) -> None:
         self.out = Path(out)
         self.key = key
         self.source_path = source_path
@@ -42,6 +51,8 @@ class UnitSink:
         self.layouts, self.compression, self.extra_datasets = layouts, compression, extra_datasets
         self.progress = progress or ProgressSink()
         self.track_rejections = track_rejections
+        self.static = static
+        self._static = 0  # static samples of the shard in progress
         self.writer: ShardWriter | None = None
         self.current: ShardSlot | None = None
         self._rejections: dict[str, int] = {}
@@ -90,12 +101,16 @@ class UnitSink:
         if self.writer is None:
             self.writer = self._open(slot)
             self.current = slot
-        self.writer.add(sample)
-        self._indices.append(index)
         self._rejections = sum_counts(self._rejections, rejections)
         self._resume = resume
-        self.result.samples += 1
-        self.progress.advance(samples=1)
+        static = self.static is not None and is_static(sample)
+        if static:
+            self._static += 1
+        if not (static and self.static == "drop"):
+            self.writer.add(sample)
+            self._indices.append(index)
+            self.result.samples += 1
+            self.progress.advance(samples=1)
         if index == slot.stop - 1:
             self.commit(final=False, status="ok")
 
@@ -122,6 +137,8 @@ class UnitSink:
         if failures and status == "ok":
             status = "partial"
         entry = {"status": status, "samples": self.writer.count, "path": self.source_path}
+        if self._static:
+            entry["static_windows"] = self._static
         if failures:
             entry["reason"] = reason if reason is not None else failures[0]["reason"]
         first = self._indices[0] if self._indices else self.current.first
@@ -141,10 +158,21 @@ class UnitSink:
         self.result.rejections = sum_counts(self.result.rejections, self._rejections)
         self.writer, self.current = None, None
         self._rejections, self._resume, self._skipped = {}, None, []
-        self._failures, self._indices = [], []
+        self._failures, self._indices, self._static = [], [], 0
 
     def abort(self) -> None:
         """Drop the shard in progress (errors, Ctrl-C)."""
         if self.writer is not None:
             self.writer.abort()
             self.writer, self.current = None, None
+
+
+def is_static(sample: Sample) -> bool:
+    """Whether the sample's blur equals its sharp frame exactly (nothing moved in its window).
+
+    The first rows are compared first: a window with motion almost always differs there already.
+    """
+    blur, sharp = sample.blur, sample.sharp
+    if blur.shape != sharp.shape or blur.dtype != sharp.dtype:
+        return False
+    return bool(np.array_equal(blur[:1], sharp[:1]) and np.array_equal(blur, sharp))

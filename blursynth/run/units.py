@@ -34,6 +34,12 @@ class UnitResult:
     rejections: dict[str, int] = field(default_factory=dict)  # candidate windows rejected, by reason
     skipped: list[dict] = field(default_factory=list)  # inputs skipped inside the unit ({path, reason})
 
+    @property
+    def static_windows(self) -> int:
+        """Samples whose blur equals sharp, written or dropped, as its shard markers record them (run/sink.py):
+        counted the same way in a fresh, a partly resumed and a resumed run."""
+        return sum(int(m.sources.get(self.key, {}).get("static_windows", 0)) for m in self.shards)
+
 
 def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, int]) -> tuple[ShardSlot, ...]:
     """Give ``count`` items ceil(count / shard_size) consecutive shard numbers of ``split``.
