@@ -29,8 +29,8 @@ import numpy as np
 
 from blursynth.errors import SourceError
 
-#: Frames every source decodes at planning to look for a repeat (11 pairs: a one-in-six cadence shows).
-PREFIX_FRAMES = 12
+#: Frames every source decodes at planning to look for a repeat (7 pairs: a one-in-six cadence, 25 -> 30 fps, shows).
+PREFIX_FRAMES = 8
 #: Least share of the frames that must be exact repeats (25 -> 30 fps conversion: 1/6, less on a short clip).
 MIN_SHARE = 0.12
 #: Longest pattern of run lengths recognised as a cadence (24 -> 30 fps pulldown: 2, 1, 1, 1).
