@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from cli_helpers import invoke
 from conftest import motion_frames, textured_image, write_video
+from motion_fixtures import flat_noise_frames, low_texture_frames
 
 H, W = 240, 360  # -> 80 x 120 after x3
 SEG = 40
@@ -37,6 +38,7 @@ def samples(out: Path) -> list[dict]:
                 row = {"meta": meta, "blur": f["blur"][i], "sharp": f["sharp"][i]}
                 if "blur_map" in f:
                     row["blur_map"] = f["blur_map"][i].astype(np.float32)
+                    row["measurable"] = f["measurable"][i]
                 rows.append(row)
     return rows
 
@@ -297,3 +299,110 @@ def test_truncated_wild_source_keeps_complete_windows(segments, tmp_path):
     else:  # nothing usable before the cut
         assert "cut.mkv" in result.output and not out.exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# -- measurable motion (issue 16): flat + noise, low texture, textured motion, every backend ------------------
+FLOW_BACKENDS = ("dis", "deepflow", "farneback", "raft")
+
+
+def skip_without(backend: str) -> None:
+    """RAFT runs where torchvision (and its weights) can be loaded; the OpenCV methods always."""
+    if backend == "raft":
+        pytest.importorskip("torchvision")
+        from blursynth.errors import MissingDependencyError
+        from blursynth.flow import create_flow
+
+        try:
+            create_flow("raft")
+        except MissingDependencyError as exc:
+            pytest.skip(exc.message)
+
+
+@pytest.fixture(scope="module")
+def flat_clip(tmp_path_factory):
+    """40 frames of static flat grey with sigma = 1 noise, 240x360 (80x120 after x3), lossless."""
+    return write_video(tmp_path_factory.mktemp("flat") / "flat.mkv", flat_noise_frames(40, H, W, seed=21))
+
+
+@pytest.fixture(scope="module")
+def low_clip(tmp_path_factory):
+    """Low-texture high-fps content: 24 frames, 180x320, an object creeping 0.3 px/frame (no downsampling)."""
+    return write_video(tmp_path_factory.mktemp("low") / "low.mkv", low_texture_frames(24, 180, 320, seed=22))
+
+
+def check_measurable_maps(rows: list[dict]) -> None:
+    """The shard contract of blur maps with their masks: finite, >= 0, 0 where not measurable, mask 0/1."""
+    for r in rows:
+        bm, mask, m = r["blur_map"], r["measurable"], r["meta"]
+        assert mask.dtype == np.uint8 and mask.shape == bm.shape and set(np.unique(mask)) <= {0, 1}
+        assert np.isfinite(bm).all() and (bm >= 0).all() and (bm[mask == 0] == 0).all()
+        assert m["measurable_fraction"] == pytest.approx(mask.mean(), abs=1e-6)
+        assert m["blurred_area_ratio"] == pytest.approx(np.mean(bm > 1.0), abs=2e-3)  # float16 map vs float32
+
+
+@pytest.mark.parametrize("backend", FLOW_BACKENDS)
+def test_flat_noise_clip_keeps_its_windows(flat_clip, tmp_path, backend):
+    """Nothing moves: no window is rejected, and no pixel is blurred at 1 px (DIS used to see ~1 px of motion
+    on half the frame and reject every window)."""
+    skip_without(backend)
+    out = tmp_path / "out"
+    run_ok("average", "--recipe", "wild", flat_clip, out, "--flow", backend, "-q")
+    rows = samples(out)
+    assert rows and sum(sum(s.get("rejections", {}).values()) for s in stats(out)) == 0
+    assert rows[-1]["meta"]["frames"][-1] >= 40 - 23  # windows up to the end of the clip
+    check_measurable_maps(rows)
+    for r in rows:
+        assert r["meta"]["blurred_area_ratio"] <= 0.01
+        assert r["meta"]["max_step_px"] <= 1.0
+
+
+def low_texture_ratios(clip: Path, out: Path, backend: str) -> dict[tuple, float]:
+    run_ok("average", "--recipe", "wild", clip, out, "--flow", backend, "--downsample", "1", "--frames", "7",
+           "-q")
+    rows = samples(out)
+    check_measurable_maps(rows)
+    return {tuple(r["meta"]["frames"]): r["meta"]["blurred_area_ratio"] for r in rows}
+
+
+def test_low_texture_dis_agrees_with_deepflow(low_clip, tmp_path):
+    """Same windows, blurred-area ratios within 0.1 (raw DIS flow: 1.0 against DeepFlow's 0.02). The object
+    (30x30 of 180x320, 1.8 px of blur per window) is the only blur: ~0.016 of the frame."""
+    dis = low_texture_ratios(low_clip, tmp_path / "dis", "dis")
+    deep = low_texture_ratios(low_clip, tmp_path / "deepflow", "deepflow")
+    assert dis and dis.keys() == deep.keys()
+    for frames, ratio in dis.items():
+        assert abs(ratio - deep[frames]) <= 0.1
+        assert ratio <= 0.05 and deep[frames] <= 0.05
+
+
+def test_textured_motion_is_measurable(wild_out):
+    rows = samples(wild_out)
+    check_measurable_maps(rows)
+    assert all(r["meta"]["measurable_fraction"] >= 0.9 for r in rows)
+
+
+# -- the validator's measurable checks ------------------------------------------------------------------------
+def corrupted_copy(wild_out: Path, tmp_path: Path, edit) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(wild_out, out)
+    with h5py.File(next(out.glob("train/*.h5")), "r+") as f:
+        edit(f)
+    return out
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda f: f["measurable"].__setitem__(0, np.full(f["measurable"].shape[1:], 2, np.uint8)),
+     "values other than 0 and 1"),
+    (lambda f: (f["measurable"].__setitem__(0, np.zeros(f["measurable"].shape[1:], np.uint8)),
+                f["blur_map"].__setitem__(0, np.ones(f["blur_map"].shape[1:], np.float16))),
+     "is not 0 where measurable"),
+    (lambda f: (f.__delitem__("measurable"), f.create_dataset("measurable", data=np.zeros(
+        f["blur_map"].shape, np.float32))), "measurable is float32"),
+])
+def test_validator_checks_measurable(wild_out, tmp_path, edit, message):
+    from blursynth.shards.validate import validate_output
+
+    assert validate_output(wild_out).ok
+    result = validate_output(corrupted_copy(wild_out, tmp_path, edit))
+    errors = [e for s in result.shards for e in s.errors]
+    assert not result.ok and any(message in e for e in errors), errors

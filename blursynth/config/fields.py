@@ -18,7 +18,8 @@ from dataclasses import KW_ONLY, dataclass, field
 from blursynth.errors import ConfigError
 
 #: Algorithm revision of each recipe's output; part of its fingerprint (see the module docstring).
-REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 1, "local": 1}
+#: wild 2 (issue 16): pair statistics, match errors and blur maps use only measurable motion (flow/measure.py).
+REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 2, "local": 1}
 
 EXECUTORS = ("local", "ray")
 CRF_NAMES = ("gamma", "srgb", "linear")

@@ -91,8 +91,11 @@ def flow_statistic(mag: np.ndarray, stat: str) -> float:
     raise ConfigError(f"--flow-stat: expected one of {', '.join(FLOW_STATS)}, got {stat!r}")
 
 
-def warp_back(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def warp_back(image: np.ndarray, flow: np.ndarray, *, interpolation: int = cv2.INTER_LINEAR
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``image`` (frame t + 1) at ``x + flow(x)``: aligned with frame t where the flow is right.
+
+    ``interpolation``: an OpenCV flag (bilinear by default; bicubic keeps fine detail at sub-pixel shifts).
 
     Returns:
         (warped float32 (H, W), valid bool (H, W)): ``valid`` is False where ``x + flow`` leaves the frame.
@@ -100,20 +103,23 @@ def warp_back(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarr
     h, w = image.shape[:2]
     xs = np.arange(w, dtype=np.float32)[None, :] + flow[0]
     ys = np.arange(h, dtype=np.float32)[:, None] + flow[1]
-    warped = cv2.remap(image.astype(np.float32), xs, ys, interpolation=cv2.INTER_LINEAR,
+    warped = cv2.remap(image.astype(np.float32), xs, ys, interpolation=interpolation,
                        borderMode=cv2.BORDER_REPLICATE)
     valid = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
     return warped, valid
 
 
-def match_error(gray0: np.ndarray, gray1: np.ndarray, flow: np.ndarray) -> float:
+def match_error(gray0: np.ndarray, gray1: np.ndarray, flow: np.ndarray, *, where: np.ndarray | None = None) -> float:
     """Frame-matching error of a flow field (Noroozi et al. 2017, Sec. 2: "L2 norm on the grayscale domain").
 
     Frame t + 1 is warped back onto frame t with the flow; the error is the root-mean-square difference in
-    8-bit gray levels over the pixels whose match lies inside the frame. A correct flow on a clean video
-    gives about 1-3 levels (interpolation and compression noise); occlusions and a wrong flow raise it.
+    8-bit gray levels over the pixels whose match lies inside the frame (and, given ``where`` (H, W) bool,
+    are selected by it). A correct flow on a clean video gives about 1-3 levels (interpolation and
+    compression noise); occlusions and a wrong flow raise it.
     """
     warped, valid = warp_back(gray1, flow)
+    if where is not None:
+        valid &= where
     if not valid.any():
         return float("inf")
     diff = warped[valid] - gray0[valid].astype(np.float32)

@@ -4,8 +4,10 @@ Windows cannot be planned up front here: whether a window is usable depends on t
 frames. A unit therefore decodes its source once and, frame by frame,
 
 1. shrinks the frame (``--downsample``, area interpolation; x3 for WILD) in the decode thread;
-2. computes the flow of the pair it closes, once per pair (never per candidate window), with the backend
-   chosen by ``--flow``; measures the pair's statistic (``--flow-stat``) and frame-matching error;
+2. computes the flow of the pair it closes, once per pair (never per candidate window) and both ways, with
+   the backend chosen by ``--flow``; keeps only the measurable motion (:mod:`blursynth.flow.measure`: textured
+   for the noise level and forward-backward consistent) and measures the pair's statistic (``--flow-stat``)
+   and frame-matching error on it;
 3. judges the pair (unreliable flow, over ``--flow-threshold``, over ``--max-step-px``) and hands the verdict
    to :class:`~blursynth.ops.windows.WindowSampler`, which keeps or rejects candidate windows online;
 4. feeds the frame, ``N_max - 1`` frames late, to the same accumulator as the planned recipes: by then every
@@ -29,7 +31,8 @@ import numpy as np
 
 from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
-from blursynth.flow import create_flow, flow_statistic, magnitude, match_error
+from blursynth.flow import create_flow, flow_statistic, match_error
+from blursynth.flow.measure import Measured, measure
 from blursynth.ops.images import to_gray8, to_uint8
 from blursynth.ops.windows import Accepted, Window, WindowSampler
 from blursynth.recipes.source_unit import (
@@ -82,7 +85,28 @@ class PairJudge:
 class _Pair:
     step: float
     error: float
-    mag: np.ndarray | None
+    moving: np.ndarray | None  # visible motion (px), 0 where not measurable; kept only for blur maps
+    measurable: np.ndarray | None
+
+
+def pair_step(m: Measured, stat: str) -> float:
+    """The pair's ``--flow-stat`` over its measurable pixels (0 when none is: nothing visibly moves).
+
+    Unmeasurable pixels are left out rather than counted as 0, so a small textured object moving over a
+    textureless scene weighs as much as it would over a textured one.
+    """
+    values = m.moving[m.measurable]
+    return flow_statistic(values, stat) if values.size else 0.0
+
+
+def claimed_match_error(m: Measured, gray0: np.ndarray, gray1: np.ndarray) -> float:
+    """Frame-matching error of the motion the pair is judged on: the flow where measurable, none elsewhere.
+
+    It tells whether that claim explains frame t + 1: motion the method could not verify (an occlusion, a
+    fast object it lost) shows up as error instead of passing as stillness. Pixels whose flow leaves the
+    frame (content panning out) are left out, as the plain match error leaves them out.
+    """
+    return match_error(gray0, gray1, np.where(m.measurable, m.flow, np.float32(0.0)), where=m.inside)
 
 
 #: (index, frame, what the flow backend reads, 8-bit gray): each frame is converted once, not once per pair.
@@ -154,14 +178,16 @@ class FlowSelector:
         if not self.batch:
             return
         seq = ([self.prev] if self.prev is not None else []) + self.batch
-        flows = None
+        flows = backward = None
         if len(seq) > 1 and any(self.sampler.needs_pair(j) for j in range(seq[0][0], seq[-1][0])):
-            flows = self.flow.pairs([flow_in for _, _, flow_in, _ in seq])
+            inputs = [flow_in for _, _, flow_in, _ in seq]
+            flows, backward = self.flow.pairs(inputs), self.flow.backward_pairs(inputs)
         offset = 1 if self.prev is not None else 0
         for k, (index, frame, _, gray) in enumerate(self.batch):
             reason = None
             if flows is not None and index > 0:
-                reason = self._measure(index - 1, flows[k + offset - 1], seq[k + offset - 1][3], gray)
+                j = k + offset - 1
+                reason = self._measure(index - 1, measure(flows[j], backward[j], seq[j][3], gray), seq[j][3], gray)
             self._feed(index, frame, reason)
         self.prev = self.batch[-1]
         self.batch = []
@@ -171,12 +197,12 @@ class FlowSelector:
         self._push_delayed(0)
         self._emit(self.acc.finish())
 
-    def _measure(self, j: int, uv: np.ndarray, gray0: np.ndarray, gray1: np.ndarray) -> str | None:
-        """Record pair ``j``'s statistic and frame-matching error; return its verdict."""
-        mag = magnitude(uv)
-        step = flow_statistic(mag, self.cfg.flow_stat)
-        err = match_error(gray0, gray1, uv)
-        self.pairs[j] = _Pair(step, err, mag if self.cfg.blur_map else None)
+    def _measure(self, j: int, m: Measured, gray0: np.ndarray, gray1: np.ndarray) -> str | None:
+        """Record pair ``j``'s statistic and frame-matching error on its measurable motion; return its verdict."""
+        step = pair_step(m, self.cfg.flow_stat)
+        err = claimed_match_error(m, gray0, gray1)
+        keep = self.cfg.blur_map
+        self.pairs[j] = _Pair(step, err, m.moving if keep else None, m.measurable if keep else None)
         return self.judge(step, err)
 
     def _feed(self, index: int, frame: np.ndarray, reason: str | None) -> None:
@@ -203,15 +229,19 @@ class FlowSelector:
             "pair_steps": [round(p.step, 4) for p in inside],
             "pair_match_errors": [round(p.error, 4) for p in inside],
         }
-        blur_map = None
+        maps = None
         if self.cfg.blur_map:
             total = np.zeros(self.frame_shape, np.float32)
+            measurable = np.zeros(self.frame_shape, bool)
             for p in inside:
-                total += p.mag
-            blur_map = total.astype(np.float16)
+                total += p.moving
+                measurable |= p.measurable
+            maps = {"blur_map": total.astype(np.float16), "measurable": measurable.astype(np.uint8)}
+            # LODE's definition (Sec. 3, Fig. 3): blurred pixels over all pixels; unmeasurable ones count as sharp.
             meta["blurred_area_ratio"] = round(float(np.mean(total > BLURRED_PX)), 6)
+            meta["measurable_fraction"] = round(float(measurable.mean()), 6)
             meta["mean_blur_px"] = round(float(total.mean()), 4)
-        self.pending[w.index] = {"meta": meta, "blur_map": blur_map, "rejections": a.rejections,
+        self.pending[w.index] = {"meta": meta, "maps": maps, "rejections": a.rejections,
                                  "resume": {"next_start": a.next_start, "next_index": a.next_index}}
         self.centers.add(w.center)
 
@@ -230,8 +260,8 @@ class FlowSelector:
             p = self.pending.pop(w.index)
             sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center))
             sample.meta.update(p["meta"])
-            if p["blur_map"] is not None:
-                sample.extras["blur_map"] = p["blur_map"]
+            if p["maps"] is not None:
+                sample.extras.update(p["maps"])
             self.sink.add(w.index, sample, rejections=p["rejections"], resume=p["resume"])
 
 
@@ -258,7 +288,7 @@ def run_flow_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarker |
     done = [markers[s.shard] for s in unit.slots if s not in todo and markers[s.shard] is not None]
 
     result = UnitResult(key, "ok", shards=list(done))
-    extras = ("blur_map",) if unit.config.blur_map and "h5" in unit.config.layout else ()
+    extras = ("blur_map", "measurable") if unit.config.blur_map and "h5" in unit.config.layout else ()
     sink = open_sink(unit, out, todo, result, progress, extra_datasets=extras, track_rejections=True)
     selector = FlowSelector(unit, sink, state, resolve_device_name(unit.config.device))
     frames = read_source(unit)

@@ -9,7 +9,8 @@ a crash. Checks:
 * per shard: opens as HDF5; attrs ``format``, ``version``, ``split``, ``shard``, ``count``, ``height``,
   ``width`` agree with the marker and the datasets; ``blur``/``sharp`` uint8 (n, H, W, 3) chunked one image
   per chunk; ``meta`` (n,) strings that parse as JSON objects with ``n_frames``; ``mask`` uint8 (n, H, W);
-  ``blur_map`` float16 (n, H, W) finite and >= 0; blur differs from sharp for most samples;
+  ``blur_map`` float16 (n, H, W) finite and >= 0; ``measurable`` uint8 (n, H, W) of 0/1, and ``blur_map`` 0
+  wherever it is 0; blur differs from sharp for most samples;
 * ``.partial`` files and ``.h5`` files without a marker are listed as ignored (never counted).
 """
 
@@ -74,7 +75,7 @@ class Validation:
 
 
 #: Optional datasets and their dtype; each is (n, H, W).
-EXTRAS = {"mask": np.uint8, "blur_map": np.float16}
+EXTRAS = {"mask": np.uint8, "blur_map": np.float16, "measurable": np.uint8}
 
 
 def _check_shard(check: ShardCheck, path: Path, marker: ShardMarker, sample_limit: int) -> None:
@@ -158,23 +159,37 @@ def _check_meta(check: ShardCheck, reader: ShardReader) -> None:
 
 
 def _check_pixels(check: ShardCheck, reader: ShardReader, n: int, sample_limit: int) -> None:
-    """Blur differs from sharp for most samples; blur maps are finite and >= 0 (evenly spaced samples)."""
+    """Blur differs from sharp for most samples; blur maps are finite and >= 0, measurable masks 0/1 with no
+    blur where not measurable (evenly spaced samples)."""
     path = reader.path
     step = max(1, math.ceil(n / sample_limit)) if sample_limit else 1
     different = checked = 0
     for i in range(0, n, step):
         checked += 1
         different += not np.array_equal(reader.array("blur", i), reader.array("sharp", i))
-        if "blur_map" in reader:
-            bm = reader.array("blur_map", i).astype(np.float32)
-            if not np.isfinite(bm).all():
-                check.errors.append(f"{path}: blur_map[{i}] has NaN or Inf values")
-                break
-            if (bm < 0).any():
-                check.errors.append(f"{path}: blur_map[{i}] has negative blur lengths")
-                break
+        problem = _blur_map_problem(reader, i)
+        if problem:
+            check.errors.append(f"{path}: {problem}")
+            break
     if checked and different < MIN_DIFFERENT * checked:
         check.errors.append(f"{path}: blur equals sharp in {checked - different} of {checked} checked samples")
+
+
+def _blur_map_problem(reader: ShardReader, i: int) -> str | None:
+    """What is wrong with sample ``i``'s ``blur_map`` and ``measurable`` datasets, if anything."""
+    bm = reader.array("blur_map", i).astype(np.float32) if "blur_map" in reader else None
+    if bm is not None and not np.isfinite(bm).all():
+        return f"blur_map[{i}] has NaN or Inf values"
+    if bm is not None and (bm < 0).any():
+        return f"blur_map[{i}] has negative blur lengths"
+    if "measurable" not in reader:
+        return None
+    measurable = reader.array("measurable", i)
+    if measurable.max(initial=0) > 1:
+        return f"measurable[{i}] has values other than 0 and 1 (max {int(measurable.max())})"
+    if bm is not None and (bm[measurable == 0] != 0).any():
+        return f"blur_map[{i}] is not 0 where measurable[{i}] is 0"
+    return None
 
 
 def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Validation:
