@@ -236,7 +236,8 @@ def test_counts_per_split_and_shard_resolutions_and_n(ds):
     assert rep["n_frames"] == {str(k): n_hist[k] for k in sorted(n_hist)}
     assert list(rep["n_frames"]) == [str(k) for k in sorted(n_hist)]  # in numeric order
     assert rep["recipes"] == dict(Counter(r["meta"]["recipe"] for r in rows))
-    assert rep["datasets"] == ds.extras
+    # blur maps come with their measurable mask (issue 16)
+    assert rep["datasets"] == sorted(ds.extras + (["measurable"] if "blur_map" in ds.extras else []))
     assert rep["measured_samples"] == len(rows)
 
 
