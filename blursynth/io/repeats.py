@@ -10,11 +10,11 @@ frames 142 and 143, after the disc has left): those are real frames and stay. Th
    identical consecutive pair among them the source is taken as it is; this is all a normal source costs
    (videos are compared in the decoder's pixel format, without the conversion to RGB).
 2. *scan* (only sources whose prefix holds a repeat): compare every consecutive pair of the whole source.
-3. *decide* (:func:`find_cadence`): repeats form a cadence when at least ``MIN_SHARE`` of the frames
-   (between the first and the last run) are repeats and the run lengths (frames per instant) follow a short
-   periodic pattern that predicts at least ``MIN_REGULAR`` of them (at least 5 instants are needed to show
-   one). Each run of identical frames is then one instant: its first frame is kept and numbered
-   consecutively, the others are dropped (:func:`drop_repeats`).
+3. *decide* (:func:`find_cadence`): repeats form a cadence when at least ``MIN_SHARE`` of the pairs are
+   repeats and, for some period of p frames seen at least ``MIN_PERIODS`` times, every phase of the period
+   is clearly a repeat or clearly a new instant, and the new-instant phases are too clean to be chance.
+   Exact repeats (only those) are then dropped: each run of identical frames is one instant, its first
+   frame kept and numbered consecutively (:func:`drop_repeats`).
 
 Planned windows are drawn over the instants, so the decision is made before decoding (planning), and the
 samples' meta records the original frame numbers (recipes/source_unit.py ``make_sample``).
@@ -22,6 +22,7 @@ samples' meta records the original frame numbers (recipes/source_unit.py ``make_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -31,14 +32,18 @@ from blursynth.errors import SourceError
 
 #: Frames every source decodes at planning to look for a repeat (7 pairs: a one-in-six cadence, 25 -> 30 fps, shows).
 PREFIX_FRAMES = 8
-#: Least share of the frames that must be exact repeats (25 -> 30 fps conversion: 1/6, less on a short clip).
+#: Least share of the consecutive pairs that must be exact repeats (25 -> 30 fps conversion: 1/6).
 MIN_SHARE = 0.12
-#: Longest pattern of run lengths recognised as a cadence (24 -> 30 fps pulldown: 2, 1, 1, 1).
-MAX_PERIOD = 8
-#: Share of the frames (inside the first and last run) whose run length the pattern must predict.
-MIN_REGULAR = 0.9
-#: Fewest comparisons of run lengths that establish a pattern.
-MIN_COMPARISONS = 3
+#: Longest cadence recognised, in frames (every frame shown up to this many times).
+MAX_PERIOD = 64
+#: A phase of the period at which the picture repeats: at least this share of its pairs are exact repeats.
+REPEAT_PHASE = 0.5
+#: A phase at which a new instant starts: at most this share of its pairs are repeats (static moments).
+CHANGE_PHASE = 0.2
+#: Fewest whole periods that establish a cadence.
+MIN_PERIODS = 3
+#: Largest probability that the new-instant phases are free of repeats by chance (repeats at random).
+CHANCE = 1e-6
 
 #: ``frames(limit)``: the source's frames in order, at most ``limit`` (None: all), any array layout.
 FrameSource = Callable[[int | None], Iterable[np.ndarray]]
@@ -75,36 +80,44 @@ def consecutive_repeats(frames: Iterable[np.ndarray]) -> Iterator[bool]:
         previous = frame
 
 
-def run_lengths(same: Sequence[bool]) -> list[int]:
-    """Lengths of the runs of identical frames that ``same`` (one flag per consecutive pair) describes."""
-    runs = [1]
-    for repeat in same:
-        if repeat:
-            runs[-1] += 1
-        else:
-            runs.append(1)
-    return runs
-
-
 def find_cadence(same: Sequence[bool]) -> bool:
-    """Whether the repeats ``same`` flags form a regular cadence (see the module docstring).
+    """Whether the repeats ``same`` flags (one per consecutive pair) form a regular cadence.
 
-    The first and last runs are left out (a clip may start or end mid-cadence, or on a static stretch), and
-    the repeats must lie inside the pattern: a static start followed by motion is not a cadence, nor is a
-    source whose frames are all identical (one run; its windows count as static instead).
+    A cadence of period p frames has, at each phase of the period, either a repeat (most pairs exact
+    repeats, ``REPEAT_PHASE``) or a new instant (few repeats, ``CHANGE_PHASE``), and at least one phase of
+    each kind. Phases rather than run lengths, so that a lossy re-encode that broke some repeats (an encoder
+    refining a repeated frame, so it no longer decodes identically) still shows its cadence. Isolated
+    repeats, a static start or a static stretch inside a moving clip give no phase of new instants
+    or no phase of repeats; nor does a clip whose frames are all identical (its windows count as static).
     """
-    inner = run_lengths(same)[1:-1]
-    frames = sum(inner)
-    if not inner or frames - len(inner) < MIN_SHARE * frames:
+    flags = np.asarray(same, dtype=bool)
+    share = flags.mean() if len(flags) else 0.0
+    if share < MIN_SHARE:
         return False
-    for period in range(1, MAX_PERIOD + 1):
-        compared = inner[: len(inner) - period]
-        if len(compared) < MIN_COMPARISONS:
+    for period in range(2, MAX_PERIOD + 1):
+        rows = len(flags) // period
+        if rows < MIN_PERIODS:
             break
-        agreeing = sum(r for r, later in zip(compared, inner[period:], strict=False) if r == later)
-        if agreeing >= MIN_REGULAR * sum(compared):
+        rates = flags[: rows * period].reshape(rows, period).mean(axis=0)
+        change = rates <= CHANGE_PHASE
+        if not (change | (rates >= REPEAT_PHASE)).all() or change.all() or not change.any():
+            continue
+        # Repeats that fell at random (a static stretch of a lossy clip) can leave phases clean by chance:
+        # so few repeats at the new-instant phases must be unlikely under the overall share of repeats.
+        pairs = rows * int(change.sum())
+        if _chance(int(round(rates[change].sum() * rows)), pairs, share) <= CHANCE:
             return True
     return False
+
+
+def _chance(repeats: int, pairs: int, share: float) -> float:
+    """Chernoff bound on the probability of at most ``repeats`` repeats among ``pairs`` pairs that are each
+    a repeat with probability ``share``: exp(-pairs * KL(repeats / pairs || share))."""
+    a = repeats / pairs
+    if a >= share:
+        return 1.0
+    kl = (a * math.log(a / share) if a else 0.0) + (1.0 - a) * math.log((1.0 - a) / (1.0 - share))
+    return math.exp(-pairs * kl)
 
 
 def probe_repeats(frames: FrameSource, num_frames: int) -> RepeatCadence | None:
