@@ -9,9 +9,10 @@ widths in 4:2:0) and a PNG folder of each (the decoded frames).
 
 Per frame size and backend, one fresh process runs ``python -m blursynth stats NAME=PATH --flow F
 --pairs-per-source K --threads 1|2`` in-process (after a warm-up call, so imports are not timed) on the video and
-on the PNG folder, and at 1280x720 with ``--max-side 640``, alternating within each round; then the video run
-with ``--threads 1`` once more under cProfile (where the time goes). The flow backends' own speed is
-bench_flow.py's figure.
+on the PNG folder, on the video with ``--raw-flow`` (the paper's curve: one flow per pair, every pixel counted,
+against the default's forward and backward flow and measurable motion only), and at 1280x720 with
+``--max-side 640``, alternating within each round; then the video run with ``--threads 1`` once more under
+cProfile (where the time goes). The flow backends' own speed is bench_flow.py's figure.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def worker_gen(spec: dict) -> dict:
     return stats
 
 
-def _stats(spec: dict, label: str, threads: int, max_side: int | None, pairs: int) -> dict:
+def _stats(spec: dict, label: str, threads: int, max_side: int | None, pairs: int, raw: bool = False) -> dict:
     """One ``blursynth stats`` run in this process on the video or the PNG folder; figures and the curve."""
     root, h = Path(spec["inputs"]), spec["height"]
     path = str(root / f"clip{h}.mp4") if label == "video" else f"{root / f'frames{h}'}@{FPS}"
@@ -178,11 +179,12 @@ def _stats(spec: dict, label: str, threads: int, max_side: int | None, pairs: in
             "--raft-model", spec["raft_model"], "--out", str(out), "-q"]
     args += ["--raft-weights", spec["raft_weights"]] if spec["raft_weights"] else []
     args += ["--max-side", str(max_side)] if max_side else []
+    args += ["--raw-flow"] if raw else []
     _, fig = harness.timed(lambda: harness.cli_here(args))
     result = json.loads((out / "blurred_area_ratio.json").read_text())
     data = result["datasets"][0]
     return {"n": data["pairs"], **fig, "curve": data["mean"], "thresholds": result["thresholds"],
-            "source": data["sources"][0]}
+            "source": data["sources"][0], "measurable": data["measurable_fraction"]["mean"]}
 
 
 def worker_group(spec: dict) -> dict:
@@ -199,13 +201,14 @@ def worker_group(spec: dict) -> dict:
         return {"available": False, "reason": getattr(exc, "message", str(exc))}
     harness.cli_here(["--version"])  # imports
     _stats(spec, "frames", 1, None, 1)  # the first call: codec and PNG decoder set-up, lazy imports
-    plan = [(f"{label} t{t}", label, t, None) for label in ("video", "frames") for t in (1, 2)]
+    plan = [(f"{label} t{t}", label, t, None, False) for label in ("video", "frames") for t in (1, 2)]
+    plan += [(f"video raw t{t}", "video", t, None, True) for t in (1, 2)]
     if spec["max_side"]:
-        plan += [(f"video max t{t}", "video", t, spec["max_side"]) for t in (1, 2)]
+        plan += [(f"video max t{t}", "video", t, spec["max_side"], False) for t in (1, 2)]
     runs: dict[str, list] = {name: [] for name, *_ in plan}
     for r in range(spec["repeat"]):
-        for name, label, threads, side in plan:
-            res = _stats(spec, label, threads, side, spec["pairs"])
+        for name, label, threads, side, raw in plan:
+            res = _stats(spec, label, threads, side, spec["pairs"], raw)
             runs[name].append(res)
             print(f"    round {r + 1}/{spec['repeat']} {name:<16} {res['n']:3d} pairs {res['seconds']:7.2f} s "
                   f"{rate(res):7.2f} pairs/s", flush=True)
@@ -284,26 +287,33 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(f"{g['size']}  {g['method']}  unavailable: {g['reason']}")
             continue
         b = g["best"]
-        for label, key in (("video", "video"), ("PNG folder", "frames"), (f"video max {args.max_side}", "video max")):
+        for label, key in (("video", "video"), ("PNG folder", "frames"), ("video --raw-flow", "video raw"),
+                           (f"video max {args.max_side}", "video max")):
             if f"{key} t1" in b:
                 t1, t2 = b[f"{key} t1"], b[f"{key} t2"]
                 rows.append((g["size"], g["method"], label, t1["n"], f"{rate(t1):.2f}", f"{rate(t2):.2f}",
                              f"{rate(t2) / rate(t1):.2f}", f"{1000 * t1['cpu_s'] / t1['n']:.0f}"))
         full, th = b["video t1"]["curve"], b["video t1"]["thresholds"]
         at = [th.index(v) for v in (0.5, 1.0, 2.0, 8.0)]
-        for label, curve in [("truth", g["truth"]), ("full", full)] + (
-                [(f"max {args.max_side}", b["video max t1"]["curve"])] if "video max t1" in b else []):
+        measured = [("truth", g["truth"], None), ("full", full, b["video t1"]["measurable"]),
+                    ("raw flow", b["video raw t1"]["curve"], None)]
+        if "video max t1" in b:
+            measured.append((f"max {args.max_side}", b["video max t1"]["curve"], b["video max t1"]["measurable"]))
+        for label, curve, fraction in measured:
             d1, dmax = abs(curve[at[1]] - full[at[1]]), max(abs(x - y) for x, y in zip(curve, full, strict=True))
             curves.append((g["size"], g["method"], label, *(f"{curve[i]:.3f}" for i in at),
-                           "" if label == "full" else f"{d1:.3f}", "" if label == "full" else f"{dmax:.3f}"))
+                           "" if label == "full" else f"{d1:.3f}", "" if label == "full" else f"{dmax:.3f}",
+                           "" if fraction is None else f"{fraction:.3f}"))
     harness.table(("size", "method", "input", "pairs", "t1 pairs/s", "t2 pairs/s", "x t1", "CPU ms/pr"), rows)
     print("pairs/s (best of the rounds): stats end to end in-process (probe, read, flow, ratio curves, writing CSV/"
           "JSON/PNG) with --threads 1 and 2; x t1 = t2 / t1; CPU ms/pr: all threads, --threads 1")
     print("\nmean blurred-area ratio of the video's pairs")
     harness.table(("size", "method", "curve", "@0.5px", "@1px", "@2px", "@8px", "|d| @1px vs full",
-                   "max |d| vs full"), curves)
+                   "max |d| vs full", "measurable"), curves)
     print("truth: the scene's analytic flow over the same pairs (occlusion edges make any estimate differ by a few "
-          "% near the object's speed); max-side curves: frames shrunk, magnitudes rescaled to source pixels")
+          "% near the object's speed); full: the default (measurable motion only), raw flow: --raw-flow (every "
+          "pixel's flow, the paper's curve); max-side curves: frames shrunk, magnitudes rescaled to source pixels; "
+          "measurable: mean fraction of measurable pixels")
     for g in groups:
         if g["available"]:
             print(f"\n{g['size']} {g['method']}, video, --threads 1, under cProfile: top functions by own time")

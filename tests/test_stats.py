@@ -40,6 +40,10 @@ PAN_V = 1.5  # px/frame: 3 px per pair at 240 fps (gap 2), 1.5 px at 120 fps (ga
 OBJ = (30, 8, 36, 40)  # y, x, h, w of the moving square
 OBJ_V = 3.0  # px/frame
 AREA = OBJ[2] * OBJ[3] / (H * W)  # 0.117
+# Measurable pixels of a pan pair (the default): a pixel whose match leaves the frame cannot be checked forward-
+# backward, so it counts as not blurred. The pan carries 3 px (4 columns with the flow's sub-pixel error) out on
+# the left, and a vertical flow error of a fraction of a pixel can take the first and last rows out.
+PAN_MEASURABLE = 1 - 4 / W - 2 / H  # 0.948
 THRESHOLDS = "0:8:0.5"
 FILES = {CSV_NAME, JSON_NAME, PNG_NAME}
 
@@ -128,7 +132,7 @@ def test_pan_ratio_at_1px_is_near_one(main_out):
     out, _ = main_out
     pan = curve(out, "PAN")
     assert pan[1.0] > 0.9
-    assert pan[0.0] > 0.99  # every pixel moves
+    assert pan[0.0] > PAN_MEASURABLE - 0.01  # every measurable pixel moves
     assert pan[2.5] > 0.9  # 3 px per pair ...
     assert pan[4.0] < 0.1  # ... and not more
 
@@ -162,7 +166,7 @@ def test_default_deepflow_gives_the_same_picture(clips, tmp_path):
     doc = read_json(out)
     assert doc["settings"]["flow"] == "deepflow"
     pan, local = curve(out, "PAN"), curve(out, "LOCAL")
-    assert pan[0.0] > 0.99 and pan[1.0] > 0.9 and pan[2.0] > 0.9 and pan[4.0] < 0.1
+    assert pan[0.0] > PAN_MEASURABLE - 0.01 and pan[1.0] > 0.9 and pan[2.0] > 0.9 and pan[4.0] < 0.1
     assert local[1.0] == pytest.approx(AREA, rel=0.5)
     assert local[8.0] < 0.02
     for d in doc["datasets"]:
@@ -263,8 +267,8 @@ def test_a_dataset_without_any_pair_keeps_an_empty_row(clips, tmp_path):
     run_ok(f"GOOD={clips['pan240']}", f"BAD={bad}", "--flow", "dis", "--flow-threshold", "1,4",
            "--pairs-per-source", 2, "--out", out, "-q")
     rows = [r for r in read_csv(out) if r["label"] == "BAD"]
-    assert [(r["threshold"], r["mean"], r["std"], r["pairs"], r["span_ms_min"], r["span_ms_max"]) for r in rows] == [
-        ("1.0", "", "", "0", "", ""), ("4.0", "", "", "0", "", "")]
+    assert [list(r.values())[1:] for r in rows] == [["1.0", "", "", "0", "", "", "", ""],
+                                                    ["4.0", "", "", "0", "", "", "", ""]]
     d = dataset(read_json(out), "BAD")
     assert d["pairs"] == 0 and d["mean"] == [None, None] and d["std"] == [None, None] and d["spans_ms"] == []
     assert d["sources"][0]["status"] == "failed"
@@ -446,7 +450,8 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
     out, result = main_out
     assert_complete(out)
     thresholds = list(parse_thresholds(THRESHOLDS))
-    assert (out / CSV_NAME).read_text().splitlines()[0] == "label,threshold,mean,std,pairs,span_ms_min,span_ms_max"
+    assert (out / CSV_NAME).read_text().splitlines()[0] == (
+        "label,threshold,mean,std,pairs,span_ms_min,span_ms_max,measurable_fraction_mean,measurable_fraction_std")
     rows = read_csv(out)
     assert len(rows) == 2 * len(thresholds)
     doc = read_json(out)
@@ -458,6 +463,7 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
     assert settings["flow"] == "dis" and settings["pairs_per_source"] == 6 and settings["seed"] == 0
     assert settings["span_ms"] == pytest.approx(DEFAULT_SPAN_MS) and settings["max_side"] is None
     assert settings["threads"] == 2 and settings["workers"] == 1 and settings["fps"] is None
+    assert settings["raw_flow"] is False
     assert [(d["label"], d["fps"]) for d in settings["datasets"]] == [("PAN", None), ("LOCAL", None)]
     assert [d["label"] for d in doc["datasets"]] == ["PAN", "LOCAL"]
     for d in doc["datasets"]:
@@ -469,10 +475,15 @@ def test_csv_json_png_are_written_and_consistent(main_out, clips):
         # 240 fps, gap 2: 8.333 ms, recorded per source, per dataset and on every CSV row
         assert d["spans_ms"] == [pytest.approx(1000 * 2 / 240)]
         assert [(float(r["span_ms_min"]), float(r["span_ms_max"])) for r in mine] == [(8.333333, 8.333333)] * len(mine)
+        fraction = d["measurable_fraction"]  # textured content: nearly every pixel is measurable
+        assert fraction["mean"] > 0.9 and 0 <= fraction["std"] < 0.05
+        assert {(float(r["measurable_fraction_mean"]), float(r["measurable_fraction_std"])) for r in mine} == {
+            (fraction["mean"], fraction["std"])}
         (src,) = d["sources"]
         assert src["status"] == "ok" and src["kind"] == "video" and src["pairs"] == 6
         assert src["gap"] == 2 and src["flow_scale"] == 1.0 and src["frames"] == N
         assert src["span_ms"] == pytest.approx(1000 * 2 / 240)
+        assert src["measurable_fraction"] == pytest.approx(fraction["mean"])
         # the starts are the seeded stratified draw of (seed, "stats", label, source key)
         rng = create_rng(0, "stats", d["label"], src["key"])
         assert src["starts"] == pair_starts(N, 2, 6, rng)
@@ -542,7 +553,8 @@ def test_write_stats_rejects_a_file(tmp_path):
         write_stats(curves, cfg, tmp_path / "f")
     paths = write_stats(curves, cfg, tmp_path / "ok")
     assert {p.name for p in paths.values()} == FILES
-    span = {"span_ms_min": "8.333333", "span_ms_max": "8.333333"}
+    span = {"span_ms_min": "8.333333", "span_ms_max": "8.333333", "measurable_fraction_mean": "",
+            "measurable_fraction_std": ""}
     assert read_csv(tmp_path / "ok") == [
         {"label": "A", "threshold": "0.0", "mean": "1.0", "std": "0.0", "pairs": "3"} | span,
         {"label": "A", "threshold": "1.0", "mean": "0.5", "std": "0.1", "pairs": "3"} | span,
@@ -550,21 +562,31 @@ def test_write_stats_rejects_a_file(tmp_path):
 
 
 # -- 7. --max-side ------------------------------------------------------------------------------------------
-def test_max_side_keeps_source_pixels(main_out, clips, tmp_path):
-    """Shrunk x0.5, the flow sees 1.5 px (pan) and 3 px (square); reported as 3 and 6 source px."""
+@pytest.mark.parametrize("mode", ["measurable", "raw"])
+def test_max_side_keeps_source_pixels(main_out, clips, tmp_path, mode):
+    """Shrunk x0.5, the flow sees 1.5 px (pan) and 3 px (square); reported as 3 and 6 source px.
+
+    The raw flow at 64 x 48 agrees with full size within 0.1. The measurable motion agrees within 0.2: on
+    such small frames the texture test finds less texture per pixel (one of the 4 pairs gets a pair noise
+    estimate of ~4 gray levels and keeps only edge-normal motion on half its pixels).
+    """
+    raw = ["--raw-flow"] if mode == "raw" else []
+    args = [f"PAN={clips['pan240']}", f"LOCAL={clips['local240']}", "--flow", "dis", "--flow-threshold", "1,2,4",
+            "--pairs-per-source", 4, *raw, "-q"]
     out = tmp_path / "out"
-    run_ok(f"PAN={clips['pan240']}", f"LOCAL={clips['local240']}", "--flow", "dis", "--flow-threshold", "1,2,4",
-           "--pairs-per-source", 4, "--max-side", 64, "--out", out, "-q")
+    run_ok(*args, "--max-side", 64, "--out", out)
     doc = read_json(out)
     assert doc["settings"]["max_side"] == 64
     for d in doc["datasets"]:
         (src,) = d["sources"]
         assert src["flow_scale"] == pytest.approx(0.5)
         assert (src["width"], src["height"]) == (W, H)  # the source's own size is recorded
-    full, small = curve(main_out[0], "PAN"), curve(out, "PAN")
+    if raw:
+        run_ok(*args, "--out", tmp_path / "full")
+    full, small = curve(tmp_path / "full" if raw else main_out[0], "PAN"), curve(out, "PAN")
     for th in (1.0, 2.0, 4.0):
-        assert small[th] == pytest.approx(full[th], abs=0.1), th
-    assert small[2.0] > 0.9  # would be ~0 if the 1.5 px at half size were not scaled back
+        assert small[th] == pytest.approx(full[th], abs=0.1 if raw else 0.2), th
+    assert small[2.0] > (0.9 if raw else 0.7)  # would be ~0 if the 1.5 px at half size were not scaled back
     local = curve(out, "LOCAL")
     assert local[4.0] == pytest.approx(AREA, rel=0.5)  # the square's 3 px at half size is 6 source px
 

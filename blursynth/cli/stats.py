@@ -19,6 +19,9 @@ from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
               help="Thresholds in pixels: a list (0.5,1,2,4) or a range START:STOP:STEP (STOP included).")
 @click.option("--flow", type=click.Choice(FLOW_NAMES), default="deepflow", show_default=True,
               help="Optical flow (deepflow as in the paper; dis is ~8x faster on CPU; raft needs torchvision).")
+@click.option("--raw-flow", is_flag=True,
+              help="Count every pixel's flow as the backend gives it (the paper's raw curve), also where motion "
+                   "is not measurable (textureless or inconsistent); the default counts measurable motion only.")
 @click.option("--span-ms", type=float, default=DEFAULT_SPAN_MS, show_default="8.333 (2 frames at 240 fps)",
               help="Time between the two frames of a pair; the gap is round(span x fps) frames, at least 1.")
 @click.option("--pairs-per-source", type=int, default=20, show_default=True,
@@ -36,16 +39,21 @@ from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None, help="RAFT state-dict file.")
 @options.apply(options.seed, options.device, *options.executors, options.verbose, options.quiet)
 @click.pass_context
-def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_side, fps, threads, out_dir, log_y,
-          raft_model, raft_weights, seed, device, executor, workers, ray_address, retries):
-    """Measure the blurred area ratio (fraction of pixels whose optical flow exceeds a threshold) against the
+def stats(ctx, sources, threshold_text, flow, raw_flow, span_ms, pairs_per_source, max_side, fps, threads, out_dir,
+          log_y, raft_model, raft_weights, seed, device, executor, workers, ray_address, retries):
+    """Measure the blurred area ratio (fraction of all pixels whose motion exceeds a threshold) against the
     threshold, one curve per dataset, over the same time span whatever the frame rate (LODE/BladeNet, Sec. 3).
+
+    A pixel counts as moving only where its motion is measurable (textured enough for the noise level and
+    forward-backward consistent): the flow a method invents on flat, noisy areas makes no visible blur. The
+    fraction of measurable pixels is reported beside each curve; --raw-flow counts every pixel's flow instead,
+    as the paper does.
 
     Each SOURCE is one dataset: a video, a folder of videos, or a folder of frame folders, labelled by its
     name or as NAME=PATH; frame folders need a frame rate, NAME=PATH@FPS or --fps. Results go to --out:
-    blurred_area_ratio.csv (label,threshold,mean,std,pairs,span_ms_min,span_ms_max), .json (with the settings
-    and every pair's source) and .png. A source slower than the span (gap clamped to 1 frame) is measured over
-    a longer span: each dataset's measured span is recorded and drawn, and differing spans are warned about.
+    blurred_area_ratio.csv (one row per dataset and threshold), .json (with the settings and every pair's
+    source) and .png. A source slower than the span (gap clamped to 1 frame) is measured over a longer span:
+    each dataset's measured span is recorded and drawn, and differing spans are warned about.
 
     \b
     Examples:
@@ -61,7 +69,7 @@ def stats(ctx, sources, threshold_text, flow, span_ms, pairs_per_source, max_sid
         raise OutputError(f"{out}: exists and is not a folder")
     cfg = StatsConfig(
         datasets=tuple(parse_dataset(s) for s in sources), thresholds=parse_thresholds(threshold_text), flow=flow,
-        span_ms=span_ms, pairs_per_source=pairs_per_source, max_side=max_side, fps=fps, seed=seed,
+        raw_flow=raw_flow, span_ms=span_ms, pairs_per_source=pairs_per_source, max_side=max_side, fps=fps, seed=seed,
         threads=threads, device=device, raft_model=raft_model, raft_weights=raft_weights, executor=executor,
         workers=workers, ray_address=ray_address, retries=retries,
     )

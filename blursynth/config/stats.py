@@ -92,12 +92,17 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class StatsConfig(ExecutionFields):
-    """Resolved settings of ``blursynth stats``. ``threads``: flow pairs computed in parallel per worker."""
+    """Resolved settings of ``blursynth stats``. ``threads``: flow pairs computed in parallel per worker.
+
+    ``raw_flow``: count every pixel's flow as the backend gives it (LODE's raw curve) instead of the visible
+    motion of measurable pixels only (blursynth.flow.measure).
+    """
 
     datasets: tuple[DatasetSpec, ...]
     thresholds: tuple[float, ...]
     flow: str = "deepflow"
     span_ms: float = DEFAULT_SPAN_MS
+    raw_flow: bool = False
     pairs_per_source: int = 20
     max_side: int | None = None
     fps: float | None = None

@@ -9,6 +9,7 @@ comparable, so a run whose spans differ by more than 10 % says so once.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class DatasetCurve:
     """One dataset's result: its curve over the thresholds and what each source contributed.
 
     ``spans_ms``: the distinct time spans (ms, ascending) of the sources that gave pairs.
+    ``measurable_mean``, ``measurable_std``: the fraction of measurable pixels over the pairs (NaN with
+    ``--raw-flow`` or without pairs).
     """
 
     label: str
@@ -39,6 +42,8 @@ class DatasetCurve:
     sources: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # sources whose unit raised on every attempt
     spans_ms: list[float] = field(default_factory=list)
+    measurable_mean: float = math.nan
+    measurable_std: float = math.nan
 
 
 def measured_spans(entries: list[dict]) -> list[float]:
@@ -59,13 +64,14 @@ def warn_if_spans_differ(curves: list[DatasetCurve]) -> bool:
 
 
 def _dataset_curve(spec, units: list[StatsUnit], outcomes, n_thresholds: int) -> DatasetCurve:
-    per_pair, entries, errors = [], [], []
+    per_pair, measurable, entries, errors = [], [], [], []
     for unit, outcome in zip(units, outcomes, strict=True):
         if unit.label != spec.label:
             continue
         if outcome.ok:
             entries.append(outcome.result["entry"])
             per_pair += list(outcome.result["curves"])
+            measurable += [f for f in outcome.result["measurable"] if math.isfinite(f)]
         else:  # raised on every attempt (see --retries)
             src = unit.source
             entries.append({"key": src.key, "path": src.path, "kind": src.kind, "status": "error",
@@ -77,7 +83,9 @@ def _dataset_curve(spec, units: list[StatsUnit], outcomes, n_thresholds: int) ->
     empty = np.full(n_thresholds, np.nan)
     return DatasetCurve(spec.label, spec.path, stack.mean(axis=0) if per_pair else empty,
                         stack.std(axis=0) if per_pair else empty, len(per_pair), entries, errors=errors,
-                        spans_ms=measured_spans(entries))
+                        spans_ms=measured_spans(entries),
+                        measurable_mean=float(np.mean(measurable)) if measurable else math.nan,
+                        measurable_std=float(np.std(measurable)) if measurable else math.nan)
 
 
 def compute_curves(cfg: StatsConfig, progress: ProgressSink | None = None) -> list[DatasetCurve]:

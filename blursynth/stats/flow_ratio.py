@@ -12,8 +12,10 @@ slow for the span (``gap`` clamped to 1 frame, e.g. 10 fps -> 100 ms) or whose r
 over another span than asked: :func:`measured_span_ms` is what each source really got, and the outputs carry
 it, because curves over different spans are not comparable (more time, more motion). Pair starts t are drawn
 stratified over the whole source (one random start per equal slice), seeded by (seed, dataset label, source
-key). A pair's curve is ``ratio(th) = mean(motion > th)`` over every pixel of the frame; a dataset's curve is
-the mean and standard deviation over all its pairs.
+key). A pair's curve is ``ratio(th) = mean(motion > th)`` over every pixel of the frame (LODE's denominator),
+where ``motion`` is a pixel's visible motion if it is measurable and 0 if not, or with ``--raw-flow`` its flow
+magnitude as the backend gives it (stats/source_pairs.py); a dataset's curve is the mean and standard
+deviation over all its pairs.
 """
 
 from __future__ import annotations

@@ -25,20 +25,24 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
 
 
-CSV_FIELDS = ["label", "threshold", "mean", "std", "pairs", "span_ms_min", "span_ms_max"]
+CSV_FIELDS = ["label", "threshold", "mean", "std", "pairs", "span_ms_min", "span_ms_max", "measurable_fraction_mean",
+              "measurable_fraction_std"]
 
 
 def curves_to_rows(curves, thresholds) -> list[dict]:
     """One row per (dataset, threshold): :data:`CSV_FIELDS`.
 
     ``span_ms_min``/``span_ms_max``: the shortest and longest time span the dataset's pairs were measured over
-    (equal when every source reached the same span; empty without pairs).
+    (equal when every source reached the same span; empty without pairs). ``measurable_fraction_mean``/``_std``:
+    the dataset's fraction of measurable pixels over its pairs (empty with ``--raw-flow``), the same on each
+    of its rows.
     """
     rows = []
     for c in curves:
         lo, hi = (_num(min(c.spans_ms)), _num(max(c.spans_ms))) if c.spans_ms else (None, None)
         rows += [{"label": c.label, "threshold": float(t), "mean": _num(m), "std": _num(s), "pairs": c.pairs,
-                  "span_ms_min": lo, "span_ms_max": hi}
+                  "span_ms_min": lo, "span_ms_max": hi, "measurable_fraction_mean": _num(c.measurable_mean),
+                  "measurable_fraction_std": _num(c.measurable_std)}
                  for t, m, s in zip(thresholds, c.mean, c.std, strict=True)]
     return rows
 
@@ -73,6 +77,7 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
         "spans_differ": spans_differ([s for c in curves for s in c.spans_ms]),
         "datasets": [
             {"label": c.label, "path": c.path, "pairs": c.pairs, "spans_ms": [_num(v) for v in c.spans_ms],
+             "measurable_fraction": {"mean": _num(c.measurable_mean), "std": _num(c.measurable_std)},
              "mean": [_num(v) for v in c.mean], "std": [_num(v) for v in c.std], "sources": c.sources}
             for c in curves
         ],
@@ -83,7 +88,8 @@ def write_stats(curves, cfg, out_dir: str | os.PathLike, *, log_y: bool = False)
         temps["csv"].write_text(buf.getvalue(), encoding="utf-8")
         temps["json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         plot_ratio_curves(curves, cfg.thresholds, temps["png"], log_y=log_y,
-                          title=f"Blurred area ratio ({cfg.flow}; measured span per dataset)")
+                          title=f"Blurred area ratio ({cfg.flow}{', raw flow' if cfg.raw_flow else ''}; "
+                                "measured span per dataset)")
         for k in targets:
             fsync_path(temps[k])
             os.replace(temps[k], targets[k])

@@ -5,6 +5,15 @@ short, a corrupt packet) keeps its decodable prefix, as in ``average`` (recipes/
 samples decoded before the failure): the pairs whose two frames both decoded are measured and the source is
 recorded ``partial``, with the reason and the number of frames that decoded.
 
+A pixel's motion is its *visible* motion (:func:`blursynth.flow.measure.measure_pair`): the flow where it is
+measurable (textured for the noise level, forward-backward consistent), projected on the directions the image
+varies in, and 0 elsewhere. A flow method always returns a vector, also on a flat noisy patch (DIS: ~12 px on
+a static grey clip with sigma = 1 noise, issue 16), but moving such a patch changes no pixel: it is not blur.
+The ratio keeps LODE's denominator, every pixel of the frame, and each pair's ``measurable_fraction`` is kept
+beside it so that a low ratio from unmeasurable content can be told from a static scene. ``--raw-flow`` counts
+every pixel's flow magnitude as the backend gives it (the paper's curve, DeepFlow in OpenCV; one flow per pair
+instead of two) and measures no fraction.
+
 Magnitudes are in pixels of the source's own resolution, also when ``--max-side`` shrinks frames before the
 flow (the magnitudes are divided by the shrink factor).
 """
@@ -12,6 +21,7 @@ flow (the magnitudes are divided by the shrink factor).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +34,7 @@ from blursynth.config.stats import StatsConfig
 from blursynth.errors import SourceError
 from blursynth.flow import create_flow
 from blursynth.flow.base import magnitude
+from blursynth.flow.measure import measure_pair
 from blursynth.io.frames import probe_frames
 from blursynth.io.images import read_frame
 from blursynth.io.sources import Source, list_images
@@ -140,7 +151,8 @@ def _usable_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int, en
 
 
 def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = None) -> dict:
-    """Measure one source's pairs: ``{"entry": what the JSON records, "curves": (pairs, thresholds)}``.
+    """Measure one source's pairs: ``{"entry": what the JSON records, "curves": (pairs, thresholds),
+    "measurable": (pairs,)}`` (each pair's measurable fraction, NaN with ``--raw-flow``).
 
     A source that cannot be used (undecodable, too short, no frame rate) gives no curve and an entry with
     ``status: failed``; one damaged part-way gives the curves of the pairs in its decodable prefix and
@@ -155,13 +167,18 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
     entry = {"key": src.key, "path": src.path, "kind": src.kind}
     progress.source_started(unit.key, 0)
 
-    def flow_curve(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
-        mag = magnitude(_thread_flow(cfg, device)(a, b))
+    def flow_curve(a: np.ndarray, b: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        backend = _thread_flow(cfg, device)
+        if cfg.raw_flow:
+            motion, fraction = magnitude(backend(a, b)), math.nan
+        else:
+            measured = measure_pair(backend, a, b)
+            motion, fraction = measured.moving, measured.measurable_fraction
         if scale != 1.0:
-            mag = mag / np.float32(scale)
-        return ratio_curve(mag, thresholds)
+            motion = motion / np.float32(scale)
+        return ratio_curve(motion, thresholds), fraction
 
-    results: list[np.ndarray] = []
+    results: list[tuple[np.ndarray, float]] = []
     try:
         info = probe_video(src.path) if src.kind == "video" else probe_frames(src.path, None)
         # NAME=PATH@FPS first, then the video's own rate, then --fps
@@ -196,12 +213,18 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
         entry.setdefault("status", "ok")
-        entry.update(pairs=len(futures))
+        entry.update(pairs=len(futures), measurable_fraction=_mean_or_none([f for _, f in results]))
         progress.source_finished(unit.key, entry["status"], len(futures), entry.get("reason"))
     except SourceError as exc:
         log.warning("skipping %s: %s", exc.path, exc.reason)
         entry.update(status="failed", reason=exc.reason, failed_path=exc.path, pairs=0)
         progress.source_finished(unit.key, "failed", 0, exc.reason)
         results = []
-    curves = np.stack(results) if results else np.zeros((0, len(thresholds)))
-    return {"entry": entry, "curves": curves}
+    curves = np.stack([c for c, _ in results]) if results else np.zeros((0, len(thresholds)))
+    return {"entry": entry, "curves": curves, "measurable": np.array([f for _, f in results], np.float64)}
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    """Mean of the finite values (None without any: ``--raw-flow`` measures no fraction)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
