@@ -61,7 +61,7 @@ class StatsUnit:
         return f"{self.label}:{self.source.key}"
 
 
-def read_needed_frames(src: Source, info: SourceInfo,
+def _read_needed_frames(src: Source, info: SourceInfo,
                        needed: list[int]) -> tuple[dict[int, np.ndarray], SourceError | None]:
     """The ``needed`` frames as uint8 RGB, read in order up to the first that cannot be decoded.
 
@@ -88,12 +88,13 @@ def read_needed_frames(src: Source, info: SourceInfo,
     return frames, None
 
 
-def decodable_frames(src: Source, info: SourceInfo, needed: list[int], frames: dict[int, np.ndarray]) -> int:
+def _decodable_frames(src: Source, info: SourceInfo, needed: list[int], frames: dict[int, np.ndarray]) -> int:
     """How many frames precede the failure: the length of the decodable prefix.
 
-    A video is decoded once more to count them (only a damaged source pays for this pass; the first one
-    stopped converting frames once it had the needed ones). In a frame folder the failure is at the first needed
-    frame that did not read; the frames between needed ones are not read, so their files are not checked.
+    A video is decoded a second time to count them (only a damaged source pays for this pass: the first one
+    converted the needed frames only, and ``read_video`` reports the count in words alone). In a frame folder
+    the failure is at the first needed frame that did not read; the frames between needed ones are not read,
+    so their files are not checked.
     """
     if src.kind == "frames":
         return min((i for i in needed if i not in frames), default=info.num_frames)
@@ -135,11 +136,11 @@ def _usable_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int, en
         SourceError: not one pair lies in the decodable prefix.
     """
     needed = sorted(set(starts) | {t + gap for t in starts})
-    frames, failure = read_needed_frames(src, info, needed)
+    frames, failure = _read_needed_frames(src, info, needed)
     usable = [t for t in starts if t in frames and t + gap in frames]
     if failure is None:
         return frames, usable
-    decoded = decodable_frames(src, info, needed, frames)
+    decoded = _decodable_frames(src, info, needed, frames)
     entry.update(frames_decoded=decoded, pairs_planned=len(starts))
     if not usable:
         raise SourceError(failure.path, f"{failure.reason}; no pair {gap} frames apart in the {decoded} "
