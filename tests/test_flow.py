@@ -25,9 +25,10 @@ H, W = 240, 320  # accuracy frames: as accurate as 427x240 (EPE within 0.005 px)
 BORDER = 20  # EPE is measured on the interior; flow at the frame edge is extrapolated by every method
 MARGIN = 16  # frames are crops of a larger texture, so no warp ever samples outside it
 OPENCV_METHODS = ("dis", "deepflow", "farneback")
-#: Mean end-point error bound (px). Measured at 240x320 on 2 cores: translation dis 0.043, deepflow 0.061,
-#: farneback 0.053; rotation+zoom 0.031 / 0.042 / 0.043. A backend returning backward flow scores ~0.86 on the
-#: translation, one ignoring sub-pixel motion ~0.43, one refining only to half resolution (DIS default) ~0.11.
+#: Mean end-point error bound (px). Measured at 240x320 on 2 cores: translation dis 0.036 (MEDIUM preset, the
+#: default before issue 16: 0.043), deepflow 0.061, farneback 0.053; rotation+zoom 0.028 (0.031) / 0.042 /
+#: 0.043. A backend returning backward flow scores ~0.86 on the translation, one ignoring sub-pixel motion
+#: ~0.43, one refining only to half resolution (OpenCV's DIS default) ~0.11.
 EPE_MAX = 0.1
 TRANSLATION = (0.37, -0.21)  # (u, v) px: frame-1 content sits at x + u, y + v
 ROT_DEG, ZOOM = 0.3, 1.005  # about the frame centre: up to ~1.4 px at the corners of 240x320

@@ -50,9 +50,9 @@ GOLDEN = {
         "f4369a0adfea98dfa2ee96c013c5b33f1ae20a8ca19924f91a8dff1e6d671bc1",
         "8ad32853efb4bc4b9edcd0b8f3caddff89011b307969bf1afc068778eac17324",
     ),
-    "wild": (  # re-recorded for issue 16 (WILD revision 2: measurable motion only)
-        "6412578f08aace9834320270580ccc286658a260d11dc9f994f155e856d33c98",
-        "9de222dcb58659cb397db43924181b276993dfaa25b736729b01a2646876c3d7",
+    "wild": (  # re-recorded for issue 16 (WILD revision 2: measurable motion only; DIS ULTRAFAST at scale 0)
+        "91e37d2e049ec77e0dd13b72ac343a9580586b3253fb8001ea64fbcb690d1cc4",
+        "24859d8705f47af5fed9f5154338587637fe51a4f2a208a5216f8a162b790cdd",
     ),
     "local": (
         "bb5d6177c06ad478a2d0792d3c0393e6d618678fc7eb642abfe9ec5b5595af3d",
