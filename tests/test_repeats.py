@@ -153,6 +153,20 @@ def test_flow_selected_windows_drop_repeats_too(tmp_path):
     assert manifest(out)["totals"]["duplicate_frames"] == 48
 
 
+def test_flow_selected_windows_over_repeats_resume_byte_for_byte(tmp_path):
+    clip = write_video(tmp_path / "gif.mkv", np.repeat(make_frames(40), 3, axis=0))
+    out = tmp_path / "out"
+    args = ("average", clip, out, "--frames", "7", "--max-step-px", "50", "--max-match-error", "255",
+            "--shard-size", "2")
+    run_ok(*args)
+    before = dataset_hashes(out)
+    markers = sorted((out / "train").glob("*_stats.json"))
+    assert len(markers) >= 2
+    markers[-1].unlink()
+    run_ok(*args)
+    assert dataset_hashes(out) == before
+
+
 def test_frame_folder_with_a_pulldown_cadence(tmp_path):
     distinct = make_frames(80)
     runs = [2, 1, 1, 1] * 20

@@ -96,14 +96,12 @@ def read_source(unit: AverageUnit) -> Iterator[tuple[int, np.ndarray]]:
     a repeat cadence only the first frame of each instant is converted and yielded, numbered by instant.
     """
     path, repeats = unit.source.path, unit.repeats
-    if repeats is None:
-        decoded = (read_video if unit.source.kind == "video" else read_frames)(path, unit.info)
+    info = unit.info if repeats is None else replace(unit.info, num_frames=repeats.num_frames)
+    if unit.source.kind == "video":
+        decoded = read_video(path, info, wanted=None if repeats is None else set(repeats.instants))
     else:
-        info = replace(unit.info, num_frames=repeats.num_frames)
-        if unit.source.kind == "video":
-            decoded = read_video(path, info, wanted=set(repeats.instants))
-        else:
-            decoded = read_frames(path, info)
+        decoded = read_frames(path, info)
+    if repeats is not None:
         decoded = drop_repeats(decoded, repeats)
     if unit.config.downsample > 1:
         decoded = downsample_frames(decoded, unit.config.downsample)
