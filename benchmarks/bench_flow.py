@@ -5,6 +5,13 @@ Per frame size, a clip of a texture moved by a fixed affine motion per frame, so
 ``A p - p``; every backend computes the flow of all consecutive pairs with ``pairs`` (as the recipes call it),
 backends alternating within each round. Reported: pairs/s (best run), CPU time per pair, pairs/s relative to DIS
 (same run) and the end-point error against the analytic flow.
+
+Then (unless ``--no-measurable``) the issue-16 figures: on clips where flow methods invent motion (a static flat
+grey clip with sigma = 1 noise; a low-texture high-fps clip whose only motion is a small object creeping 0.3
+px/frame, ``tests/motion_fixtures.py``) and on the textured clip, each backend's raw flow (median |flow|,
+blurred-area ratio at 1 px per pair and over a 7-frame window: what every version before issue 16 used) and,
+where the package has ``blursynth.flow.measure``, the measurable motion (the same figures, the measurable
+fraction and the time of ``measure_pair``: forward + backward flow + the tests).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 from harness import rate
 
 sys.path.insert(0, str(harness.TESTS))
+from motion_fixtures import flat_noise_frames, low_texture_frames  # noqa: E402
 from textures import textured_image  # noqa: E402
 
 METHODS = ("dis", "farneback", "deepflow", "raft")
@@ -101,6 +109,67 @@ def bench_size(width: int, height: int, methods: list[str], args) -> dict:
             "true_flow_max_px": float(mag.max()), "methods": [rows[m] for m in methods]}
 
 
+# -- measurable motion (issue 16) -------------------------------------------------------------------------------
+BLURRED_PX = 1.0
+WINDOW_PAIRS = 6  # a 7-frame window, the shortest WILD and GOPRO draw
+
+
+def motion_figures(backend, clip: list[np.ndarray]) -> dict:
+    """Raw and (where available) measurable figures of ``backend`` over the consecutive pairs of ``clip``."""
+    flows = backend.pairs(clip)
+    raw = [np.hypot(f[0], f[1]) for f in flows]
+    row = {"raw_median_px": float(np.median(raw)),
+           "raw_ratio_pair": float(np.mean([np.mean(m > BLURRED_PX) for m in raw])),
+           "raw_ratio_window": float(np.mean(sum(raw[:WINDOW_PAIRS]) > BLURRED_PX))}
+    try:
+        from blursynth.flow.measure import measure_pair
+    except ImportError:  # a tree from before issue 16
+        return row
+    measured, fig = harness.timed(lambda: [measure_pair(backend, clip[i], clip[i + 1])
+                                                  for i in range(len(clip) - 1)])
+    moving = [m.moving for m in measured]
+    row.update(median_px=float(np.median(moving)),
+               ratio_pair=float(np.mean([np.mean(m > BLURRED_PX) for m in moving])),
+               ratio_window=float(np.mean(sum(moving[:WINDOW_PAIRS]) > BLURRED_PX)),
+               measurable_fraction=float(np.mean([m.measurable_fraction for m in measured])),
+               measure_ms=1000 * fig["seconds"] / len(measured))
+    return row
+
+
+def bench_measurable(methods: list[str], args) -> list[dict]:
+    from blursynth.flow import create_flow
+
+    clips = {"flat+noise": list(flat_noise_frames(WINDOW_PAIRS + 1, 240, 427, seed=11)),
+             "low texture": list(low_texture_frames(WINDOW_PAIRS + 1, 240, 427, seed=13)),
+             "textured": render_clip(427, 240, WINDOW_PAIRS + 1, args.seed)[0]}
+    rows = []
+    for m in methods:
+        try:
+            backend = create_flow(m, device=args.device, raft_weights=args.raft_weights, raft_model=args.raft_model,
+                                  batch_size=args.raft_batch)
+        except Exception:  # noqa: BLE001 - reported as unavailable in the speed table
+            continue
+        for name, clip in clips.items():
+            rows.append({"method": m, "clip": name, **motion_figures(backend, clip)})
+    return rows
+
+
+def print_measurable(rows: list[dict]) -> None:
+    def cell(r: dict, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else "-"
+
+    harness.table(("clip", "method", "raw med px", "raw ratio pair", "raw ratio 7fr", "med px", "ratio pair",
+                   "ratio 7fr", "measurable", "measure ms/pr"),
+                  [(r["clip"], r["method"], f"{r['raw_median_px']:.3f}", f"{r['raw_ratio_pair']:.4f}",
+                    f"{r['raw_ratio_window']:.4f}", cell(r, "median_px", ".3f"), cell(r, "ratio_pair", ".4f"),
+                    cell(r, "ratio_window", ".4f"), cell(r, "measurable_fraction", ".3f"),
+                    cell(r, "measure_ms", ".1f")) for r in rows])
+    print(f"427x240, {WINDOW_PAIRS} pairs per clip. raw: |flow| of every pixel (before issue 16); then the measurable "
+          f"motion (0 where not measurable). ratio: fraction of all pixels above {BLURRED_PX:g} px, per pair and "
+          f"summed over the {WINDOW_PAIRS + 1}-frame window. True motion: flat+noise 0; low texture 0.3 px/frame "
+          "on a 30x30 object only; textured ~1 px everywhere. measure ms/pr: forward + backward flow + the tests.")
+
+
 # -- output ----------------------------------------------------------------------------------------------------
 def print_table(sizes: list[dict]) -> None:
     rows = []
@@ -133,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--raft-weights", default=None, help="RAFT state-dict file (default: torchvision registry)")
     p.add_argument("--raft-batch", type=int, default=8, help="RAFT pairs per forward pass (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="texture seed (default: %(default)s)")
+    p.add_argument("--no-measurable", action="store_true", help="skip the measurable-motion figures (issue 16)")
     args = harness.parse(p, {}, argv)
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
@@ -157,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"motion per frame: rotation {ROT_DEG} deg, zoom {ZOOM}, shift {SHIFT} px; repeat {args.repeat}", flush=True)
     bench.report["sizes"] = [bench_size(w, h, methods, args) for w, h in sizes]
     print_table(bench.report["sizes"])
+    if not args.no_measurable:
+        bench.report["measurable"] = bench_measurable(methods, args)
+        print_measurable(bench.report["measurable"])
     bench.finish()
     return 0
 

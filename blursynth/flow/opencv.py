@@ -12,16 +12,17 @@ from blursynth.flow.base import FlowBackend, hw_to_chw
 class DISFlow(FlowBackend):
     """Dense Inverse Search (Kroeger et al. 2016), OpenCV's ``DISOpticalFlow``.
 
-    Tuned by measurement (issue 16; ``benchmarks/bench_flow.py`` and docs/recipes.md): the ULTRAFAST preset
-    (8-px patches, stride 4, 12 gradient-descent iterations, no variational refinement) refined down to full
-    resolution (finest scale 0). On textured motion with known flow (0.37 px shift / 0.3 deg + 1.005x zoom /
-    4.6 px shift, 240x320) its mean end-point error is 0.036 / 0.028 / 0.026 px against 0.043 / 0.031 /
-    0.031 for the MEDIUM preset at scale 0 (the previous default), at ~16 vs ~47 ms per 427x240 pair on one
-    core: the variational refinement cost two thirds of the time and smoothed sub-pixel motion slightly. The
-    finest scale stays 0: stopping one level above (OpenCV's own default) over-estimates a 0.37 px shift by
-    ~0.08 px (EPE 0.11), and the WILD filter thresholds at 1 px. Neither setting stops DIS from inventing
-    motion on textureless patches (median 2-3 px on flat grey with sigma = 1 noise, with or without the
-    refinement): that is :mod:`blursynth.flow.measure`'s job. The time saved pays for the backward flow.
+    Tuned by measurement (issue 16; figures in docs/recipes.md): the ULTRAFAST preset (8-px patches, stride 4,
+    12 gradient-descent iterations, no variational refinement) refined down to full resolution (finest scale
+    0), at ~14 ms per 427x240 pair on one core against ~42 ms for the MEDIUM preset at scale 0 (the previous
+    default; the variational refinement is two thirds of its time). Its end-point error stays within 0.015 px
+    of MEDIUM's: better on finely textured clean motion (mean 0.028 vs 0.035 px over the test fixtures),
+    worse on the smoother, zoomed bench clip (0.024 vs 0.018; with sigma = 2 noise 0.042 vs 0.029), all
+    far below the 1-px thresholds the flow feeds. The time saved pays for the backward flow that the
+    forward-backward check needs. The finest scale stays 0: stopping one level above (OpenCV's own default)
+    over-estimates a 0.37 px shift by ~0.08 px (EPE 0.11). No setting stops DIS from inventing motion on
+    textureless patches (median 2-3 px on flat grey with sigma = 1 noise, with or without the refinement):
+    that is :mod:`blursynth.flow.measure`'s job.
 
     Args:
         preset: ``ultrafast``, ``fast`` or ``medium``.
