@@ -381,6 +381,45 @@ def test_textured_motion_is_measurable(wild_out):
     assert all(r["meta"]["measurable_fraction"] >= 0.9 for r in rows)
 
 
+class CountingFlow:
+    """DIS in batches of 4 pairs (as RAFT batches), counting the pairs computed each way."""
+
+    batch_size, wants_rgb, name = 4, False, "dis"
+
+    def __init__(self) -> None:
+        from blursynth.flow import create_flow
+
+        self.inner = create_flow("dis")
+        self.forward = self.backward = 0
+
+    def pairs(self, frames):
+        self.forward += len(frames) - 1
+        return self.inner.pairs(frames)
+
+    def backward_pairs(self, frames):
+        self.backward += len(frames) - 1
+        return self.inner.backward_pairs(frames)
+
+
+def test_backward_flow_only_for_pairs_the_sampler_needs(segments, tmp_path, monkeypatch):
+    """Batched flow selects the same windows as pair-by-pair flow, and once the sampler is done (one window
+    per source) no pair is measured either way: far fewer than the clip's 119 pairs."""
+    import blursynth.recipes.wild as wild
+
+    args = ("average", "--recipe", "wild", segments[0], "--max-per-source", "1", "-q")
+    run_ok(*args[:4], tmp_path / "plain", *args[4:])
+    backends: list[CountingFlow] = []
+    monkeypatch.setattr(wild, "create_flow", lambda *a, **k: backends.append(CountingFlow()) or backends[-1])
+    run_ok(*args[:4], tmp_path / "batched", *args[4:])
+    plain, batched = samples(tmp_path / "plain"), samples(tmp_path / "batched")
+    assert [r["meta"]["frames"] for r in batched] == [r["meta"]["frames"] for r in plain]
+    for x, y in zip(plain, batched, strict=True):
+        np.testing.assert_array_equal(x["blur_map"], y["blur_map"])
+    (flow,) = backends
+    last = batched[-1]["meta"]["frames"][-1]
+    assert flow.backward == flow.forward and last <= flow.forward <= last + flow.batch_size
+
+
 # -- the validator's measurable checks ------------------------------------------------------------------------
 def corrupted_copy(wild_out: Path, tmp_path: Path, edit) -> Path:
     out = tmp_path / "copy"

@@ -173,22 +173,22 @@ class FlowSelector:
     def flush(self) -> None:
         """Measure the pairs the batch closes, judge them and feed its frames to the sampler.
 
-        Flow is computed only when the sampler can still use one of the batch's pairs; frame 0 closes no pair.
+        Flow is computed, forward and backward, only for the pairs the sampler can still use (those from the
+        current candidate's start on; the verdict of an earlier pair is ignored); frame 0 closes no pair.
         """
         if not self.batch:
             return
         seq = ([self.prev] if self.prev is not None else []) + self.batch
-        flows = backward = None
-        if len(seq) > 1 and any(self.sampler.needs_pair(j) for j in range(seq[0][0], seq[-1][0])):
-            inputs = [flow_in for _, _, flow_in, _ in seq]
+        first = next((p for p in range(len(seq) - 1) if self.sampler.needs_pair(seq[p][0])), None)
+        verdicts: dict[int, str | None] = {}
+        if first is not None:
+            inputs = [flow_in for _, _, flow_in, _ in seq[first:]]
             flows, backward = self.flow.pairs(inputs), self.flow.backward_pairs(inputs)
-        offset = 1 if self.prev is not None else 0
-        for k, (index, frame, _, gray) in enumerate(self.batch):
-            reason = None
-            if flows is not None and index > 0:
-                j = k + offset - 1
-                reason = self._measure(index - 1, measure(flows[j], backward[j], seq[j][3], gray), seq[j][3], gray)
-            self._feed(index, frame, reason)
+            for k, (fwd, bwd) in enumerate(zip(flows, backward, strict=True)):
+                (j, _, _, gray0), gray1 = seq[first + k], seq[first + k + 1][3]
+                verdicts[j] = self._measure(j, measure(fwd, bwd, gray0, gray1), gray0, gray1)
+        for index, frame, _, _ in self.batch:
+            self._feed(index, frame, verdicts.get(index - 1))
         self.prev = self.batch[-1]
         self.batch = []
 
