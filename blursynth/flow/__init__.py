@@ -3,6 +3,9 @@
 >>> from blursynth.flow import create_flow
 >>> flow = create_flow("dis")
 >>> uv = flow(frame0, frame1)          # (2, H, W) float32, pixels, frame0 -> frame1
+
+Which of that motion can be trusted (textured for the noise level, forward-backward consistent) is
+:mod:`blursynth.flow.measure`'s: ``measure_pair(flow, frame0, frame1).moving``.
 """
 
 from __future__ import annotations
