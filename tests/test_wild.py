@@ -356,6 +356,15 @@ def test_flat_noise_clip_keeps_its_windows(flat_clip, tmp_path, backend):
         assert r["meta"]["max_step_px"] <= 1.0
 
 
+def test_flat_noise_clip_passes_the_ghosting_guard(flat_clip, tmp_path):
+    """--max-step-px on a GOPRO run at full resolution: nothing moves, so no window is rejected."""
+    out = tmp_path / "out"
+    run_ok("average", flat_clip, out, "--frames", "7", "--max-step-px", "1", "-q")
+    rows = samples(out)
+    assert len(rows) == 40 // 7 and sum(sum(s.get("rejections", {}).values()) for s in stats(out)) == 0
+    assert all(r["meta"]["max_step_px"] == 0.0 for r in rows)
+
+
 def low_texture_ratios(clip: Path, out: Path, backend: str) -> dict[tuple, float]:
     run_ok("average", "--recipe", "wild", clip, out, "--flow", backend, "--downsample", "1", "--frames", "7",
            "-q")
