@@ -121,3 +121,21 @@ def test_an_output_from_before_revisions_resumes(tmp_path):
     del manifest["fingerprint"]["revision"]
     path.write_text(json.dumps(manifest))
     assert _run(cfg) == expected
+
+
+def test_a_flow_run_made_before_the_measurable_motion_rule_is_refused(tmp_path):
+    """``--max-step-px`` runs of gopro changed with the flow measurements (issue 16): an output made before
+    (no ``flow_revision`` recorded) must not be resumed under the new rule; a run without flow still resumes."""
+    import json
+
+    with_flow = dataclasses.replace(_base(AverageConfig, tmp_path), flow="dis", max_step_px=5.0,
+                                    max_match_error=12.0)
+    assert with_flow.fingerprint()["flow_revision"] == REVISIONS["flow"]
+    assert "flow_revision" not in _base(AverageConfig, tmp_path / "plain").fingerprint()
+    _run(with_flow)
+    path = Path(with_flow.out) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["fingerprint"]["flow_revision"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="flow_revision=None vs 2"):
+        run_average(with_flow)

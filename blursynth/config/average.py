@@ -8,7 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from blursynth.config.fields import ExecutionFields, Fingerprinted, OutputFields, check_output_options, output_field
+from blursynth.config.fields import (
+    REVISIONS,
+    ExecutionFields,
+    Fingerprinted,
+    OutputFields,
+    check_output_options,
+    output_field,
+)
 from blursynth.errors import ConfigError
 from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 
@@ -91,6 +98,12 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     def uses_flow(self) -> bool:
         """Whether windows are selected online from optical flow (and flow is computed at all)."""
         return self.flow is not None
+
+    def revisions(self) -> dict[str, int]:
+        """The recipe's revision, and the flow measurements' revision when flow is computed (an older
+        ``--max-step-px`` or ``--blur-map`` run is then refused, not resumed under the new rule)."""
+        flow = {"flow_revision": REVISIONS["flow"]} if self.uses_flow else {}
+        return super().revisions() | flow
 
     def __post_init__(self) -> None:
         check_average_config(self)

@@ -17,9 +17,12 @@ from dataclasses import KW_ONLY, dataclass, field
 
 from blursynth.errors import ConfigError
 
-#: Algorithm revision of each recipe's output; part of its fingerprint (see the module docstring).
-#: wild 2 (issue 16): pair statistics, match errors and blur maps use only measurable motion (flow/measure.py).
-REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 2, "local": 1}
+#: Algorithm revision of each recipe's output; part of its fingerprint (see the module docstring). ``flow``
+#: is the revision of the flow measurements any recipe may use (``--max-step-px``, ``--blur-map``, the WILD
+#: filter); a config that computes flow carries it as ``flow_revision``.
+#: wild 2, flow 2 (issue 16): pair statistics, match errors and blur maps use only measurable motion
+#: (flow/measure.py), and DIS is re-tuned.
+REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 2, "local": 1, "flow": 2}
 
 EXECUTORS = ("local", "ray")
 CRF_NAMES = ("gamma", "srgb", "linear")
@@ -48,10 +51,14 @@ class Fingerprinted:
     recipe: str
 
     def fingerprint(self) -> dict:
-        """The settings that determine the output bytes, plus the recipe's algorithm revision."""
+        """The settings that determine the output bytes, plus the algorithm revisions they were made by."""
         values = {f.name: jsonable(getattr(self, f.name))
                   for f in dataclasses.fields(self) if f.metadata.get("fingerprint")}
-        return values | {"revision": REVISIONS[self.recipe]}
+        return values | self.revisions()
+
+    def revisions(self) -> dict[str, int]:
+        """``revision``: the recipe's algorithm revision; subclasses add the revisions of optional stages."""
+        return {"revision": REVISIONS[self.recipe]}
 
     def to_dict(self) -> dict:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
