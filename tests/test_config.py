@@ -110,17 +110,38 @@ def test_a_resume_after_a_revision_change_is_refused(tmp_path, monkeypatch):
     assert load_manifest(cfg.out)["fingerprint"]["revision"] == 2
 
 
-def test_an_output_from_before_revisions_resumes(tmp_path):
-    """Manifests written before the fingerprint carried ``revision`` were made by revision 1."""
+# The fingerprint keys of outputs written before issue 15 (tool 0.1.0 at 79f7049).
+KEYS_BEFORE_ISSUE_15 = {
+    AverageConfig: {"recipe", "frames", "stride", "max_per_source", "crf", "gamma", "seed", "val_fraction",
+                    "shard_size", "layout", "compression", "fps", "downsample", "flow", "flow_threshold",
+                    "flow_stat", "max_match_error", "max_step_px", "blur_map", "raft_model", "raft_weights"},
+    LocalConfig: {"backend", "voc", "voc_split", "coco", "coco_images", "coco_categories", "num_samples",
+                  "moving_objects", "static_objects", "object_scale", "min_object_area", "frames", "translate",
+                  "scale", "rotate", "crop", "crf", "gamma", "seed", "val_fraction", "shard_size", "layout",
+                  "compression"},
+}
+
+
+@pytest.mark.parametrize("cls", [AverageConfig, LocalConfig])
+def test_an_output_from_before_revisions_resumes(cls, tmp_path):
+    """A default run's output from before issue 15 (no ``revision``, none of the options added since) is
+    resumed, not refused: options added later are left out of the fingerprint at their defaults."""
     import json
 
-    cfg = _base(AverageConfig, tmp_path)
+    cfg = _base(cls, tmp_path)
     expected = _run(cfg)
     path = Path(cfg.out) / "manifest.json"
     manifest = json.loads(path.read_text())
-    del manifest["fingerprint"]["revision"]
+    manifest["fingerprint"] = {k: v for k, v in manifest["fingerprint"].items() if k in KEYS_BEFORE_ISSUE_15[cls]}
     path.write_text(json.dumps(manifest))
     assert _run(cfg) == expected
+    assert json.loads(path.read_text())["status"] == "complete"
+
+
+def test_a_later_option_at_its_default_stays_out_of_the_fingerprint(tmp_path):
+    cfg = _base(AverageConfig, tmp_path)
+    assert "drop_static" not in cfg.fingerprint()
+    assert dataclasses.replace(cfg, drop_static=True).fingerprint()["drop_static"] is True
 
 
 def test_a_flow_run_made_before_the_measurable_motion_rule_is_refused(tmp_path):

@@ -92,7 +92,7 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     blur_map: bool = output_field(False)
     raft_model: str = output_field("small")
     raft_weights: str | None = output_field(None)
-    drop_static: bool = output_field(False)
+    drop_static: bool = output_field(False, omit_default=True)  # added in issue 16
 
     @property
     def uses_flow(self) -> bool:

@@ -31,9 +31,13 @@ COMPRESSIONS = ("lzf", "gzip")
 BACKENDS = ("auto", "stream", "torch")
 
 
-def output_field(default=dataclasses.MISSING, **kwargs):
-    """A dataclass field that determines the output bytes: it is part of the fingerprint."""
-    return field(default=default, metadata={"fingerprint": True}, **kwargs)
+def output_field(default=dataclasses.MISSING, *, omit_default: bool = False, **kwargs):
+    """A dataclass field that determines the output bytes: it is part of the fingerprint.
+
+    ``omit_default``: for an option added after outputs were made whose default reproduces the old
+    behaviour; it is left out of the fingerprint while at its default, so those outputs still resume.
+    """
+    return field(default=default, metadata={"fingerprint": True, "omit_default": omit_default}, **kwargs)
 
 
 def jsonable(value):
@@ -52,8 +56,9 @@ class Fingerprinted:
 
     def fingerprint(self) -> dict:
         """The settings that determine the output bytes, plus the algorithm revisions they were made by."""
-        values = {f.name: jsonable(getattr(self, f.name))
-                  for f in dataclasses.fields(self) if f.metadata.get("fingerprint")}
+        values = {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+                  if f.metadata.get("fingerprint")
+                  and not (f.metadata.get("omit_default") and getattr(self, f.name) == f.default)}
         return values | self.revisions()
 
     def revisions(self) -> dict[str, int]:
