@@ -226,14 +226,22 @@ def test_frame_folder_frame_rate(clips, tmp_path, spec, extra, fps, gap):
 
 
 def test_video_rate_precedence(clips, tmp_path):
-    """--fps is for frame folders only (a video keeps its own rate); NAME=PATH@FPS overrides a video's rate."""
+    """A video keeps its own rate unless a rate is given: NAME=PATH@FPS, else --fps (as in ``average``);
+    the container's rate is recorded beside an override."""
     out = tmp_path / "out"
-    run_ok(f"OWN={clips['pan120']}", f"FORCED={clips['pan120']}@240", "--fps", "240", "--flow", "dis",
+    run_ok(f"OWN={clips['pan120']}", f"FORCED={clips['pan120']}@240", "--flow", "dis",
            "--flow-threshold", "1,2", "--pairs-per-source", 1, "--out", out, "-q")
     doc = read_json(out)
-    assert dataset(doc, "OWN")["sources"][0]["gap"] == 1
-    assert dataset(doc, "FORCED")["sources"][0]["gap"] == 2
-    assert dataset(doc, "FORCED")["sources"][0]["fps"] == pytest.approx(240)
+    own, forced = dataset(doc, "OWN")["sources"][0], dataset(doc, "FORCED")["sources"][0]
+    assert own["gap"] == 1 and "container_fps" not in own
+    assert forced["gap"] == 2 and forced["fps"] == pytest.approx(240) and forced["container_fps"] == pytest.approx(120)
+    out2 = tmp_path / "out2"
+    run_ok(f"OWN={clips['pan120']}", f"AT={clips['pan120']}@120", "--fps", "240", "--flow", "dis",
+           "--flow-threshold", "1,2", "--pairs-per-source", 1, "--out", out2, "-q")
+    doc = read_json(out2)
+    assert dataset(doc, "OWN")["sources"][0]["gap"] == 2  # --fps overrides the container's 120 fps
+    assert dataset(doc, "OWN")["sources"][0]["container_fps"] == pytest.approx(120)
+    assert dataset(doc, "AT")["sources"][0]["gap"] == 1  # NAME=PATH@FPS wins over --fps
 
 
 def test_unusable_sources_are_skipped_and_recorded(clips, tmp_path):

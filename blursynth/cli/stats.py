@@ -29,7 +29,9 @@ from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
 @click.option("--max-side", type=int, default=None,
               help="Shrink frames so that their longer side is at most this before the flow (faster); "
                    "magnitudes stay in source pixels.")
-@click.option("--fps", type=float, default=None, help="Frame rate of frame folders without NAME=PATH@FPS.")
+@click.option("--fps", type=float, default=None,
+              help="Frame rate of sources without NAME=PATH@FPS: frame folders, and videos whose container states "
+                   "another rate (the container's is recorded as container_fps).")
 @click.option("--threads", type=int, default=2, show_default=True,
               help="Flow pairs computed in parallel by each worker (OpenCV flows also use threads inside).")
 @click.option("--out", "out_dir", default="stats", show_default=True,

@@ -182,10 +182,14 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
     results: list[tuple[np.ndarray, float]] = []
     try:
         info = probe_video(src.path) if src.kind == "video" else probe_frames(src.path, None)
-        # NAME=PATH@FPS first, then the video's own rate, then --fps
-        fps = unit.fps or (info.fps if src.kind == "video" else None) or cfg.fps
+        # NAME=PATH@FPS first, then --fps, then a video's own rate: as in `average`, a rate the user gives
+        # overrides the container's (high-speed exports often state 25 or 30 fps); the container's is kept.
+        own = info.fps if src.kind == "video" else None
+        fps = unit.fps or cfg.fps or own
         if not fps:
             raise SourceError(src.path, "frame folder without a frame rate: pass --fps or NAME=PATH@FPS")
+        if own and fps != own:
+            entry["container_fps"] = own
         gap = gap_frames(cfg.span_ms, fps)
         starts = pair_starts(info.num_frames, gap, cfg.pairs_per_source,
                              create_rng(cfg.seed, "stats", unit.label, src.key))
