@@ -62,7 +62,7 @@ class ShardMarker:
         file: the ``.h5`` file name next to the marker; None when the shard has no HDF5 file (count 0, or
             ``--layout gopro`` only).
         layouts, count, height, width: what was written (one resolution per shard).
-        sources: per source key, ``{"status", "samples", "path"[, "reason"]}``.
+        sources: per source key, ``{"status", "samples", "path"[, "reason"][, "static_windows"]}``.
         failures: ``{source, path, reason[, item]}`` records of what the shard lost.
         windows: ``[first, stop)`` window indices of the source held by the shard.
         final: the source's last shard (later reserved shards never come).
