@@ -1,14 +1,6 @@
 #!/usr/bin/env python
-"""Throughput and peak memory of ``blursynth average`` on a synthetic 1280x720, 240 fps H.264 clip.
-
-  (a) decode to RGB with PyAV, once per threading mode (AUTO, SLICE, FRAME, NONE): the fastest is the baseline;
-      ``read_video`` (the tool's decoder) is shown next to it;
-  (b) ``run_average(AverageConfig(inputs=(clip,), out=..., device="cpu"))`` end to end to HDF5 (default gopro
-      recipe), and once as ``python -m blursynth average clip out -q`` (start-up included);
-  (c) a naive float64 reference over (b)'s windows (read back from its shards), decoding included.
-
-Targets: (b)/(a) >= 0.8 and (b)/(c) >= 10 (frames/s); with ``--long``, (b)'s peak RSS does not grow with the
-clip's length. See benchmarks/README.md.
+"""Throughput and peak memory of ``blursynth average`` against the fastest PyAV decode of the same clip and a
+naive float64 reference. Targets: (b)/(a) >= 0.8, (b)/(c) >= 10, flat RSS with ``--long``. See benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 #!/usr/bin/env python
-"""Speed and accuracy of the optical-flow backends (``blursynth.flow.create_flow``) on frames with a known motion.
-
-Per frame size, a clip of a texture moved by a fixed affine motion per frame, so the true flow of every pair is
-``A p - p``; every backend computes the flow of all consecutive pairs with ``pairs`` (as the recipes call it),
-backends alternating within each round. Reported: pairs/s (best run), CPU time per pair, pairs/s relative to DIS
-(same run) and the end-point error against the analytic flow.
-
-Then (unless ``--no-measurable``) the issue-16 figures: on clips where flow methods invent motion (a static flat
-grey clip with sigma = 1 noise; a low-texture high-fps clip whose only motion is a small object creeping 0.3
-px/frame, ``tests/motion_fixtures.py``) and on the textured clip, each backend's raw flow (median |flow|,
-blurred-area ratio at 1 px per pair and over a 7-frame window: what every version before issue 16 used) and,
-where the package has ``blursynth.flow.measure``, the measurable motion (the same figures, the measurable
-fraction and the time of ``measure_pair``: forward + backward flow + the tests).
+"""Speed and accuracy of the optical-flow backends on frames with a known motion, and (issue 16) raw vs
+measurable motion on clips where flow invents motion. What is measured and why: benchmarks/README.md.
 """
 
 from __future__ import annotations

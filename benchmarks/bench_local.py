@@ -1,18 +1,6 @@
 #!/usr/bin/env python
-"""Throughput of ``blursynth local`` (moving VOC objects over sharp backgrounds) next to its I/O floor.
-
-Inputs are generated once in the work dir: 16 textured 1280x720 PNG backgrounds in 2 sub-folders (like REDS
-``train_sharp/NNN/``) and a synthetic PASCAL VOC 2012 root (``tests/objects_data.write_voc``). Each run is a fresh
-process:
-
-  floor  per sample, decode one background PNG (OpenCV) and append one sample (blur, sharp, mask, meta) to an
-         uncompressed HDF5 shard, one chunk per image, shards flushed, fsynced and renamed as they fill: the I/O
-         any recipe pays, written with h5py directly so that it is the same for every version of the package;
-  local  ``run_local(LocalConfig(..., frames=(N, N), moving_objects=2))`` end to end; samples/s exclude the
-         object-bank build (run start to the last write of ``OUT/objects.h5``).
-
-Variants: N = 13 (the acceptance figure) and N = 7 at 1280x720, N = 13 with ``crop=(256, 256)`` next to a floor at
-that crop. Target: local(N=13) / floor >= 0.5 (samples/s).
+"""Throughput of ``blursynth local`` next to its I/O floor (read one background PNG, write one sample).
+Target: local(N=13) / floor >= 0.5. What is measured and why: benchmarks/README.md.
 """
 
 from __future__ import annotations

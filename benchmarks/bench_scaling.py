@@ -1,13 +1,6 @@
 #!/usr/bin/env python
-"""Scaling of ``average`` and ``local`` with the executors: ``--workers 1`` (the baseline, same run),
-``--workers 2`` and ``--executor ray`` (a private local Ray instance on this machine's CPUs).
-
-Every measurement is the real command line, ``python -m blursynth ... -q``, in a fresh process, timed from start
-to exit (start-up, imports, worker spawn or Ray start-up included: what a user waits for), with the peak RSS
-summed over its process tree. The outputs of the executors are compared array for array (exit 1 if they differ).
-
-Workloads (inputs cached in the work dir): average, 4 hard links to bench_average.py's clip (gopro recipe, h5,
-CPU); local, bench_local.py's backgrounds and VOC root, N = 13, shards of 8 (one unit per shard), CPU.
+"""Scaling of ``average`` and ``local`` with the executors (``--workers 1`` baseline, ``--workers 2``, ``--executor
+ray``), the real command line timed from start to exit; outputs compared array for array (exit 1 if they differ).
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 #!/usr/bin/env python
-"""Pairs/s of ``blursynth stats`` (blurred-area ratio vs flow threshold) per flow backend, and its curves against
-the true curve of a synthetic scene.
-
-Inputs are generated once in the work dir: a 240 fps clip of 240 frames with a known motion (the tests' texture
-panned by 0.1-1.2 px/frame, rotated by up to 0.1 deg/frame and zoomed by up to 0.1 %/frame, plus a textured disc
-moving 4.3 px/frame over it), as a 1280x720 H.264 video, a 427x240 H.264 video in 4:4:4 (libx264 refuses odd
-widths in 4:2:0) and a PNG folder of each (the decoded frames).
-
-Per frame size and backend, one fresh process runs ``python -m blursynth stats NAME=PATH --flow F
---pairs-per-source K --threads 1|2`` in-process (after a warm-up call, so imports are not timed) on the video and
-on the PNG folder, on the video with ``--raw-flow`` (the paper's curve: one flow per pair, every pixel counted,
-against the default's forward and backward flow and measurable motion only), and at 1280x720 with
-``--max-side 640``, alternating within each round; then the video run with ``--threads 1`` once more under
-cProfile (where the time goes). The flow backends' own speed is bench_flow.py's figure.
+"""Pairs/s of ``blursynth stats`` per flow backend, and its curves against the true curve of a synthetic scene
+(default measurable motion and ``--raw-flow``). What is measured and why: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 #!/usr/bin/env python
-"""Throughput of ``blursynth average --recipe wild`` next to its decode-only bounds, measured in one run.
-
-On bench_average.py's 1280x720, 240 fps H.264 clip, each run in a fresh process:
-
-  (a)  decode to RGB with PyAV in the fastest threading mode (chosen in a first pass over AUTO, SLICE, FRAME,
-       NONE);
-  (a3) the same plus x3 area downsampling (``cv2.resize``, INTER_AREA), what WILD does before anything else;
-  (w)  ``python -m blursynth average CLIP OUT --recipe wild --flow F --device cpu`` run in the child after its
-       imports (x3 downsampling, flow per consecutive pair, online window selection, blur maps, HDF5), per flow.
+"""Throughput of ``blursynth average --recipe wild`` next to decoding in the fastest PyAV mode, alone and with
+the x3 area downsampling WILD does first, on bench_average.py's clip. See benchmarks/README.md.
 """
 
 from __future__ import annotations
