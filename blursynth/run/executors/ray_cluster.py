@@ -93,10 +93,19 @@ def _ray_task(fn, unit, out, relay, log_level: int, cwd: str) -> Outcome:
         return Outcome(error=f"the driver's working directory {cwd} is not available on Ray node "
                              f"{socket.gethostname()} ({exc.strerror}); give OUT and inputs as absolute paths on "
                              f"storage every node mounts at the same place", fatal="ConfigError")
-    route_logs(log_level, lambda level, msg: relay.push.remote([("log", level, msg)]))
-    progress = ForwardingProgress(lambda events: relay.push.remote([("progress", events)]))
+    pushed: list = []  # the relay's replies; awaited before returning (see below)
+
+    def push(item) -> None:
+        pushed.append(relay.push.remote([item]))
+
+    route_logs(log_level, lambda level, msg: push(("log", level, msg)))
+    progress = ForwardingProgress(lambda events: push(("progress", events)))
     outcome = call_unit(fn, unit, out, progress)
     progress.flush()
+    # Actor calls are asynchronous: the driver may see this task finish before the relay has run its last
+    # pushes, and drain too early (a unit's samples would be missing from the totals). Wait for them.
+    with contextlib.suppress(Exception):
+        import_ray().get(pushed, timeout=30)
     return outcome
 
 
