@@ -35,7 +35,7 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
               help="Keep a window only if every consecutive pair's flow statistic is <= this many pixels "
                    "(after downsampling) [wild: 1.0].")
 @click.option("--flow-stat", type=click.Choice(FLOW_STAT_NAMES), default="p99", show_default=True,
-              help="Per-pair flow statistic: p99 ignores the worst 1%% of pixels (flow outliers), max is strict.")
+              help="Per-pair flow statistic: p99 ignores the worst 1% of pixels (flow outliers), max is strict.")
 @click.option("--max-match-error", type=float, default=None,
               help=f"Reject pairs whose frame-matching error (RMS gray levels after warping with the flow) "
                    f"exceeds this: the flow is unreliable there [default with flow: {DEFAULT_MAX_MATCH_ERROR:g}].")

@@ -15,7 +15,9 @@ from blursynth.cli import options
               help="Samples (seeded draw over the whole dataset) whose images are measured.")
 @click.option("--sheet", type=click.IntRange(min=0), default=8, show_default=True,
               help="Random samples shown in the contact sheet (blur | sharp | mask or blur map).")
-@options.apply(options.seed, options.verbose, options.quiet)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the draws of the measured samples and of the contact-sheet samples.")
+@options.apply(options.verbose, options.quiet)
 @click.pass_context
 def inspect(ctx, out, report_dir, max_samples, sheet, seed):
     """Summarise an output folder written by any blursynth command.

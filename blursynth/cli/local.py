@@ -19,9 +19,11 @@ DEFAULT_OUT = "lbs_out"
               help="Sharp backgrounds: a folder searched recursively for images (REDS train_sharp works as is). "
                    "Repeatable.")
 @click.option("--voc", type=click.Path(), default=None, metavar="VOC2012",
-              help="PASCAL VOC 2012 root (JPEGImages/, SegmentationObject/, SegmentationClass/, ImageSets/).")
+              help="PASCAL VOC 2012 root (JPEGImages/, SegmentationObject/, SegmentationClass/, optional "
+                   "ImageSets/Segmentation/); a VOC-format export without split files uses every masked image.")
 @click.option("--voc-split", type=click.Choice(["train", "val", "trainval"]), default="trainval", show_default=True,
-              help="VOC segmentation split the objects come from.")
+              help="VOC segmentation split (ImageSets/Segmentation/SPLIT.txt) the objects come from, where the "
+                   "root has split files.")
 @click.option("--coco", type=click.Path(), default=None, metavar="JSON",
               help="COCO instances JSON (polygons and RLE; crowd regions are skipped). With or instead of --voc.")
 @click.option("--coco-images", type=click.Path(), default=None, metavar="DIR",
@@ -47,9 +49,9 @@ DEFAULT_OUT = "lbs_out"
               help="Per-step rotation range in degrees (positive: counter-clockwise).")
 @click.option("--crop", "crop_text", default=None, metavar="HxW",
               help="Random crop of every background (default: whole backgrounds, which must share one size).")
-@options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size, options.layout,
-               options.compression, options.device, options.backend, *options.executors, options.overwrite,
-               options.verbose, options.quiet)
+@options.apply(options.crf, options.gamma, options.local_seed, options.local_val_fraction, options.shard_size,
+               options.layout, options.compression, options.local_device, options.local_backend, *options.executors,
+               options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
@@ -72,6 +74,8 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
     """
+    if gamma is not None and crf not in (None, "gamma"):
+        raise ConfigError(f"--gamma: only used with --crf gamma, not --crf {crf}")
     categories = None
     if coco_categories is not None:
         categories = tuple(c.strip() for c in coco_categories.split(",") if c.strip())

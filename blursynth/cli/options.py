@@ -17,8 +17,9 @@ layout = click.option("--layout", default="h5", show_default=True,
 compression = click.option("--compression", type=click.Choice(COMPRESSIONS), default=None,
                            help="HDF5 compression of the image datasets (default: none, fastest).")
 crf = click.option("--crf", type=click.Choice(CRF_NAMES), default=None,
-                   help="Camera response model [recipe default: gamma].")
-gamma = click.option("--gamma", type=float, default=None, help="Exponent of the gamma CRF [recipe default: 2.2].")
+                   help="Camera response model; frames are averaged in linear light [default: gamma].")
+gamma = click.option("--gamma", type=float, default=None,
+                     help="Exponent of the gamma CRF (--crf gamma only) [default: 2.2].")
 device = click.option("--device", default="auto", show_default=True,
                       help="auto (cuda when available), cpu, cuda or cuda:N.")
 backend = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
@@ -38,6 +39,20 @@ retries = click.option("--retries", type=int, default=2, show_default=True,
                        help="More attempts for a work unit that raised or whose worker died; after them the "
                             "unit is reported as failed and the run goes on (exit status 1).")
 executors = (executor, workers, ray_address, retries)
+
+# -- `local`: the same settings, worded for objects, backgrounds and samples (no source videos there) ----------
+local_seed = click.option("--seed", type=int, default=0, show_default=True,
+                          help="Global seed; every random choice of a sample derives from (seed, split, sample "
+                               "index), so the samples do not depend on --shard-size or --workers.")
+local_val_fraction = click.option(
+    "--val-fraction", type=float, default=0.0, show_default=True,
+    help="Fraction of the samples in the val split. Backgrounds (by folder; by image when they share one) and "
+         "objects (by source image) are split too, so val samples use no train background or object.")
+local_backend = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                             help="Renderer: stream (OpenCV on the CPU) or torch (batched on --device); auto = "
+                                  "torch on CUDA, stream on CPU. The two may differ by 1 LSB on object edges.")
+local_device = click.option("--device", default="auto", show_default=True,
+                            help="Where the torch renderer runs: auto (cuda when available), cpu, cuda or cuda:N.")
 
 overwrite = click.option("--overwrite", is_flag=True,
                          help="Replace an existing output made with other settings (default: refuse).")

@@ -22,8 +22,9 @@ from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
 @click.option("--raw-flow", is_flag=True,
               help="Count every pixel's flow as the backend gives it (the paper's raw curve), also where motion "
                    "is not measurable (textureless or inconsistent); the default counts measurable motion only.")
-@click.option("--span-ms", type=float, default=DEFAULT_SPAN_MS, show_default="8.333 (2 frames at 240 fps)",
-              help="Time between the two frames of a pair; the gap is round(span x fps) frames, at least 1.")
+@click.option("--span-ms", type=float, default=DEFAULT_SPAN_MS,
+              help=f"Time between the two frames of a pair in ms; the gap is round(span x fps) frames, at least 1 "
+                   f"[default: {DEFAULT_SPAN_MS:.3f} ms = 2 frames at 240 fps].")
 @click.option("--pairs-per-source", type=int, default=20, show_default=True,
               help="Pairs measured per video or frame folder, one per equal slice of it (seeded).")
 @click.option("--max-side", type=int, default=None,
@@ -37,7 +38,8 @@ from blursynth.flow.names import FLOW_NAMES, RAFT_MODELS
 @click.option("--out", "out_dir", default="stats", show_default=True,
               help="Folder for blurred_area_ratio.csv, .json and .png.")
 @click.option("--log-y", is_flag=True, help="Logarithmic ratio axis (shows the long tail of local blur).")
-@click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True)
+@click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
+              help="RAFT variant for --flow raft.")
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None, help="RAFT state-dict file.")
 @options.apply(options.seed, options.device, *options.executors, options.verbose, options.quiet)
 @click.pass_context
