@@ -39,6 +39,8 @@ from blursynth.stats.report import inspect_dataset
 SPLITS = ("train", "val")
 TILE_W = 320  # width of one contact-sheet tile
 ROW_PAD = 4  # black rows under every contact-sheet row
+LABEL_H = 20  # the label strip above every contact-sheet row
+BAR_BLOCK_H = 56  # the colour bar under the rows
 BLUR_MAP_STEP = 7  # the report keeps every 7th blur-map value of a measured sample
 BLUR_MAP_EDGES = [0, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, math.inf]
 ALL = 10_000  # max_samples larger than any dataset here
@@ -407,11 +409,13 @@ def sheet_rows(sheet: np.ndarray, rows: list[dict], count: int) -> list[tuple[in
     """Split a contact sheet into its rows; each is (index of the sample shown, its three panels).
 
     The sample is recognised by its blur and sharp tiles (bit-exact: PNG is lossless); rows may differ in
-    height when the dataset has several resolutions.
+    height when the dataset has several resolutions. Each row has a label strip above it; the colour bar
+    block closes the sheet.
     """
     blur_tiles = [tile(r["blur"]) for r in rows]
     found, y = [], 0
     for k in range(count):
+        y += LABEL_H
         match = [i for i, t in enumerate(blur_tiles)
                  if y + len(t) <= sheet.shape[0] and np.array_equal(sheet[y : y + len(t), :TILE_W], t)
                  and np.array_equal(sheet[y : y + len(t), TILE_W : 2 * TILE_W], tile(rows[i]["sharp"]))]
@@ -420,7 +424,7 @@ def sheet_rows(sheet: np.ndarray, rows: list[dict], count: int) -> list[tuple[in
         assert not sheet[y + th : y + th + ROW_PAD].any()  # the padding under the row
         found.append((match[0], [sheet[y : y + th, j * TILE_W : (j + 1) * TILE_W] for j in range(3)]))
         y += th + ROW_PAD
-    assert y == sheet.shape[0]
+    assert y + BAR_BLOCK_H == sheet.shape[0]
     return found
 
 
@@ -428,14 +432,18 @@ def test_contact_sheet_rows_show_blur_sharp_and_the_third_panel(ds):
     sheet = read_png_rgb(ds.out / "report" / "contact_sheet.png")
     count = min(ds.sheet, len(ds.rows))
     assert sheet.shape[1] == 3 * TILE_W == 960
-    assert ds.report["contact_sheet"] == {"samples": count, "columns": ["blur", "sharp", ds.third]}
+    assert {k: ds.report["contact_sheet"][k] for k in ("samples", "columns")} == {
+        "samples": count, "columns": ["blur", "sharp", ds.third]}
     shown = sheet_rows(sheet, ds.rows, count)
+    if ds.third == "blur_map":  # one scale for the sheet: p99 of every map shown, up to a power of two
+        p99 = np.percentile(np.concatenate([ds.rows[i]["blur_map"].astype(np.float32).ravel() for i, _ in shown]), 99)
+        vmax = 2.0 ** math.ceil(math.log2(max(1.0, p99)))
+        assert ds.report["contact_sheet"]["scale"]["max"] == vmax
     for i, panels in shown:
         r = ds.rows[i]
         if ds.third == "mask":
             expected = tile(turbo(r["mask"]))
         elif ds.third == "blur_map":
-            vmax = max(1.0, float(np.percentile(r["blur_map"], 99)))
             expected = tile(turbo(np.clip(r["blur_map"].astype(np.float32) / vmax * 255, 0, 255).astype(np.uint8)))
         else:
             diff = np.abs(r["blur"].astype(np.int16) - r["sharp"].astype(np.int16)).max(axis=2)

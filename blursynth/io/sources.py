@@ -14,8 +14,9 @@ from pathlib import Path
 
 from blursynth.errors import InputError
 
+#: Files decoded as videos (PyAV). An animated GIF is a video too: one source, its frame delays giving the rate.
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .avi .webm .mts .m2ts .ts .mpg .mpeg .wmv .flv .3gp .y4m .nut .mxf .ogv".split()
+    ".mp4 .m4v .mov .mkv .avi .webm .mts .m2ts .ts .mpg .mpeg .wmv .flv .3gp .y4m .nut .mxf .ogv .gif".split()
 )
 IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .tif .tiff .bmp .webp .ppm .pgm".split())
 
@@ -57,8 +58,8 @@ def list_images(folder: Path) -> list[Path]:
 def discover_sources(inputs: list[str] | tuple[str, ...], exclude: list[str] | tuple[str, ...] = ()) -> list[Source]:
     """Expand INPUT arguments into sources, sorted by key.
 
-    A video file is one source. A folder is searched recursively: every video file in it is a source, and
-    every folder that directly contains images is a frame-folder source (``GOPRO_Large_all/<seq>/*.png``,
+    A video file is one source. A folder is searched recursively: every video file in it (animated GIFs
+    included) is a source, and every folder that directly contains images is a frame-folder source (``GOPRO_Large_all/<seq>/*.png``,
     REDS ``train_sharp/<seq>/*.png``).
 
     Raises:
@@ -82,7 +83,8 @@ def discover_sources(inputs: list[str] | tuple[str, ...], exclude: list[str] | t
         else:
             new = _walk(path, skip)
             if not new:
-                raise InputError(f"{text}: no videos or image sequences found in this folder")
+                raise InputError(f"{text}: no videos (.mp4, .mkv, .mov, .gif, ...) or image sequences (folders of "
+                                 ".png, .jpg, ...) found in this folder")
         for src in new:
             if src.key in found and found[src.key].path != src.path:
                 raise InputError(

@@ -8,7 +8,13 @@ Layout read (the ``VOC2012`` folder of ``VOCtrainval_11-May-2012.tar``)::
     JPEGImages/<id>.jpg                 the photos
     SegmentationObject/<id>.png         palette PNG: 0 background, 1..k instances, 255 void
     SegmentationClass/<id>.png          palette PNG: 0 background, 1..20 classes, 255 void
-    ImageSets/Segmentation/<split>.txt  one image id per line (train, val, trainval)
+    ImageSets/Segmentation/<split>.txt  one image id per line (train, val, trainval); optional
+
+**Without split files** (VOC-format exports such as labelme's ``labelme2voc.py`` write no ``ImageSets``) every
+image with a ``SegmentationObject`` mask is used, whatever the split asked for, and an info line says so; a
+missing ``SegmentationClass`` or ``JPEGImages`` counterpart is a skipped image, as with split files. The
+train/val split of the objects does not need VOC's split: ``objects/splits.py`` splits them by source image
+with the seeded hash split that also splits the backgrounds.
 
 The PNGs are read as palette indices (``np.array`` of a mode-P image), never converted to RGB.
 
@@ -38,6 +44,7 @@ The class of an instance is the majority class id under its labelled (non-void) 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +71,10 @@ MAX_CROSSING_PX = 9.0
 """``d_A + d_B`` above this marks a void *region*: 1.5 crossings of a nominal band (``VOID_BAND_PX + 1``); a 5 px
 band measures at most 7.4 even at corners, a 7 px one 10."""
 
-_LAYOUT = "a PASCAL VOC 2012 root holds JPEGImages/, SegmentationObject/, SegmentationClass/, ImageSets/Segmentation/"
+_LAYOUT = ("a PASCAL VOC 2012 root holds JPEGImages/, SegmentationObject/, SegmentationClass/ and optionally "
+           "ImageSets/Segmentation/")
+
+log = logging.getLogger("blursynth.objects")
 
 
 def voc_image_ids(root: str | Path, split: str) -> list[str]:
@@ -74,11 +84,15 @@ def voc_image_ids(root: str | Path, split: str) -> list[str]:
         root: the ``VOC2012`` folder.
         split: ``train``, ``val`` or ``trainval``.
 
+    Without any ``ImageSets/Segmentation/*.txt`` file, the ids are those of every ``SegmentationObject/*.png``
+    (``split`` is then ignored, and an info line says so).
+
     Returns:
         The ids, de-duplicated and in natural sort order (not file order, so the bank is reproducible).
 
     Raises:
-        InputError: missing root or folder, unknown split, missing or empty split file.
+        InputError: missing root or folder, unknown split, missing or empty split file (when other split files
+            exist), or neither split files nor masks.
     """
     root = Path(root)
     if not root.is_dir():
@@ -89,9 +103,13 @@ def voc_image_ids(root: str | Path, split: str) -> list[str]:
         if not (root / name).is_dir():
             hint = f"; did you mean {root / 'VOC2012'}?" if (root / "VOC2012").is_dir() else ""
             raise InputError(f"{root / name}: missing folder ({_LAYOUT}{hint})")
-    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    sets = root / "ImageSets" / "Segmentation"
+    split_file = sets / f"{split}.txt"
+    if not (sets.is_dir() and any(p.is_file() for p in sets.glob("*.txt"))):
+        return _mask_ids(root, split)
     if not split_file.is_file():
-        raise InputError(f"{split_file}: missing split file")
+        found = ", ".join(sorted(p.name for p in sets.glob("*.txt") if p.is_file()))
+        raise InputError(f"{split_file}: missing split file (found {found}; pick one with --voc-split)")
     try:
         lines = split_file.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -99,6 +117,18 @@ def voc_image_ids(root: str | Path, split: str) -> list[str]:
     ids = sorted({line.split()[0] for line in lines if line.strip()}, key=natural_key)
     if not ids:
         raise InputError(f"{split_file}: lists no images")
+    return ids
+
+
+def _mask_ids(root: Path, split: str) -> list[str]:
+    """Every image id with a ``SegmentationObject`` mask: a VOC root without split files."""
+    masks = root / "SegmentationObject"
+    ids = sorted({p.stem for p in masks.iterdir() if p.suffix.lower() == ".png" and p.is_file()
+                  and not p.name.startswith(".")}, key=natural_key)
+    if not ids:
+        raise InputError(f"{masks}: no .png masks (and no split file in {root / 'ImageSets' / 'Segmentation'})")
+    log.info("%s: no ImageSets/Segmentation split files; using all %d images with a SegmentationObject mask "
+             "(--voc-split %s does not apply; objects are split into train/val by image)", root, len(ids), split)
     return ids
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,17 +60,38 @@ def plot_ratio_curves(curves, thresholds, path: str | Path, *, log_y: bool = Fal
     return labels
 
 
-def plot_histograms(panels: list[tuple[str, np.ndarray, np.ndarray, str]], path: str | Path) -> None:
-    """Bar charts side by side; each panel is ``(title, bin_edges, counts, x_label)``."""
+@dataclass(frozen=True)
+class HistogramPanel:
+    """One bar chart of ``inspect``'s histograms.png.
+
+    Attributes:
+        title, xlabel, ylabel: what the panel, its x axis and its bar heights show.
+        edges: bin edges (``len(heights) + 1``), in x-axis units.
+        heights: one bar per bin (counts, or fractions that sum to 1).
+        edge_labels: tick labels of the edges, for bins drawn with equal widths whatever their range.
+    """
+
+    title: str
+    edges: Sequence[float]
+    heights: Sequence[float]
+    xlabel: str
+    ylabel: str = "samples"
+    edge_labels: Sequence[str] | None = None
+
+
+def plot_histograms(panels: list[HistogramPanel], path: str | Path) -> None:
+    """Bar charts side by side, one per panel."""
     plt = _pyplot()
     n = max(1, len(panels))
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), dpi=110, squeeze=False)
-    for ax, (title, edges, counts, xlabel) in zip(axes[0], panels, strict=False):
-        edges = np.asarray(edges, dtype=float)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", edgecolor="black", lw=0.3)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.set_ylabel("samples", fontsize=9)
+    for ax, panel in zip(axes[0], panels, strict=False):
+        edges = np.asarray(panel.edges, dtype=float)
+        ax.bar(edges[:-1], panel.heights, width=np.diff(edges), align="edge", edgecolor="black", lw=0.3)
+        if panel.edge_labels is not None:
+            ax.set_xticks(edges, list(panel.edge_labels), fontsize=7)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel, fontsize=9)
+        ax.set_ylabel(panel.ylabel, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -25,14 +25,15 @@ from blursynth.shards.listing import ShardListing, list_shards
 from blursynth.shards.manifest import load_manifest, manifest_path
 from blursynth.shards.markers import total
 from blursynth.shards.reader import ShardReader, UnreadableShard
-from blursynth.stats.plots import plot_histograms
+from blursynth.stats.plots import HistogramPanel, plot_histograms
+from blursynth.stats.sheet import SheetSample, compose_sheet
 
 REPORT_JSON = "report.json"
 HISTOGRAMS_PNG = "histograms.png"
 SHEET_PNG = "contact_sheet.png"
+BLUR_MAP_STEP = 7  # every 7th blur-map pixel of a measured sample is counted (a million samples stay quick)
 PSNR_BINS = np.arange(10.0, 52.0, 2.0)
 BLUR_MAP_BINS = np.array([0, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, np.inf])
-SHEET_WIDTH = 320
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,18 +54,6 @@ def _summary(values: list[float]) -> dict:
 def _hist(values, edges) -> dict:
     counts, _ = np.histogram(np.clip(np.asarray(values, dtype=np.float64), edges[0], edges[-1] - 1e-9), bins=edges)
     return {"edges": [float(e) if math.isfinite(e) else None for e in edges], "counts": counts.tolist()}
-
-
-def _colorize(gray: np.ndarray, vmax: float) -> np.ndarray:
-    """A single-channel map as RGB (turbo colour map, 0..vmax)."""
-    scaled = np.clip(np.asarray(gray, dtype=np.float32) / max(vmax, 1e-6) * 255.0, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-
-
-def _tile(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    size = (SHEET_WIDTH, max(1, round(h * SHEET_WIDTH / w)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if w > SHEET_WIDTH else cv2.INTER_LINEAR)
 
 
 @dataclass
@@ -145,15 +134,15 @@ def _measure(scan: _Scan, chosen: list[int]) -> _Measures:
                         mask = reader.array("mask", i)
                         m.mask_area.append(float(np.count_nonzero(mask)) / mask.size)
                     if "blur_map" in reader:
-                        m.blur_values.append(reader.array("blur_map", i).astype(np.float32).ravel()[::7])
+                        m.blur_values.append(reader.array("blur_map", i).astype(np.float32).ravel()[::BLUR_MAP_STEP])
         except _UNREADABLE as exc:  # a corrupt chunk: the shard is listed, not fatal
             scan.lost(reader, exc)
             m.broken.add(reader)
     return m
 
 
-def _sheet_rows(scan: _Scan, picked: list[int], broken: set[ShardReader]) -> list[np.ndarray]:
-    """Contact-sheet rows ``blur | sharp | mask, blur map or |blur - sharp|`` of the ``picked`` samples."""
+def _sheet_samples(scan: _Scan, picked: list[int], broken: set[ShardReader], column: str) -> list[SheetSample]:
+    """The ``picked`` samples as labelled contact-sheet rows ``blur | sharp | column`` (see stats/sheet.py)."""
     rows = []
     for k in picked:
         reader, i = scan.samples[k]
@@ -164,16 +153,20 @@ def _sheet_rows(scan: _Scan, picked: list[int], broken: set[ShardReader]) -> lis
         except UnreadableShard:
             continue
         with reader:
-            tiles = [reader.array("blur", i), reader.array("sharp", i)]
-            if "mask" in reader:
-                tiles.append(_colorize(reader.array("mask", i), 255.0))
-            elif "blur_map" in reader:
-                blur_map = reader.array("blur_map", i)
-                tiles.append(_colorize(blur_map, max(1.0, float(np.percentile(blur_map, 99)))))
+            blur, sharp, meta = reader.array("blur", i), reader.array("sharp", i), reader.meta(i)
+            if column == "|blur-sharp|":
+                third = np.abs(blur.astype(np.int16) - sharp.astype(np.int16)).max(axis=2)
             else:
-                diff = np.abs(tiles[0].astype(np.int16) - tiles[1].astype(np.int16)).max(axis=2)
-                tiles.append(_colorize(diff, 64.0))
-        rows.append(np.concatenate([_tile(np.asarray(t)) for t in tiles], axis=1))
+                third = reader.array(column, i) if column in reader else None
+        value = psnr(blur, sharp)
+        sample = str(meta.get("sample") or f"{reader.path.name}#{i}")
+        split = meta.get("split") or reader.path.parent.name
+        n = meta.get("n_frames")
+        shown = f"PSNR {value:.2f} dB" if math.isfinite(value) else "PSNR inf (blur == sharp)"
+        label = f"{sample} ({split})   N={n if n is not None else '?'}   {shown}"
+        info = {"sample": sample, "split": split, "file": reader.path.name, "index": i, "n_frames": n,
+                "psnr_db": value if math.isfinite(value) else None}
+        rows.append(SheetSample(label, blur, sharp, third, info))
     return rows
 
 
@@ -241,44 +234,50 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
         "ignored": {"unreadable_markers": listing.bad_markers, "orphan_h5": listing.orphans,
                     "partial_files": listing.partials, "unreadable_shards": scan.unreadable},
     }
-    panels = [("PSNR(blur, sharp)", PSNR_BINS, report["psnr_db"]["histogram"]["counts"], "dB")]
+    panels = [HistogramPanel("PSNR(blur, sharp)", PSNR_BINS, report["psnr_db"]["histogram"]["counts"], "dB")]
     n_keys = sorted(n_hist)
     if n_keys:
         edges = np.arange(n_keys[0] - 1, n_keys[-1] + 2, 2, dtype=float)
-        panels.append(("frames averaged (N)", edges, [n_hist.get(int(e + 1), 0) for e in edges[:-1]], "N"))
+        panels.append(HistogramPanel("frames averaged (N)", edges, [n_hist.get(int(e + 1), 0) for e in edges[:-1]],
+                                     "N"))
     mask_area = measured.mask_area
     if mask_area:
         edges = np.linspace(0.0, max(0.05, max(mask_area)), 21)
         report["mask_area"] = _summary(mask_area) | {"histogram": _hist(mask_area, edges)}
-        panels.append(("mask area (fraction > 0)", edges, report["mask_area"]["histogram"]["counts"], "fraction"))
+        panels.append(HistogramPanel("mask area (fraction > 0)", edges, report["mask_area"]["histogram"]["counts"],
+                                     "fraction of the image"))
     if measured.blur_values:
         values = np.concatenate(measured.blur_values)
-        report["blur_map_px"] = _summary(values.tolist()) | {"histogram": _hist(values, BLUR_MAP_BINS)}
-        finite = BLUR_MAP_BINS.copy()
-        finite[-1] = 256.0
-        panels.append(("blur map (subsampled pixels)", np.log2(finite + 1.0),
-                       report["blur_map_px"]["histogram"]["counts"], "log2(1 + px)"))
+        hist = _hist(values, BLUR_MAP_BINS)
+        # Pixels, not samples, in bins of unequal width: each bar is the fraction of pixels in its bin, drawn
+        # with equal widths between labelled edges, so heights (and areas) compare honestly and sum to 1.
+        hist["fractions"] = (np.asarray(hist["counts"], np.float64) / max(1, values.size)).tolist()
+        report["blur_map_px"] = _summary(values.tolist()) | {"histogram": hist}
+        edge_labels = [f"{e:g}" for e in BLUR_MAP_BINS[:-1]] + ["inf"]
+        panels.append(HistogramPanel(f"blur map ({values.size} pixels, every {BLUR_MAP_STEP}th)",
+                                     np.arange(len(BLUR_MAP_BINS), dtype=float), hist["fractions"],
+                                     "blur length, px (bin edges)", ylabel="fraction of pixels",
+                                     edge_labels=edge_labels))
     picked = sorted(rng.choice(len(samples), size=min(sheet, len(samples)), replace=False).tolist())
-    sheet_rows = _sheet_rows(scan, picked, measured.broken)
     extras = scan.extras
-    report["contact_sheet"] = {"samples": len(sheet_rows), "columns": ["blur", "sharp",
-                               "mask" if "mask" in extras else "blur_map" if "blur_map" in extras else "|blur-sharp|"]}
-    _write(report_dir, report, panels, sheet_rows)
+    column = "mask" if "mask" in extras else "blur_map" if "blur_map" in extras else "|blur-sharp|"
+    rows = _sheet_samples(scan, picked, measured.broken, column)
+    image, layout = compose_sheet(rows, column) if rows else (None, {})
+    report["contact_sheet"] = {"samples": len(rows), "columns": ["blur", "sharp", column]} | layout
+    _write(report_dir, report, panels, image)
     return report
 
 
-def _write(report_dir: Path, report: dict, panels, sheet_rows) -> None:
+def _write(report_dir: Path, report: dict, panels, sheet: np.ndarray | None) -> None:
     created = make_folder(report_dir)
     try:
         temps = []
         hist_tmp = report_dir / (HISTOGRAMS_PNG + PARTIAL + ".png")
         plot_histograms(panels, hist_tmp)
         temps.append((hist_tmp, report_dir / HISTOGRAMS_PNG))
-        if sheet_rows:
-            width = max(r.shape[1] for r in sheet_rows)
-            rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in sheet_rows]
+        if sheet is not None:
             sheet_tmp = report_dir / (SHEET_PNG + PARTIAL + ".png")
-            if not cv2.imwrite(str(sheet_tmp), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR)):
+            if not cv2.imwrite(str(sheet_tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
                 raise OSError(f"cannot encode {SHEET_PNG}")
             temps.append((sheet_tmp, report_dir / SHEET_PNG))
         else:  # no sheet asked for: do not leave an earlier run's sheet next to this report
