@@ -90,6 +90,16 @@ def test_no_split_files_and_no_masks_is_a_one_line_error(tmp_path):
     assert message.startswith(f"{root / 'SegmentationObject'}: no .png masks")
 
 
+def test_cli_voc_without_split_files_or_masks_is_one_error_line(tmp_path):
+    root = voc_without_sets(tmp_path / "VOC2012", IDS[:1])
+    (root / "SegmentationObject" / f"{IDS[0]}.png").unlink()
+    out = tmp_path / "out"
+    result = invoke("local", "--voc", root, "--bg", write_backgrounds(tmp_path / "bg"), out, "--num-samples", 2)
+    line = assert_clean_error(result, str(root / "SegmentationObject"), exit_code=1)
+    assert "no .png masks" in line
+    assert not out.exists() or not list(out.rglob("*"))
+
+
 def test_split_files_present_but_not_the_one_asked_for(tmp_path):
     """With split files the split is honoured: a missing one is an error that lists those present."""
     root = write_voc(tmp_path / "VOC2012", {i: [DISC] for i in IDS[:2]}, splits={"train": IDS[:1], "val": IDS[1:2]})

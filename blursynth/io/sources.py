@@ -59,8 +59,8 @@ def discover_sources(inputs: list[str] | tuple[str, ...], exclude: list[str] | t
     """Expand INPUT arguments into sources, sorted by key.
 
     A video file is one source. A folder is searched recursively: every video file in it (animated GIFs
-    included) is a source, and every folder that directly contains images is a frame-folder source (``GOPRO_Large_all/<seq>/*.png``,
-    REDS ``train_sharp/<seq>/*.png``).
+    included) is a source, and every folder that directly contains images is a frame-folder source
+    (``GOPRO_Large_all/<seq>/*.png``, REDS ``train_sharp/<seq>/*.png``).
 
     Raises:
         InputError: an input does not exist, is not a video, image folder or folder of those, or two inputs
