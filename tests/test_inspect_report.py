@@ -174,3 +174,12 @@ def test_blur_map_histogram_bars_are_fractions_of_pixels(out, tmp_path, monkeypa
     # one value per sample elsewhere: those panels still count samples
     assert [p.ylabel for p in drawn[0][:-1]] == ["samples", "samples"]
     assert sum(drawn[0][0].heights) == report["measured_samples"]
+
+
+def test_cli_names_the_sheet_scale(out, tmp_path):
+    from cli_helpers import run_ok
+
+    result = run_ok("inspect", out, "--report", tmp_path / "r", "--sheet", 2)
+    scale = json.loads((tmp_path / "r" / "report.json").read_text())["contact_sheet"]["scale"]
+    assert scale["column"] == "blur_map" and math.log2(scale["max"]).is_integer()
+    assert f"blur_map on one scale, 0 to {scale['max']:g} px" in " ".join(result.output.split())

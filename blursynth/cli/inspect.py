@@ -69,5 +69,9 @@ def _print(report: dict, where) -> None:
     ignored = {k: len(v) for k, v in report["ignored"].items() if v}
     if ignored:
         console.print("[yellow]ignored:[/] " + ", ".join(f"{k} {v}" for k, v in ignored.items()))
-    sheet = ", contact_sheet.png" if report["contact_sheet"]["samples"] else ""
+    sheet = ""
+    if report["contact_sheet"]["samples"]:
+        scale = report["contact_sheet"]["scale"]
+        unit = "" if scale["unit"] == "fraction" else f" {scale['unit']}"
+        sheet = f", contact_sheet.png ({scale['column']} on one scale, 0 to {scale['max_shown']:g}{unit})"
     console.print(f"report: {where}/report.json, histograms.png{sheet}")
