@@ -14,7 +14,17 @@ from blursynth.cli.stats import stats
 from blursynth.cli.train_check import train_check
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(click.Group):
+    """The command group; records the command line it parses (the manifest's ``argv``)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        from blursynth.run.provenance import record_invocation
+
+        record_invocation([info_name or "blursynth", *args])
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="blursynth")
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress.")

@@ -130,7 +130,7 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     markers, resumed = finished_unit(Path(out), unit.key, (slot,), progress)
     if resumed is not None:
         return resumed
-    store, objects = open_store(unit.context.store_path, cfg.seed, cfg.val_fraction)
+    store, objects = open_store(str(Path(out) / STORE_NAME), cfg.seed, cfg.val_fraction)  # OUT or its staging
     result = UnitResult(unit.key, "ok")
     progress.source_started(unit.key, 0)
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
@@ -175,7 +175,6 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
         if path is not None and not Path(path).exists():
             raise InputError(f"{path}: no such file or directory ({what})")
     units, backgrounds, entries = plan_local(cfg)
-    store_path = Path(cfg.out) / STORE_NAME
     objects = {"store": STORE_NAME}  # completed by build_store once OUT is prepared
     return run_job(
         command="local",
@@ -192,7 +191,7 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
         total_frames=0,  # nothing is decoded: progress counts samples
         total_samples=cfg.num_samples,
         manifest_extra={"backgrounds": backgrounds, "objects": objects},
-        prepare=lambda: build_store(cfg, store_path, objects),
+        prepare=lambda folder: build_store(cfg, folder / STORE_NAME, objects),  # OUT, or its staging folder
         executor=cfg.executor_options(device),
     )
 

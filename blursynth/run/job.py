@@ -7,7 +7,6 @@ everywhere.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,11 @@ from blursynth.errors import InputError
 from blursynth.run.executors import run_units
 from blursynth.run.executors.base import Outcome
 from blursynth.run.progress import ProgressSink
+from blursynth.run.provenance import invocation
+from blursynth.run.rejections import rejection_message
+from blursynth.run.staging import open_workspace
 from blursynth.run.units import UnitResult, completed_markers
-from blursynth.shards.manifest import manifest_path, prepare_out, remove_outputs, remove_partials, write_manifest
+from blursynth.shards.manifest import provenance, remove_partials, write_manifest
 from blursynth.shards.markers import ShardMarker, sum_counts
 
 log = logging.getLogger("blursynth.run")
@@ -73,12 +75,28 @@ def nothing_usable(failures: Sequence[dict], total: int) -> InputError:
     return InputError("no usable source")
 
 
-def units_failed(errors: Sequence[dict], total: int) -> InputError:
-    """The one-line error for units that raised on every attempt."""
+def nothing_kept(summary: JobSummary, config: dict, source_entries: Sequence[dict]) -> InputError:
+    """The one-line error of a run that kept no sample: every window rejected (by reason, with the option
+    to change), or no usable source."""
+    read = [e.get("path") or e["key"] for e in source_entries if e.get("status") in ("ok", "partial")]
+    rejected = rejection_message(summary.rejections, summary.static_windows, config, read)
+    if rejected is None:
+        return nothing_usable(summary.failures, len(source_entries))
+    if summary.failures:
+        f = summary.failures[0]
+        more = f" (and {len(summary.failures) - 1} more)" if len(summary.failures) > 1 else ""
+        rejected += f"; unusable: {f.get('path') or f['source']}: {f['reason']}{more}"
+    return InputError(rejected)
+
+
+def units_failed(errors: Sequence[dict], total: int, kept: str | Path | None = None) -> InputError:
+    """The one-line error for units that raised on every attempt (``kept``: OUT, which keeps the dataset it
+    had because this run was staged)."""
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    keeps = f"; {kept} keeps its previous dataset" if kept is not None else ""
     return InputError(f"{len(errors)} of {total} work unit(s) failed after {first['attempts']} attempt(s): "
-                      f"{first['source']}: {first['reason']}{more}; rerun the same command to retry them")
+                      f"{first['source']}: {first['reason']}{more}{keeps}; rerun the same command to retry them")
 
 
 def errored_result(out, key: str, unit, outcome: Outcome, summary: JobSummary) -> UnitResult:
@@ -111,75 +129,93 @@ def run_job(
     total_samples: int | None = None,
     executor: ExecutorOptions | None = None,
     manifest_extra: dict | None = None,
-    prepare: Callable[[], None] | None = None,
+    prepare: Callable[[Path], None] | None = None,
 ) -> JobSummary:
     """Execute ``units`` into ``out`` and write the manifest.
 
+    A new OUT and a resume (same settings) are written in place. A run that replaces a dataset made with
+    other settings (``overwrite``) is written into ``OUT/.staging`` and swapped in only once it has finished
+    with samples and no unit in error (run/staging.py): a failed, interrupted or empty rerun leaves the old
+    dataset as it was.
+
     Args:
         manifest_extra: more top-level manifest fields (e.g. the background and object summary of `local`).
-        prepare: called once OUT is prepared, before any unit runs.
+        prepare: called once with the folder the run writes into (OUT or its staging folder), before any
+            unit runs; units receive the same folder as their ``out``.
         executor: where units run (default: one after the other in this process).
 
     Units that raise on every attempt are recorded in ``summary.errors`` (the manifest is then
     ``incomplete``); the caller decides the exit status. Their shards committed before the error are kept.
+    A staged run with units in error raises instead (OUT keeps its previous dataset).
 
     Raises:
-        InputError: nothing could be produced (OUT is then left as it was found).
+        InputError: nothing could be produced (OUT is then left as it was found), or a staged run had units
+            in error.
         OutputError, ConfigError: OUT cannot be used.
     """
     if not units:
         raise nothing_usable(failures, len(source_entries))
     hashes = {e["key"]: e.get("hash") for e in source_entries}
-    had_manifest = manifest_path(out).exists()
-    created = prepare_out(out, command, fingerprint, hashes, overwrite)
-    manifest_kw = dict(command=command, config=config, fingerprint=fingerprint, extra=manifest_extra)
+    space = open_workspace(out, command, fingerprint, hashes, overwrite)
+    folder = space.folder  # OUT, or OUT/.staging while a dataset made with other settings stays in OUT
+    extra = {**(manifest_extra or {}), **provenance(out, invocation(), source_entries)}
+    manifest_kw = dict(command=command, config=config, fingerprint=fingerprint, extra=extra)
     try:  # the first write (disk full shows here), then work that needs OUT (the object bank of `local`)
-        write_manifest(out, status="running", sources=source_entries, shards=[], **manifest_kw)
+        write_manifest(folder, status="running", sources=source_entries, shards=[], **manifest_kw)
         if prepare is not None:
-            prepare()
-    except BaseException:  # nothing is left behind
-        if created:
-            shutil.rmtree(created, ignore_errors=True)
-        elif not had_manifest:  # OUT existed empty: leave it empty
-            remove_outputs(out)
+            prepare(folder)
+    except BaseException:  # nothing is left behind (a resumed run keeps what it had)
+        space.discard(keep_finished=True)
         raise
     summary = JobSummary(out=str(out), failures=list(failures))
     keys = [unit_key(u) for u in units]
     progress.start(len(units), total_frames, total_samples)
     try:
-        outcomes = run_units(unit_fn, units, keys, out, progress, executor or ExecutorOptions())
+        outcomes = run_units(unit_fn, units, keys, folder, progress, executor or ExecutorOptions())
     except BaseException:
-        # Ctrl-C or a fatal error (disk full): every worker has stopped. Finished shards stay (a rerun
-        # resumes them); files of shards in progress go; an OUT this run created and that holds no
-        # finished shard goes entirely.
-        remove_partials(Path(out))
-        if not any(Path(out).glob("*/*_stats.json")):
-            if created:
-                shutil.rmtree(created, ignore_errors=True)
-            elif not had_manifest:  # OUT existed empty: leave it empty
-                remove_outputs(out)
+        # Ctrl-C or a fatal error (disk full): every worker has stopped. In place, finished shards stay (a
+        # rerun resumes them) and files of shards in progress go; an OUT this run created and that holds no
+        # finished shard goes entirely. A staged run goes entirely: OUT keeps the dataset it had.
+        space.discard(keep_finished=True)
         raise
     finally:
         progress.close()
-    remove_partials(Path(out))  # a worker killed on its last attempt could not remove its shard in progress
+    try:
+        summary = _collect(summary, folder, units, keys, outcomes, source_entries)
+        if summary.samples == 0:
+            space.discard()  # nothing usable came out: leave no files behind
+            if summary.errors:
+                raise units_failed(summary.errors, len(units), kept=out if space.staged else None)
+            error = nothing_kept(summary, config, source_entries)
+            if space.staged:
+                error = InputError(f"{error.message}; {out} keeps its previous dataset")
+            raise error
+        if summary.errors and space.staged:  # an incomplete dataset never replaces a complete one
+            space.discard()
+            raise units_failed(summary.errors, len(units), kept=out)
+        status = "incomplete" if summary.errors else "complete"  # a rerun retries the units in error
+        write_manifest(folder, status=status, sources=source_entries, shards=summary.shards,
+                       totals=_totals(summary, source_entries), **manifest_kw)
+        space.commit()
+    except BaseException:
+        if space.staged:
+            space.discard()
+        raise
+    return summary
+
+
+def _collect(summary: JobSummary, folder: Path, units: Sequence, keys: list[str], outcomes: list[Outcome],
+             source_entries: list[dict]) -> JobSummary:
+    """Fill ``summary`` from the units' outcomes, and the source entries of the manifest from their results."""
+    remove_partials(folder)  # a worker killed on its last attempt could not remove its shard in progress
     markers: list[ShardMarker] = []
     for unit, key, outcome in zip(units, keys, outcomes, strict=True):
-        result = outcome.result if outcome.ok else errored_result(out, key, unit, outcome, summary)
+        result = outcome.result if outcome.ok else errored_result(folder, key, unit, outcome, summary)
         summary.results.append(result)
         summary.samples += sum(m.count for m in result.shards)
         markers.extend(result.shards)
         if result.status in ("failed", "partial"):
             summary.failures.append({"source": key, "path": result.path or key, "reason": result.reason})
-
-    if summary.samples == 0:
-        # Nothing usable came out: leave no files behind.
-        remove_outputs(out)
-        if created:
-            shutil.rmtree(created, ignore_errors=True)
-        if summary.errors:
-            raise units_failed(summary.errors, len(units))
-        raise nothing_usable(summary.failures, len(source_entries))
-
     by_key = {r.key: r for r in summary.results}
     for entry in source_entries:
         r = by_key.get(entry["key"])
@@ -192,6 +228,11 @@ def run_job(
             if r.static_windows:
                 entry["static_windows"] = r.static_windows
     summary.shards = sorted((_listed(m) for m in markers if m.count), key=lambda m: (m["split"], m["shard"]))
+    return summary
+
+
+def _totals(summary: JobSummary, source_entries: list[dict]) -> dict:
+    """The manifest's ``totals`` of a run that kept samples."""
     totals = {
         "samples": summary.samples,
         "shards": len(summary.shards),
@@ -210,8 +251,4 @@ def run_job(
     duplicates = sum(e.get("duplicate_frames", 0) for e in source_entries)
     if duplicates:
         totals["duplicate_frames"] = duplicates
-    status = "incomplete" if summary.errors else "complete"  # a rerun retries the units in error
-    write_manifest(out, status=status, sources=source_entries, shards=summary.shards, totals=totals,
-                   **manifest_kw)
-    log.info("wrote %d samples in %d shards to %s", summary.samples, len(summary.shards), Path(out))
-    return summary
+    return totals

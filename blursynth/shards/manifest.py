@@ -2,7 +2,11 @@
 
 It is written when a run starts (``status: running``) and rewritten at the end (``complete``). A second run
 into the same OUT compares the output-determining settings and the source fingerprints with the recorded
-ones: equal means resume, different is refused unless ``--overwrite``.
+ones: equal means resume, different is refused unless ``--overwrite`` (the new dataset is then staged beside
+the old one and swapped in at the end: run/staging.py).
+
+Besides ``command`` (compared on resume) it records how the run was invoked, outside the fingerprint:
+``argv``, ``cwd``, ``out_abs`` and an absolute ``path_abs`` / ``paths_abs`` per source (:func:`provenance`).
 """
 
 from __future__ import annotations
@@ -10,17 +14,27 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from blursynth import __version__
 from blursynth.errors import ConfigError, OutputError
-from blursynth.shards.files import PARTIAL, atomic_write_json, make_folder, read_json
+from blursynth.shards.files import PARTIAL, atomic_write_json, read_json
 
 MANIFEST = "manifest.json"
 FORMAT = "blursynth-manifest"
 SPLITS = ("train", "val")
+#: Folders of OUT besides the splits: ``--layout gopro`` writes the val split's GOPRO tree as ``test/``
+#: (shards/gopro.py GOPRO_SPLITS).
+TREE_FOLDERS = ("test",)
 #: Other files a run writes into OUT (the object bank of ``blursynth local``), removed with the outputs.
 RUN_FILES = ("objects.h5",)
+#: Folders other commands write into OUT about its dataset (``inspect``/``stats``: ``report/``,
+#: ``train-check``: ``train_check/``): stale once the dataset is replaced (``--overwrite``).
+DERIVED = ("report", "train_check")
+#: Hidden folders of a run that replaces a dataset (run/staging.py): the new one being written, the old one
+#: being removed. A killed run may leave them; the next run into OUT removes or resumes them.
+STAGING, PREVIOUS = ".staging", ".previous"
 _CHUNK = 1 << 20
 
 
@@ -96,55 +110,48 @@ def check_out(out: str | os.PathLike) -> None:
         raise OutputError(f"{out}: cannot create output folder ({parent} is not writable)")
 
 
-def prepare_out(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict,
-                overwrite: bool) -> Path | None:
-    """Check that OUT can be written and is either new, a resumable run of the same job, or overwritable.
+def compare_job(out: str | os.PathLike, command: str, fingerprint: dict, sources: dict, overwrite: bool) -> str:
+    """What a run may do with the folder ``out``: nothing is changed here.
 
     Args:
-        out: output folder.
+        out: an existing output folder.
         command: ``average``, ``local``, ...
         fingerprint: output-determining settings.
         sources: ``{key: hash}`` of the sources.
-        overwrite: remove a previous run's files when the job differs.
+        overwrite: a previous dataset made with other settings may be replaced.
 
     Returns:
-        The topmost folder created for OUT (OUT or a missing parent; the caller removes it if nothing is
-        produced), or None when OUT existed.
+        ``"new"`` (no manifest, and nothing in the folder but a staging folder), ``"resume"`` (the same job)
+        or ``"replace"`` (another job, and ``overwrite``).
 
     Raises:
-        OutputError: OUT is a file, not writable, or a non-empty folder that is not a blursynth output.
+        OutputError: unreadable manifest, or a non-empty folder that is not a blursynth output.
         ConfigError: OUT holds a different job and ``overwrite`` is False.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    created = make_folder(out)
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: output folder is not writable")
     previous = load_manifest(out)
     if previous is None:
-        leftovers = [p.name for p in out.iterdir()]
+        leftovers = [p.name for p in out.iterdir() if p.name != STAGING]
         if leftovers:
             raise OutputError(
                 f"{out}: folder is not empty and holds no blursynth manifest ({leftovers[0]} ...); "
                 "choose a new or empty OUT"
             )
-    else:
-        same = (
-            previous.get("command") == command
-            and recorded_fingerprint(previous) == fingerprint
-            and {s["key"]: s.get("hash") for s in previous.get("sources", [])} == sources
+        return "new"
+    same = (
+        previous.get("command") == command
+        and recorded_fingerprint(previous) == fingerprint
+        and {s["key"]: s.get("hash") for s in previous.get("sources", [])} == sources
+    )
+    if same:
+        return "resume"
+    if not overwrite:
+        what = _difference(previous, command, fingerprint, sources)
+        raise ConfigError(
+            f"{out}: holds a dataset made with other settings ({what}); "
+            "rerun with the same settings to resume, or pass --overwrite"
         )
-        if not same:
-            if not overwrite:
-                what = _difference(previous, command, fingerprint, sources)
-                raise ConfigError(
-                    f"{out}: holds a dataset made with other settings ({what}); "
-                    "rerun with the same settings to resume, or pass --overwrite"
-                )
-            remove_outputs(out)
-    remove_partials(out)
-    return created
+    return "replace"
 
 
 def recorded_fingerprint(manifest: dict) -> dict:
@@ -172,7 +179,7 @@ def _difference(previous: dict, command: str, fingerprint: dict, sources: dict) 
 
 
 def remove_partials(out: Path) -> None:
-    for split in SPLITS:
+    for split in (*SPLITS, *TREE_FOLDERS):
         folder = out / split
         if folder.is_dir():
             for p in folder.rglob(f"*{PARTIAL}*"):
@@ -182,12 +189,29 @@ def remove_partials(out: Path) -> None:
 def remove_outputs(out: str | os.PathLike) -> None:
     """Remove what a blursynth run writes into OUT (splits, run files and manifest), nothing else."""
     out = Path(out)
-    for split in SPLITS:
+    for split in (*SPLITS, *TREE_FOLDERS):
         shutil.rmtree(out / split, ignore_errors=True)
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
         (out / (name + PARTIAL)).unlink(missing_ok=True)
     manifest_path(out).unlink(missing_ok=True)
+
+
+def provenance(out: str | os.PathLike, argv: Sequence[str], sources: list[dict]) -> dict:
+    """How a run was invoked, for the manifest (outside the fingerprint: a resume never compares it).
+
+    Adds ``path_abs`` (and ``paths_abs`` for entries that list several paths) to every source entry that
+    names a path, so a manifest still leads to its inputs when it is read from another working directory.
+
+    Returns:
+        ``{"argv": [...], "cwd": ..., "out_abs": ...}``.
+    """
+    for entry in sources:
+        if isinstance(entry.get("path"), str):
+            entry["path_abs"] = os.path.abspath(entry["path"])
+        if isinstance(entry.get("paths"), list):
+            entry["paths_abs"] = [os.path.abspath(p) for p in entry["paths"]]
+    return {"argv": [str(a) for a in argv], "cwd": os.getcwd(), "out_abs": os.path.abspath(out)}
 
 
 def write_manifest(out: str | os.PathLike, *, command: str, status: str, config: dict, fingerprint: dict,
