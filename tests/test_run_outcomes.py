@@ -159,16 +159,18 @@ def test_interrupted_overwrite_leaves_the_old_dataset(dataset, clips, monkeypatc
     assert snapshot(dataset) == before
 
 
-def test_successful_overwrite_replaces_everything_and_drops_stale_reports(dataset, clips, tmp_path):
-    result = run_ok("average", clips, dataset, *ARGS, "--seed", "1", "--overwrite")
+@pytest.mark.parametrize("extra", [[], ["--layout", "h5,gopro", "--val-fraction", "0.5"]], ids=["h5", "gopro"])
+def test_successful_overwrite_replaces_everything_and_drops_stale_reports(dataset, clips, tmp_path, extra):
+    result = run_ok("average", clips, dataset, *ARGS, "--seed", "1", *extra, "--overwrite")
     assert "wrote 10 samples" in result.output
     fresh = tmp_path / "fresh"
-    run_ok("average", clips, fresh, *ARGS, "--seed", "1")
-    assert sorted(p.name for p in dataset.iterdir()) == ["manifest.json", "train"]  # no report/, no staging
+    run_ok("average", clips, fresh, *ARGS, "--seed", "1", *extra)
+    # no report/, train_check/, .staging or .previous: exactly what a fresh run writes
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(p.name for p in fresh.iterdir())
     got, want = snapshot(dataset), snapshot(fresh)
     assert sorted(got) == sorted(want)
     for rel in got:
-        if rel.endswith(".h5"):
+        if rel != "manifest.json":
             assert got[rel][1] == want[rel][1], rel
     assert manifest(dataset)["config"]["seed"] == 1 and manifest(dataset)["status"] == "complete"
 

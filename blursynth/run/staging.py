@@ -4,8 +4,9 @@ A new OUT, and a resume (same settings), are written in place, as always. A run 
 with other settings writes into ``OUT/.staging`` while the old dataset stays whole (and readable) in OUT;
 only when the new run has finished with samples and without units in error are the two swapped:
 
-1. the old outputs move into ``OUT/.previous`` (the manifest first, so OUT never shows the old manifest over
-   new shards), with the reports other commands wrote about them (``report/``, ``train_check/``);
+1. the old outputs (manifest first, so OUT never shows the old manifest over new shards; the splits, a GOPRO
+   tree's ``test/``, the object bank) move into ``OUT/.previous``, with the reports other commands wrote
+   about them (``report/``, ``train_check/``);
 2. the new outputs move out of ``.staging`` into OUT, the manifest last (it is the commit marker);
 3. ``.previous`` and ``.staging`` are deleted.
 
