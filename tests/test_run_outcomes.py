@@ -324,3 +324,21 @@ def test_local_overwrite_stages_its_object_bank(local_inputs, tmp_path, monkeypa
     assert "reusing the object bank" in result.output  # same object settings: linked, not rebuilt
     assert manifest(out)["totals"]["samples"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "objects.h5", "train"]
+
+
+def test_overwrite_starts_over_from_an_unreadable_manifest_as_the_error_advises(dataset, clips):
+    (dataset / "manifest.json").write_text("{torn")
+    line = assert_clean_error(invoke("average", clips, dataset, *ARGS), "manifest.json")
+    assert "unreadable manifest" in line and "--overwrite" in line
+    run_ok("average", clips, dataset, *ARGS, "--overwrite")
+    assert manifest(dataset)["status"] == "complete" and manifest(dataset)["totals"]["samples"] == 10
+    assert sorted(p.name for p in dataset.iterdir()) == ["manifest.json", "train"]
+
+
+def test_overwrite_never_replaces_a_folder_of_another_tool(tmp_path, clips):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"format": "something-else"}')
+    line = assert_clean_error(invoke("average", clips, out, *ARGS, "--overwrite"), "manifest.json")
+    assert "not a blursynth manifest" in line
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]

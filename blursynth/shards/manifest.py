@@ -122,14 +122,19 @@ def compare_job(out: str | os.PathLike, command: str, fingerprint: dict, sources
 
     Returns:
         ``"new"`` (no manifest, and nothing in the folder but a staging folder), ``"resume"`` (the same job)
-        or ``"replace"`` (another job, and ``overwrite``).
+        or ``"replace"`` (another job, or an unreadable manifest, and ``overwrite``).
 
     Raises:
         OutputError: unreadable manifest, or a non-empty folder that is not a blursynth output.
         ConfigError: OUT holds a different job and ``overwrite`` is False.
     """
     out = Path(out)
-    previous = load_manifest(out)
+    try:
+        previous = load_manifest(out)
+    except OutputError:
+        if overwrite and _unreadable(manifest_path(out)):  # what the error advises: start over
+            return "replace"
+        raise
     if previous is None:
         leftovers = [p.name for p in out.iterdir() if p.name != STAGING]
         if leftovers:
@@ -152,6 +157,15 @@ def compare_job(out: str | os.PathLike, command: str, fingerprint: dict, sources
             "rerun with the same settings to resume, or pass --overwrite"
         )
     return "replace"
+
+
+def _unreadable(path: Path) -> bool:
+    """The manifest cannot be parsed (a torn or damaged file), as opposed to a JSON file of another tool."""
+    try:
+        read_json(path)
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 def recorded_fingerprint(manifest: dict) -> dict:
