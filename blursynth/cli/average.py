@@ -47,6 +47,9 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.option("--drop-static", is_flag=True, default=False,
               help="Leave out windows whose blur equals sharp exactly (nothing moved); they are counted "
                    "either way (static_windows).")
+@click.option("--keep-plain-mean", is_flag=True, default=False,
+              help="Also store blur_linear, the plain mean of code values (GOPRO_Large's blur/), in the shards: "
+                   "export --layout gopro then writes blur/ as --layout gopro does.")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
               help="RAFT variant for --flow raft.")
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None,
@@ -56,7 +59,8 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
                *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
-            flow_stat, max_match_error, max_step_px, blur_map, drop_static, raft_model, raft_weights, crf, gamma, seed,
+            flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, raft_model, raft_weights,
+            crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
             ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
@@ -87,6 +91,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         downsample=values["downsample"], flow=values["flow"], flow_threshold=values["flow_threshold"],
         flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
+        keep_plain_mean=keep_plain_mean,
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average

@@ -93,6 +93,7 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     raft_model: str = output_field("small")
     raft_weights: str | None = output_field(None)
     drop_static: bool = output_field(False, omit_default=True)  # added in issue 16
+    keep_plain_mean: bool = output_field(False, omit_default=True)  # issue 17: blur_linear in the shards
 
     @property
     def uses_flow(self) -> bool:

@@ -119,7 +119,7 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
     cfg = unit.config
     n_max = cfg.frames[1]
     channels = [Channel.create(create_crf(cfg.crf, cfg.gamma), unit.info.bit_depth, n_max)]
-    if "gopro" in cfg.layout:
+    if "gopro" in cfg.layout or cfg.keep_plain_mean:
         channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
@@ -129,6 +129,8 @@ def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: 
               progress: ProgressSink, **options) -> UnitSink:
     """The unit's shard writer with the configured layouts and compression (``options``: see ``UnitSink``)."""
     cfg = unit.config
+    if cfg.keep_plain_mean and "h5" in cfg.layout:  # the plain mean in the shards too (export's gopro blur/)
+        options["extra_datasets"] = (*options.get("extra_datasets", ()), "blur_linear")
     return UnitSink(out, unit.source.key, unit.source.path, slots, result, layouts=cfg.layout,
                     compression=cfg.compression, progress=progress, static="drop" if cfg.drop_static else "count",
                     **options)

@@ -1,9 +1,10 @@
 """UnitSink: writes one unit's samples into its shard slots and commits each shard when it is full.
 
 Every recipe hands its samples here (by index in the unit's plan), so the commit rules are the same
-everywhere: a shard is committed when its last slot item arrives; when the source ends early (a truncated
-file, or an online selection that found fewer windows than the reserved bound) the shard in progress is
-committed with ``final: true`` so a resume does not wait for shards that can never exist.
+everywhere: a shard is committed when its last slot item arrives, with ``final: true`` when it is the unit's
+last shard; when the source ends early (a truncated file, or an online selection that found fewer windows
+than the reserved bound) the shard in progress is committed ``final`` too, so a resume does not wait for
+shards that can never exist.
 
 Samples whose blur equals their sharp frame exactly (a window in which nothing moved: a static scene, or
 repeats that were not a cadence) are counted here, for every recipe that asks (``static``), and optionally
@@ -12,16 +13,22 @@ dropped: ``static_windows`` in the shard marker's source entry, the unit's resul
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from blursynth.errors import OutputError
 from blursynth.run.progress import ProgressSink
 from blursynth.run.units import ShardSlot, UnitResult
 from blursynth.sample import Sample
-from blursynth.shards.markers import sum_counts
+from blursynth.shards.manifest import load_manifest
+from blursynth.shards.markers import MarkerError, read_marker, stats_path, sum_counts
+from blursynth.shards.names import sequence_names
 from blursynth.shards.writer import ShardWriter
+
+log = logging.getLogger(__name__)
 
 
 class UnitSink:
@@ -60,6 +67,7 @@ class UnitSink:
         self._skipped: list[dict] = []
         self._failures: list[dict] = []  # items lost in the shard in progress
         self._indices: list[int] = []  # items written to the shard in progress
+        self._seq_names: dict[str, str] | None = None
 
     def skip(self, record: dict) -> None:
         """Record an input skipped inside the unit (``{path, reason}``); stored in the next shard's marker."""
@@ -79,7 +87,7 @@ class UnitSink:
         if index == slot.stop - 1:
             if self.writer is None:
                 self.writer, self.current = self._open(slot), slot
-            self.commit(final=slot is self.slots[-1], status="partial")
+            self.commit(final=self._is_last(slot), status="partial")
 
     def slot_for(self, index: int) -> ShardSlot:
         for slot in self.slots:
@@ -112,11 +120,39 @@ class UnitSink:
             self.result.samples += 1
             self.progress.advance(samples=1)
         if index == slot.stop - 1:
-            self.commit(final=False, status="ok")
+            self.commit(final=self._is_last(slot), status="ok")
+
+    def _is_last(self, slot: ShardSlot) -> bool:
+        """Whether ``slot`` is the unit's last shard: the last still to write, and no later shard of the same
+        source is complete already (a resume that redoes an earlier shard; a unit's shards are numbered
+        consecutively, so the next number tells)."""
+        if slot != self.slots[-1]:
+            return False
+        try:
+            following = read_marker(stats_path(self.out, slot.split, slot.shard + 1))
+        except (OSError, MarkerError):
+            return True
+        return self.key not in following.sources
 
     def _open(self, slot: ShardSlot) -> ShardWriter:
         return ShardWriter(self.out, slot.split, slot.shard, layouts=self.layouts, compression=self.compression,
-                           capacity=slot.stop - slot.first, extra_datasets=self.extra_datasets)
+                           capacity=slot.stop - slot.first, extra_datasets=self.extra_datasets,
+                           sequence_names=self._gopro_names() if "gopro" in self.layouts else None)
+
+    def _gopro_names(self) -> dict[str, str]:
+        """GOPRO folder names of the run's sources (``shards/names.py``): a function of every source key the
+        manifest lists (written before any unit runs), so every unit and ``export`` name them alike."""
+        if self._seq_names is None:
+            try:
+                manifest = load_manifest(self.out, writing=False) or {}
+            except OutputError:
+                manifest = {}
+            keys = {str(e["key"]) for e in manifest.get("sources", []) if isinstance(e, dict) and "key" in e}
+            self._seq_names = sequence_names(keys | {self.key})
+            if self.key in self._seq_names.renamed:
+                log.warning("%s: another source has the same GOPRO folder name; its samples are written to %s",
+                            self.key, self._seq_names[self.key])
+        return self._seq_names
 
     def commit(self, final: bool, status: str, reason: str | None = None, path: str | None = None,
                rejections: dict[str, int] | None = None) -> None:

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blursynth.shards.markers import MarkerError, ShardMarker, read_marker, stats_path, total
+from blursynth.errors import OutputError
+from blursynth.shards.markers import MarkerError, NewerFormatError, ShardMarker, read_marker, stats_path, total
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,16 @@ def allocate_slots(split: str, count: int, shard_size: int, counters: dict[str, 
 
 
 def load_marker(out: Path, slot: ShardSlot) -> ShardMarker | None:
-    """The slot's marker, or None when the shard is not complete."""
+    """The slot's marker, or None when the shard is not complete.
+
+    Raises:
+        OutputError: the marker is of a newer shard format (a newer blursynth wrote it): never overwritten.
+    """
+    path = stats_path(out, slot.split, slot.shard)
     try:
-        return read_marker(stats_path(out, slot.split, slot.shard))
+        return read_marker(path)
+    except NewerFormatError as exc:
+        raise OutputError(f"{path}: {exc}") from None
     except (OSError, MarkerError):
         return None  # a marker that cannot be read is not trusted: the shard is redone
 
@@ -66,7 +74,8 @@ def completed_markers(out: Path, slots: tuple[ShardSlot, ...]) -> tuple[dict[int
     """Markers per shard number, and whether the unit is finished.
 
     A unit is finished when every slot has a marker, or when the slots up to one marked ``final`` (the
-    source ended there, e.g. a truncated file) all have markers: later slots can never exist.
+    source's last shard, or where it ended early, e.g. a truncated file) all have markers: later slots can
+    never exist.
     """
     markers = {slot.shard: load_marker(out, slot) for slot in slots}
     for slot in slots:

@@ -14,7 +14,7 @@ from pathlib import Path
 from blursynth.errors import InputError
 from blursynth.shards.files import PARTIAL
 from blursynth.shards.manifest import SPLITS
-from blursynth.shards.markers import MarkerError, ShardMarker, read_marker
+from blursynth.shards.markers import MarkerError, NewerFormatError, ShardMarker, read_marker
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,27 @@ class ShardEntry:
 
 @dataclass
 class ShardListing:
-    """Complete shards plus what a reader must ignore: unreadable markers, orphan ``.h5`` and partial files."""
+    """Complete shards plus what a reader must ignore: unreadable markers, orphan ``.h5`` and partial files.
+
+    ``bad_markers`` are ``{path, reason[, newer]}``: ``newer`` is True for a marker of a newer format version
+    (its reason names the version), which readers refuse rather than skip.
+    """
 
     shards: list[ShardEntry] = field(default_factory=list)
     bad_markers: list[dict] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
+
+    def raise_for_bad_markers(self) -> None:
+        """Refuse a folder with a damaged or newer-version marker (data is never dropped silently: the
+        validator says what is wrong); a newer version is named first.
+
+        Raises:
+            InputError: ``<marker>: <reason>``.
+        """
+        if self.bad_markers:
+            bad = next((b for b in self.bad_markers if b.get("newer")), self.bad_markers[0])
+            raise InputError(f"{bad['path']}: {bad['reason']}")
 
     def with_samples(self, split: str | None = None) -> list[ShardEntry]:
         """Shards that hold samples in an HDF5 file (of ``split``, or of every split)."""
@@ -57,6 +72,9 @@ def list_shards(out: str | os.PathLike) -> ShardListing:
         for marker_path in sorted(folder.glob("*_stats.json")):
             try:
                 marker = read_marker(marker_path)
+            except NewerFormatError as exc:  # never misread: said as it is, and refused by every reader
+                listing.bad_markers.append({"path": str(marker_path), "reason": str(exc), "newer": True})
+                continue
             except (OSError, MarkerError) as exc:
                 listing.bad_markers.append({"path": str(marker_path), "reason": f"unreadable marker ({exc})"})
                 continue
@@ -84,9 +102,7 @@ def shard_files(paths: str | os.PathLike | Iterable[str | os.PathLike], split: s
         p = Path(p)
         if p.is_dir():
             listing = list_shards(p)
-            if listing.bad_markers:
-                bad = listing.bad_markers[0]
-                raise InputError(f"{bad['path']}: {bad['reason']}")
+            listing.raise_for_bad_markers()
             files += [s.path for s in listing.with_samples(split)]
         elif p.is_file():
             files.append(p)

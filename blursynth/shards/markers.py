@@ -16,6 +16,8 @@ from pathlib import Path
 from blursynth.shards.files import read_json
 
 FORMAT = "blursynth-shard"
+#: The shard format this blursynth writes and the newest it reads (markers' ``version``, the HDF5 ``version``
+#: attribute). Older versions are read; a newer one is refused (:func:`check_version`), never guessed at.
 FORMAT_VERSION = 1
 MARKER_FORMAT = FORMAT + "-stats"
 
@@ -35,6 +37,37 @@ def h5_path(out: str | os.PathLike, split: str, shard: int) -> Path:
 
 class MarkerError(ValueError):
     """A marker file that cannot be read or does not hold a valid marker."""
+
+
+class NewerFormatError(MarkerError):
+    """A marker or shard written by a newer blursynth, in a format version this one does not know."""
+
+
+def version_problem(version) -> str | None:
+    """Why a shard format ``version`` (a marker's field, an HDF5 attribute) cannot be read, or None.
+
+    Versions 1 .. :data:`FORMAT_VERSION` are read; a missing version is an early version 1 file.
+    """
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return f"shard format version {version!r} is not a version number"
+    if version > FORMAT_VERSION:
+        return (f"shard format version {version} is newer than this blursynth reads ({FORMAT_VERSION}); "
+                "upgrade blursynth")
+    return None
+
+
+def check_version(version) -> None:
+    """Raise for a format version that cannot be read (see :func:`version_problem`).
+
+    Raises:
+        NewerFormatError: a newer version. MarkerError: not a version number.
+    """
+    problem = version_problem(version)
+    if problem is not None:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+        raise (NewerFormatError if newer else MarkerError)(problem)
 
 
 def _int(data: Mapping, key: str, default: int | None = None, *, optional: bool = False) -> int | None:
@@ -65,7 +98,9 @@ class ShardMarker:
         sources: per source key, ``{"status", "samples", "path"[, "reason"][, "static_windows"]}``.
         failures: ``{source, path, reason[, item]}`` records of what the shard lost.
         windows: ``[first, stop)`` window indices of the source held by the shard.
-        final: the source's last shard (later reserved shards never come).
+        final: the source's last shard: the last of its planned shards, or the one where the source ended
+            early (later reserved shards never come). Markers written before issue 17 left it false on a
+            planned last shard; resume treats a unit whose shards all have markers as finished either way.
         rejections: candidate windows rejected, by reason (online selection only; None: not tracked).
         resume: the window sampler's state after the shard's last window (online selection only).
         skipped: ``{path, reason}`` records of inputs skipped while the shard was written.
@@ -93,10 +128,16 @@ class ShardMarker:
         """Parse a marker read from JSON; only ``shard`` is required (older or minimal markers list less).
 
         Raises:
-            MarkerError: not an object, a field of the wrong type, or ``file`` not a plain file name.
+            NewerFormatError: written in a newer format version than :data:`FORMAT_VERSION`.
+            MarkerError: not an object, another ``format``, a field of the wrong type, or ``file`` not a plain
+                file name.
         """
         if not isinstance(data, dict):
             raise MarkerError(f"a {type(data).__name__}, not an object")
+        fmt = data.get("format", MARKER_FORMAT)
+        if fmt != MARKER_FORMAT:
+            raise MarkerError(f"format {fmt!r} is not a blursynth shard marker ({MARKER_FORMAT!r})")
+        check_version(data.get("version"))
         if "shard" not in data:
             raise MarkerError("no 'shard' field")
         file = data.get("file")
@@ -121,7 +162,7 @@ class ShardMarker:
             resume=_typed(data, "resume", dict, None),
             skipped=_typed(data, "skipped", list, None),
             format=_typed(data, "format", str, MARKER_FORMAT),
-            version=_int(data, "version", FORMAT_VERSION),
+            version=_int(data, "version", 1),  # no version: an early version 1 marker
         )
 
     def to_dict(self) -> dict:

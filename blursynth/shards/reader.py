@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from blursynth.errors import InputError
-from blursynth.shards.markers import FORMAT
+from blursynth.shards.markers import FORMAT, version_problem
 
 
 class UnreadableShard(InputError):
@@ -25,6 +25,14 @@ class UnreadableShard(InputError):
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: unreadable shard ({reason})")
+
+
+class UnsupportedShard(InputError):
+    """A shard whose ``version`` attribute this blursynth cannot read (a newer format): refused, not misread."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class ShardReader:
 
     Raises (on first use):
         UnreadableShard: the file cannot be opened.
+        UnsupportedShard: its ``version`` attribute is a newer shard format than this blursynth reads.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -84,9 +93,15 @@ class ShardReader:
             self._file, self._pid = None, os.getpid()  # a handle inherited through fork is not ours to use
         if self._file is None:
             try:
-                self._file = h5py.File(self.path, "r")
+                f = h5py.File(self.path, "r")
             except OSError as exc:
                 raise UnreadableShard(self.path, str(exc)) from None
+            version = f.attrs.get("version")
+            problem = version_problem(int(version) if isinstance(version, np.integer) else version)
+            if problem is not None:
+                f.close()
+                raise UnsupportedShard(self.path, problem)
+            self._file = f
         return self._file
 
     # -- structure -----------------------------------------------------------------------------------------
@@ -112,6 +127,15 @@ class ShardReader:
         """``(height, width)`` of the images."""
         shape = self._h5()["blur"].shape
         return int(shape[1]), int(shape[2])
+
+    def sample_datasets(self) -> tuple[str, ...]:
+        """The per-sample image datasets: ``blur``, ``sharp``, then every other dataset with one entry per
+        sample (``mask``, ``blur_map``, ``measurable``, ``blur_linear``...), by name. ``meta`` is not one."""
+        f = self._h5()
+        n = len(self)
+        others = sorted(k for k in f if k not in ("blur", "sharp", "meta") and isinstance(f[k], h5py.Dataset)
+                        and f[k].ndim >= 3 and f[k].shape[0] == n)
+        return ("blur", "sharp", *others)
 
     def info(self, name: str) -> DatasetInfo:
         dset = self._h5()[name]

@@ -10,7 +10,8 @@ a crash. Checks:
   ``width`` agree with the marker and the datasets; ``blur``/``sharp`` uint8 (n, H, W, 3) chunked one image
   per chunk; ``meta`` (n,) strings that parse as JSON objects with ``n_frames``; ``mask`` uint8 (n, H, W);
   ``blur_map`` float16 (n, H, W) finite and >= 0; ``measurable`` uint8 (n, H, W) of 0/1, and ``blur_map`` 0
-  wherever it is 0; blur differs from sharp for most samples;
+  wherever it is 0; ``blur_linear`` uint8 (n, H, W, 3); blur differs from sharp for most samples; a marker or
+  shard of a newer format version is reported as such (never checked against this version's rules);
 * ``.partial`` files and ``.h5`` files without a marker are listed as ignored (never counted).
 """
 
@@ -29,8 +30,8 @@ from blursynth.shards.files import read_json
 from blursynth.shards.listing import ShardListing, list_shards
 from blursynth.shards.manifest import FORMAT as MANIFEST_FORMAT
 from blursynth.shards.manifest import manifest_path
-from blursynth.shards.markers import FORMAT, FORMAT_VERSION, ShardMarker
-from blursynth.shards.reader import ShardReader, UnreadableShard
+from blursynth.shards.markers import FORMAT, ShardMarker
+from blursynth.shards.reader import ShardReader, UnreadableShard, UnsupportedShard
 
 #: A shard fails when fewer than this fraction of its samples have blur != sharp.
 MIN_DIFFERENT = 0.5
@@ -74,8 +75,9 @@ class Validation:
                 "shards": [s.to_dict() for s in self.shards], "ignored": self.ignored}
 
 
-#: Optional datasets and their dtype; each is (n, H, W).
-EXTRAS = {"mask": np.uint8, "blur_map": np.float16, "measurable": np.uint8}
+#: Optional datasets: their dtype and whether they are RGB images ((n, H, W, 3)) rather than maps ((n, H, W)).
+EXTRAS = {"mask": (np.uint8, False), "blur_map": (np.float16, False), "measurable": (np.uint8, False),
+          "blur_linear": (np.uint8, True)}
 
 
 def _check_shard(check: ShardCheck, path: Path, marker: ShardMarker, sample_limit: int) -> None:
@@ -83,6 +85,9 @@ def _check_shard(check: ShardCheck, path: Path, marker: ShardMarker, sample_limi
         reader = ShardReader(path).open()
     except UnreadableShard as exc:
         check.errors.append(f"{path}: not a readable HDF5 file ({exc.reason.split(';')[0]})")
+        return
+    except UnsupportedShard as exc:  # a newer format: said, not checked against rules it may not follow
+        check.errors.append(str(exc))
         return
     with reader:
         if _check_attrs(check, reader, marker):
@@ -98,8 +103,8 @@ def _check_attrs(check: ShardCheck, reader: ShardReader, marker: ShardMarker) ->
     if attrs.get("format") != FORMAT:
         check.errors.append(f"{path}: format attribute {attrs.get('format')!r}, expected {FORMAT!r}")
         return True
-    if int(attrs.get("version", -1)) != FORMAT_VERSION:
-        check.errors.append(f"{path}: format version {attrs.get('version')!r}, expected {FORMAT_VERSION}")
+    if attrs.get("version") is None:  # readers take it for version 1; the contract says it is written
+        check.errors.append(f"{path}: no version attribute")
     for key, want in (("split", check.split), ("shard", check.shard), ("count", marker.count)):
         got = attrs.get(key)
         got = got.decode() if isinstance(got, bytes) else got
@@ -140,9 +145,10 @@ def _check_datasets(check: ShardCheck, reader: ShardReader, marker: ShardMarker)
             check.warnings.append(f"{path}: unknown dataset {name!r}")
             continue
         d = reader.info(name)
-        if d.dtype != EXTRAS[name] or d.shape != (n, h, w):
-            check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected {np.dtype(EXTRAS[name])} "
-                                f"{(n, h, w)}")
+        dtype, rgb = EXTRAS[name]
+        shape = (n, h, w, 3) if rgb else (n, h, w)
+        if d.dtype != dtype or d.shape != shape:
+            check.errors.append(f"{path}: {name} is {d.dtype} {d.shape}, expected {np.dtype(dtype)} {shape}")
     return n
 
 

@@ -21,8 +21,9 @@ from blursynth import __version__, interrupt
 from blursynth.errors import OutputError
 from blursynth.sample import Sample
 from blursynth.shards.files import PARTIAL, GuardedFile, atomic_write_json, create_h5, fsync_path, write_failure
-from blursynth.shards.gopro import BlurFolder, write_gopro_sample
+from blursynth.shards.gopro import BlurFolder, sample_folder, write_gopro_sample
 from blursynth.shards.markers import FORMAT, FORMAT_VERSION, ShardMarker, h5_path, stats_path
+from blursynth.shards.names import SequenceNames
 
 
 class ShardWriter:
@@ -36,6 +37,7 @@ class ShardWriter:
         compression: None, ``lzf`` or ``gzip`` for the HDF5 image datasets.
         capacity: expected number of samples (datasets are resized down if fewer arrive).
         extra_datasets: names of ``Sample.extras`` arrays to store in the HDF5 file as well.
+        sequence_names: GOPRO folder names of the run's sources (``shards/names.py``; None: plain names).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class ShardWriter:
         compression: str | None = None,
         capacity: int = 1,
         extra_datasets: tuple[str, ...] = (),
+        sequence_names: SequenceNames | None = None,
     ) -> None:
         self.out = Path(out)
         self.split = split
@@ -56,6 +59,7 @@ class ShardWriter:
         self.compression = compression
         self.capacity = max(1, int(capacity))
         self.extra_datasets = extra_datasets
+        self.sequence_names = sequence_names
         self.count = 0
         self.size: tuple[int, int] | None = None
         self._h5: h5py.File | None = None
@@ -156,13 +160,12 @@ class ShardWriter:
             dset.write_direct(array[None], dest_sel=np.s_[i : i + 1])
 
     def _write_gopro(self, sample: Sample) -> None:
-        """GOPRO_Large tree (``shards/gopro.py``); ``blur/`` is the plain mean of code values, as in
-        GOPRO_Large, when the recipe averaged one (``extras["blur_linear"]``)."""
-        self._pngs += write_gopro_sample(
-            self.out, self.split, sample.meta, blur_gamma=sample.blur, sharp=sample.sharp,
-            blur=BlurFolder.LINEAR_MEAN, blur_linear=sample.extras.get("blur_linear"),
-            mask=sample.extras.get("mask"),
-        )
+        """GOPRO_Large tree (``shards/gopro.py``, the writer ``export --layout gopro`` uses): every array of
+        the sample; ``blur/`` is the plain mean of code values when the recipe averaged one
+        (``extras["blur_linear"]``), as in GOPRO_Large."""
+        folder, frame = sample_folder(self.out, self.split, sample.meta, seq_names=self.sequence_names)
+        arrays = {"blur": sample.blur, "sharp": sample.sharp, **sample.extras}
+        self._pngs += write_gopro_sample(folder, frame, arrays, blur=BlurFolder.PLAIN)
 
     # -- committing ------------------------------------------------------------------------------------
     def close(self, stats: dict) -> ShardMarker:
