@@ -24,6 +24,7 @@ class TrainCheckConfig:
     eval_samples: int = 32
     eval_crop: int | None = 512
     holdout: float = 0.2
+    max_misaligned: float = 0.01
     report_dir: str | None = None
     seed: int = 0
     workers: int = 0
@@ -42,5 +43,7 @@ class TrainCheckConfig:
             raise ConfigError(f"--lr: expected a positive learning rate, got {self.lr}")
         if not math.isfinite(self.min_gain_db):
             raise ConfigError(f"--min-gain-db: expected a finite number of dB, got {self.min_gain_db}")
+        if not (0.0 <= self.max_misaligned <= 1.0):
+            raise ConfigError(f"--max-misaligned: expected a fraction in [0, 1], got {self.max_misaligned}")
         if self.workers < 0:
             raise ConfigError(f"--workers: expected >= 0, got {self.workers}")
