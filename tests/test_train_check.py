@@ -27,12 +27,15 @@ import pytest
 from cli_helpers import assert_clean_error, invoke
 from click.testing import CliRunner
 from conftest import motion_frames, write_video
+from numpy.lib.stride_tricks import sliding_window_view
+from objects_data import Shape, write_backgrounds, write_voc
 from textures import textured_image
 
 from blursynth.cli.main import cli
-from blursynth.config import AverageConfig
+from blursynth.config import AverageConfig, LocalConfig
 from blursynth.config.train import TrainCheckConfig
 from blursynth.recipes.average import run_average
+from blursynth.recipes.local import run_local
 from blursynth.seeding import create_rng
 from blursynth.shards.listing import list_shards
 from blursynth.train.alignment import measure_pair
@@ -41,6 +44,8 @@ from blursynth.train.example import example_clip
 from blursynth.train.holdout import check_splits, choose_heldout
 
 ROOT = Path(__file__).resolve().parents[1]
+REPORT_KEYS = {"validation", "alignment", "metrics", "gain_db", "img_per_s", "passed", "eval_on", "train_samples",
+               "eval_samples", "loss_first", "loss_last", "loss_window", "triptychs"}
 TINY = dict(steps=12, batch_size=4, crop=32, width=8, blocks=1, device="cpu")
 TINY_ARGS = ["--steps", "5", "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "1", "--device", "cpu"]
 
@@ -58,9 +63,34 @@ def shard_rows(path: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         return f["blur"][()], f["sharp"][()], [json.loads(t) for t in f["meta"].asstr()[()]]
 
 
-def own_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)
+def own_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """float64 PSNR of uint8 images; ``mask`` (same shape, bool) selects the pixels."""
+    d = (a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2
+    if mask is not None:
+        if not mask.any():
+            return math.nan
+        d = d[mask]
+    mse = d.mean()
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def own_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """float64 SSIM of (H, W, 3) uint8 images: 11 x 11 Gaussian window (sigma 1.5), valid positions, mean."""
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    w = np.outer(g, g) / g.sum() ** 2
+
+    def filt(a):
+        return np.einsum("cijkl,kl->cij", sliding_window_view(a, (11, 11), axis=(-2, -1)), w)
+
+    x, y = (np.asarray(a, np.float64).transpose(2, 0, 1) / 255 for a in (x, y))
+    mx, my = filt(x), filt(y)
+    sxx, syy, sxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return float((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def centre(a: np.ndarray, side: int) -> np.ndarray:
@@ -89,6 +119,20 @@ def pans(tmp_path_factory):
     train, val = list_shards(out).with_samples("train"), list_shards(out).with_samples("val")
     assert [list(e.marker.sources) for e in train + val] == [["across.mkv"], ["down.mkv"]]
     return SimpleNamespace(out=out, root=tmp, train=train[0].path, val=val[0].path)
+
+
+@pytest.fixture(scope="module")
+def loc(tmp_path_factory):
+    """`blursynth local`: 6 samples of 64 x 80 with masks, one moving object each, both splits, shards of 2."""
+    tmp = tmp_path_factory.mktemp("loc")
+    bg = write_backgrounds(tmp / "bg", 2, 2, (96, 128))
+    voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (20, 20, 52, 50), 8)],
+                                      "2008_000002": [Shape("disc", (40, 45, 18.0), 15)]}, size=(96, 128))
+    out = tmp / "out"
+    run_local(LocalConfig(backgrounds=(str(bg),), out=str(out), voc=str(voc), num_samples=6, crop=(64, 80),
+                          shard_size=2, val_fraction=0.4, seed=3, moving_objects=1, static_objects=(0, 0),
+                          device="cpu"))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +166,70 @@ def test_verdict_is_measured_on_held_out_train_windows_and_val_is_reported_besid
     assert val["gain_db"] == pytest.approx(val["metrics"]["model"]["psnr"] - val["metrics"]["identity"]["psnr"])
     metrics = report["metrics"]
     assert report["gain_db"] == pytest.approx(metrics["model"]["psnr"] - metrics["identity"]["psnr"])
+    assert REPORT_KEYS <= set(report) and report["validation"]["ok"] is True
+    assert metrics["identity"]["ssim"] == pytest.approx(
+        np.mean([own_ssim(centre(blur[i], 48), centre(sharp[i], 48)) for i in heldout]), abs=1e-4)
+    assert report["train_samples"] == len(blur) - len(heldout) and report["img_per_s"] > 0
+    on_disk = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert on_disk["passed"] is True and on_disk["metrics"] == json.loads(json.dumps(metrics))
+    assert report["triptychs"] == [f"triptych_{i:02d}.png" for i in range(min(4, len(heldout)))]
+    for i, name in zip(heldout, report["triptychs"], strict=False):
+        row = read_rgb(tmp_path / "rep" / name)  # blur | restored | sharp
+        assert row.shape == (48, 3 * 48, 3)
+        np.testing.assert_array_equal(row[:, :48], centre(blur[i], 48))
+        np.testing.assert_array_equal(row[:, 96:], centre(sharp[i], 48))
+
+
+def test_masks_give_psnr_inside_the_mask_on_held_out_windows(loc, tmp_path):
+    report, _ = run_train_check(cfg(loc, tmp_path / "rep"), echo=quiet)
+    entries = list_shards(loc).with_samples("train")
+    heldout, dropped = choose_heldout(entries, 0.2, 0)
+    assert dropped == []  # local samples share no frames
+    rows = []
+    for e in entries:
+        with h5py.File(e.path, "r") as f:
+            rows += [(f["blur"][i], f["sharp"][i], f["mask"][i]) for i in range(len(f["blur"]))]
+    side = 64  # min(512, 64, 80)
+    vals = [own_psnr(centre(rows[i][0], side), centre(rows[i][1], side),
+                     np.broadcast_to((centre(rows[i][2], side) >= 128)[..., None], (side, side, 3))) for i in heldout]
+    finite = [v for v in vals if math.isfinite(v)]
+    assert finite and report["eval_samples"] == len(heldout)
+    assert report["metrics"]["identity"]["psnr_mask"] == pytest.approx(np.mean(finite), abs=1e-3)
+    # blur == sharp outside the mask, so the identity is worse inside it than over the whole image
+    assert report["metrics"]["identity"]["psnr_mask"] < report["metrics"]["identity"]["psnr"]
+    assert {"psnr", "ssim", "psnr_mask"} <= set(report["val"]["metrics"]["identity"])
+
+
+def test_img_per_s_counts_the_images_actually_trained(loc, tmp_path):
+    report, _ = run_train_check(cfg(loc, tmp_path / "rep", batch_size=8), echo=quiet)
+    per_step = min(8, report["train_samples"])
+    assert per_step < 8  # the situation under test
+    assert report["img_per_s"] == pytest.approx(report["settings"]["steps"] * per_step / report["train_seconds"])
+
+
+def test_cli_gain_below_min_gain_exits_3_and_above_exits_0(pans, tmp_path):
+    result = invoke("train-check", pans.out, *TINY_ARGS, "--min-gain-db", "100", "--report", tmp_path / "r1")
+    assert result.exit_code == 3, result.output
+    assert "img/s" in result.output and "FAILED (gain" in result.output and "Traceback" not in result.output
+    report = json.loads((tmp_path / "r1" / "report.json").read_text())
+    assert report["passed"] is False and report["gain_db"] < 100
+    result = invoke("train-check", pans.out, *TINY_ARGS, "--min-gain-db", "-100", "--report", tmp_path / "r2")
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output
+
+
+@pytest.mark.parametrize("bad", [["--crop", "30"], ["--steps", "0"], ["--holdout", "1.5"], ["--holdout", "0"],
+                                 ["--batch-size", "0"], ["--eval-crop", "10"], ["--lr", "0"],
+                                 ["--max-misaligned", "2"]])
+def test_cli_bad_options_exit_2(pans, tmp_path, bad):
+    result = invoke("train-check", pans.out, *TINY_ARGS, *bad, "--report", tmp_path / "rep")
+    assert_clean_error(result, bad[0], 2)
+    assert not (tmp_path / "rep").exists()
+
+
+def test_cli_crop_larger_than_images_is_a_clean_error(pans, tmp_path):
+    result = invoke("train-check", pans.out, "--steps", "2", "--device", "cpu", "--report", tmp_path / "rep")
+    assert_clean_error(result, "96px crop", 1)
 
 
 def test_val_split_does_not_change_the_verdict(pans, tmp_path):
@@ -264,6 +372,8 @@ def test_failed_validation_counts_the_samples_on_disk(pans, tmp_path):
     result = invoke("train-check", out, *TINY_ARGS, "--report", tmp_path / "rep")
     assert result.exit_code == 3, result.output
     assert f"validation: FAILED, {on_disk} samples in 2 shards (1 with errors)" in result.output
+    assert "trained" not in result.output
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["validation"]["ok"] is False
 
 
 # -- finding 4: exit 1 for what is not a dataset, exit 3 for a dataset that fails ------------------------------

@@ -1,8 +1,9 @@
-"""The bundled trainer (`blursynth train-check`) and the exports (`blursynth export`), against oracles.
+"""The bundled trainer's model, metrics and loop, and the exports (`blursynth export`), against oracles
+(`blursynth train-check` itself: tests/test_train_check.py).
 
 Datasets are built here with the real recipes from lossless FFV1 pan clips (``conftest.write_video``) and a
-tiny VOC root (``objects_data``): ``avg`` (GOPRO recipe, two sources with dots in their names, both splits),
-``avg_train`` (three sources, train only, for the hold-out rule) and ``loc`` (``blursynth local``, masks).
+tiny VOC root (``objects_data``): ``avg`` (GOPRO recipe, two sources with dots in their names, both splits)
+and ``loc`` (``blursynth local``, masks).
 
 Oracles are our own: PSNR as 10 log10(1 / MSE) and SSIM (11 x 11 Gaussian window, sigma 1.5) in float64
 numpy, the Gaussian pyramid with ``cv2.sepFilter2D`` (binomial taps, replicated border), expected export
@@ -16,7 +17,6 @@ import json
 import math
 import re
 import shutil
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,29 +27,20 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import invoke
-from click.testing import CliRunner
 from conftest import pan_frames, write_video
 from numpy.lib.stride_tricks import sliding_window_view
 from objects_data import Shape, write_backgrounds, write_voc
 from textures import textured_image
 
-from blursynth.cli.main import cli
 from blursynth.config import AverageConfig, LocalConfig
-from blursynth.config.train import TrainCheckConfig
 from blursynth.data import ShardDataset
 from blursynth.recipes.average import run_average
 from blursynth.recipes.local import run_local
-from blursynth.train import check as check_module
-from blursynth.train.check import run_train_check
 from blursynth.train.loop import train
 from blursynth.train.metrics import psnr, ssim
 from blursynth.train.model import MultiScaleDeblur, ResBlock, gaussian_down, multiscale_mse, pyramid
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
-REPORT_KEYS = {"validation", "metrics", "gain_db", "img_per_s", "passed", "eval_on", "train_samples",
-               "eval_samples", "loss_first", "loss_last", "triptychs"}
-# tiny training settings: a few seconds per run on 2 CPU cores
-TINY = dict(steps=12, batch_size=4, crop=32, width=8, blocks=1, device="cpu")
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
@@ -171,10 +162,6 @@ def no_partials(folder: Path) -> None:
     assert not [str(p) for p in folder.rglob("*.partial*")]
 
 
-def cfg(out: Path, report: Path, **kw) -> TrainCheckConfig:
-    return TrainCheckConfig(**({"out": str(out), "report_dir": str(report), "min_gain_db": -100.0} | TINY | kw))
-
-
 # -- datasets ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def avg(tmp_path_factory):
@@ -185,17 +172,6 @@ def avg(tmp_path_factory):
     out = tmp / "out"
     run_average(AverageConfig(inputs=(str(tmp / "clips"),), out=str(out), val_fraction=0.5, shard_size=3, seed=1,
                               device="cpu"))
-    return SimpleNamespace(out=out, rows=read_out(out))
-
-
-@pytest.fixture(scope="module")
-def avg_train(tmp_path_factory):
-    """Three 40-frame sources, train only, shards of 4 (one source per shard: 4, 4 and 3 windows)."""
-    tmp = tmp_path_factory.mktemp("avg_train")
-    for i in range(3):
-        write_video(tmp / "clips" / f"c{i}.mkv", pan_frames(textured_image(64, 160, seed=10 + i), 40, 48, 64, 0.75))
-    out = tmp / "out"
-    run_average(AverageConfig(inputs=(str(tmp / "clips"),), out=str(out), shard_size=4, seed=1, device="cpu"))
     return SimpleNamespace(out=out, rows=read_out(out))
 
 
@@ -377,174 +353,6 @@ def test_training_loss_decreases_on_a_fixed_batch(avg):
     first, last = np.mean(history[:5]), np.mean(history[-5:])
     assert last < 0.9 * first, history
     assert isinstance(model, MultiScaleDeblur)
-
-
-def test_run_train_check_with_a_val_split(avg, tmp_path):
-    report, passed = run_train_check(cfg(avg.out, tmp_path / "rep"), echo=lambda _: None)
-    assert passed is True and report["passed"] is True
-    assert REPORT_KEYS <= set(report)
-    assert report["validation"]["ok"] is True
-    assert report["eval_on"] == "val split"
-    val = [r for r in avg.rows if r["split"] == "val"]
-    assert report["train_samples"] == sum(r["split"] == "train" for r in avg.rows)
-    assert report["eval_samples"] == report["metrics"]["samples"] == len(val)
-    for who in ("identity", "model"):
-        assert {"psnr", "ssim"} <= set(report["metrics"][who])
-        assert "psnr_mask" not in report["metrics"][who]
-    metrics = report["metrics"]
-    assert report["gain_db"] == pytest.approx(metrics["model"]["psnr"] - metrics["identity"]["psnr"])
-    assert report["img_per_s"] > 0 and report["loss_first"] > 0
-
-    # identity metrics: our PSNR / SSIM of the 48 x 48 centre crops (eval crop = min(512, 48, 64))
-    side = 48
-    ident_psnr = np.mean([own_psnr(to01(centre(r["blur"], side)), to01(centre(r["sharp"], side))) for r in val])
-    ident_ssim = np.mean([own_ssim(to01(centre(r["blur"], side)), to01(centre(r["sharp"], side))) for r in val])
-    assert report["metrics"]["identity"]["psnr"] == pytest.approx(ident_psnr, abs=1e-3)
-    assert report["metrics"]["identity"]["ssim"] == pytest.approx(ident_ssim, abs=1e-4)
-
-    on_disk = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert on_disk["gain_db"] == pytest.approx(report["gain_db"]) and on_disk["passed"] is True
-    assert on_disk["metrics"] == json.loads(json.dumps(report["metrics"]))
-
-    assert report["triptychs"] == [f"triptych_{i:02d}.png" for i in range(4)]
-    for i, name in enumerate(report["triptychs"]):
-        row = read_rgb(tmp_path / "rep" / name)
-        assert row.shape == (side, 3 * side, 3)
-        np.testing.assert_array_equal(row[:, :side], centre(val[i]["blur"], side))  # blur | restored | sharp
-        np.testing.assert_array_equal(row[:, 2 * side :], centre(val[i]["sharp"], side))
-
-
-def test_run_train_check_with_masks_reports_psnr_inside_the_mask(loc, tmp_path):
-    report, _ = run_train_check(cfg(loc.out, tmp_path / "rep"), echo=lambda _: None)
-    assert report["eval_on"] == "val split"
-    for who in ("identity", "model"):
-        assert {"psnr", "ssim", "psnr_mask"} <= set(report["metrics"][who])
-    side = 64  # min(512, 64, 80)
-    val = [r for r in loc.rows if r["split"] == "val"]
-    vals = []
-    for r in val:
-        sel = np.broadcast_to(centre(r["mask"], side) >= 128, (3, side, side))  # mask / 255 > 0.5
-        vals.append(own_psnr(to01(centre(r["blur"], side)), to01(centre(r["sharp"], side)), sel))
-    finite = [v for v in vals if math.isfinite(v)]
-    assert finite
-    assert report["metrics"]["identity"]["psnr_mask"] == pytest.approx(np.mean(finite), abs=1e-3)
-    # blur == sharp outside the mask, so the identity is worse inside it than over the whole image
-    assert report["metrics"]["identity"]["psnr_mask"] < report["metrics"]["identity"]["psnr"]
-    for name in report["triptychs"]:
-        assert read_rgb(tmp_path / "rep" / name).shape == (side, 3 * side, 3)
-
-
-def centres(subset, source: str) -> list[int]:
-    """Centre frames of the windows of ``source`` in a ``Subset`` of a ShardDataset."""
-    return [m["center"] for m in (json.loads(subset.dataset[i]["meta"]) for i in subset.indices)
-            if m["source"] == source]
-
-
-def test_hold_out_is_the_last_fraction_of_every_train_shard(avg_train, tmp_path):
-    rows = avg_train.rows
-    shards = list(dict.fromkeys(r["path"] for r in rows))
-    assert [sum(r["path"] == p for r in rows) for p in shards] == [4, 4, 3]  # one source per shard
-    for holdout in (0.2, 0.5):
-        train_ds, eval_ds, how = check_module._splits(avg_train.out, holdout, ("blur", "sharp"))
-        expected_eval, position = [], 0
-        for p in shards:
-            n = sum(r["path"] == p for r in rows)
-            k = math.ceil(holdout * n)
-            expected_eval += range(position + n - k, position + n)
-            position += n
-        assert list(eval_ds.indices) == expected_eval
-        assert sorted(train_ds.indices) == sorted(set(range(len(rows))) - set(expected_eval))
-        assert how == f"last {holdout:.0%} of every train shard"
-        # the held-out windows are the end of each source: every one is later than all training windows
-        for source in {r["meta"]["source"] for r in rows}:
-            assert max(centres(train_ds, source)) < min(centres(eval_ds, source))
-        assert len(eval_ds.indices) == {0.2: 3, 0.5: 6}[holdout]  # 1 + 1 + 1, or 2 + 2 + 2 of 4, 4, 3
-
-    report, _ = run_train_check(cfg(avg_train.out, tmp_path / "rep"), echo=lambda _: None)
-    assert report["eval_on"] == "last 20% of every train shard"
-    assert report["train_samples"] == 8 and report["eval_samples"] == 3  # 1 of 4, 1 of 4, 1 of 3
-
-
-# -- 4. train-check CLI ----------------------------------------------------------------------------------------
-TINY_ARGS = ["--steps", "5", "--batch-size", "2", "--crop", "32", "--width", "8", "--blocks", "1", "--device", "cpu"]
-
-
-def test_cli_gain_below_min_gain_exits_3(avg, tmp_path):
-    result = invoke("train-check", avg.out, *TINY_ARGS, "--min-gain-db", "100", "--report", tmp_path / "rep")
-    assert result.exit_code == 3, result.output
-    assert "Traceback" not in result.output
-    assert "img/s" in result.output and "FAILED" in result.output
-    report = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert report["passed"] is False and report["gain_db"] < 100
-
-
-def test_cli_passes_with_exit_0(avg, tmp_path):
-    result = invoke("train-check", avg.out, *TINY_ARGS, "--min-gain-db", "-100", "--report", tmp_path / "rep")
-    assert result.exit_code == 0, result.output
-    assert "PASSED" in result.output and "img/s" in result.output
-
-
-def test_cli_validation_failure_exits_3(avg, tmp_path):
-    out = tmp_path / "out"
-    shutil.copytree(avg.out, out)
-    victim = out / "train" / "00000.h5"
-    victim.write_bytes(victim.read_bytes()[:2000])
-    result = invoke("train-check", out, *TINY_ARGS, "--report", tmp_path / "rep")
-    assert result.exit_code == 3, result.output
-    assert "Traceback" not in result.output
-    assert "validation: FAILED" in result.output and "trained" not in result.output
-    report = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert report["passed"] is False and report["validation"]["ok"] is False
-
-
-def test_cli_missing_out_exits_1(tmp_path):
-    assert_clean_error(invoke("train-check", tmp_path / "nope", *TINY_ARGS), 1, "nope")
-    (tmp_path / "afile").write_text("x")
-    assert_clean_error(invoke("train-check", tmp_path / "afile", *TINY_ARGS), 1, "afile")
-
-
-@pytest.mark.parametrize("bad", [["--crop", "30"], ["--steps", "0"], ["--holdout", "1.5"], ["--holdout", "0"],
-                                 ["--batch-size", "0"], ["--eval-crop", "10"], ["--lr", "0"]])
-def test_cli_bad_options_exit_2(avg, tmp_path, bad):
-    result = invoke("train-check", avg.out, *TINY_ARGS, *bad, "--report", tmp_path / "rep")
-    assert_clean_error(result, 2, bad[0])
-    assert not (tmp_path / "rep").exists()
-
-
-def test_cli_crop_larger_than_images_is_a_clean_error(avg, tmp_path):
-    result = invoke("train-check", avg.out, "--steps", "2", "--device", "cpu", "--report", tmp_path / "rep")
-    assert result.exit_code in (1, 2), result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert any(line.startswith("Error:") and "crop" in line for line in result.output.splitlines()), result.output
-
-
-def test_img_per_s_counts_the_images_actually_trained(loc, tmp_path):
-    report, _ = run_train_check(cfg(loc.out, tmp_path / "rep", batch_size=8), echo=lambda _: None)
-    per_step = min(8, report["train_samples"])
-    assert per_step < 8  # the situation under test
-    assert report["img_per_s"] == pytest.approx(report["settings"]["steps"] * per_step / report["train_seconds"])
-
-
-# -- 5. the quick check ----------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_quick_check_without_argument(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    t0 = time.perf_counter()
-    result = CliRunner().invoke(cli, ["train-check"], prog_name="blursynth")
-    wall = time.perf_counter() - t0
-    print(result.output)
-    print(f"quick check wall time: {wall:.1f} s")
-    assert result.exit_code == 0, result.output
-    assert re.search(r"\(\d+(\.\d+)? img/s\)", result.output), result.output
-    m = re.search(r"PSNR ([\d.]+) -> ([\d.]+) dB \(([+-][\d.]+) dB", result.output)
-    assert m, result.output
-    before, after, gain = map(float, m.groups())
-    assert gain >= 0.5 and after - before == pytest.approx(gain, abs=0.02)
-    assert wall < 120, f"the quick check took {wall:.1f} s"
-    report = json.loads((tmp_path / "train_check" / "report.json").read_text())
-    assert report["passed"] is True and report["gain_db"] >= 0.5 and report["out"] == "(example)"
-    assert report["eval_on"] == "last 20% of every train shard"
-    assert len(list((tmp_path / "train_check").glob("triptych_*.png"))) == len(report["triptychs"]) >= 1
 
 
 # -- 6. exports ------------------------------------------------------------------------------------------------
