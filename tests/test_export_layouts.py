@@ -319,3 +319,23 @@ def test_every_array_is_exported_in_each_layout(maps, tmp_path):
                 np.testing.assert_array_equal(decoded if decoded.ndim == 2 else decoded[..., ::-1], array)
     info = (tmp_path / "l" / "train" / "blur_map.lmdb" / "meta_info.txt").read_text().splitlines()
     assert info == [f"clip_{s.meta['center']:06d}.npy ({H},{W},1) 0" for s in maps.samples]
+
+
+def test_blur_maps_go_to_both_gopro_trees_alike(tmp_path):
+    frames = pan_frames(textured_image(H + 8, W + 40, seed=8), 22, H, W, 0.5)
+    write_frame_folder(tmp_path / "in" / "slow", frames)
+    args = ["--fps", 240, "--frames", N, "--blur-map", "--seed", 2, "-q"]
+    run_ok("average", tmp_path / "in", tmp_path / "tree", "--layout", "gopro", *args)
+    run_ok("average", tmp_path / "in", tmp_path / "h5", "--keep-plain-mean", *args)
+    run_ok("export", tmp_path / "h5", tmp_path / "dest", "--layout", "gopro", "-q")
+    exported, averaged = tree_files(tmp_path / "dest"), tree_files(tmp_path / "tree")
+    assert sorted(exported) == sorted(averaged)
+    assert {Path(p).parts[2] for p in exported} == {"blur", "blur_gamma", "sharp", "blur_map", "measurable"}
+    samples = rows(tmp_path / "h5")
+    assert samples
+    for r in samples:
+        stored = read_any(tmp_path / "tree" / "train" / "slow" / "blur_map" / f"{r['meta']['center']:06d}.npy")
+        assert stored.dtype == np.float16
+        np.testing.assert_array_equal(stored, r["blur_map"])
+    for rel, path in exported.items():
+        np.testing.assert_array_equal(read_any(path), read_any(averaged[rel]), err_msg=rel)
