@@ -1,7 +1,8 @@
 """Regenerate the bundled example clips (already committed; run only to change them).
 
 Two 320x180, 240 fps H.264 clips with procedural texture, so the quickstart needs no download:
-  clips/pan_zoom.mp4       camera motion: a slow pan with a slight zoom (global blur, GOPRO-like)
+  clips/pan_zoom.mp4       camera motion: a slow pan with a slight zoom (global blur, GOPRO-like); also copied to
+                           blursynth/train/assets/ (package data: the quick check of `blursynth train-check`)
   clips/moving_object.mp4  a static background and one textured disc crossing it (local blur, LODE-like)
 
 Usage: python examples/make_examples.py
@@ -9,6 +10,7 @@ Usage: python examples/make_examples.py
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import av
@@ -74,6 +76,7 @@ def moving_object():
 
 if __name__ == "__main__":
     encode(HERE / "clips" / "pan_zoom.mp4", pan_zoom())
+    shutil.copyfile(HERE / "clips" / "pan_zoom.mp4", HERE.parent / "blursynth" / "train" / "assets" / "pan_zoom.mp4")
     encode(HERE / "clips" / "moving_object.mp4", moving_object())
     for p in sorted((HERE / "clips").glob("*.mp4")):
         print(p.relative_to(HERE), p.stat().st_size, "bytes")

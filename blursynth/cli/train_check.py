@@ -42,10 +42,10 @@ def train_check(ctx, out, steps, batch_size, crop, lr, width, blocks, min_gain_d
     compares PSNR/SSIM of the blurry input and of the model on windows held out of train (a seeded block of
     every train shard; windows sharing frames with them are not trained on). A val split is measured too, as
     generalisation: a low gain there is a warning, not a failure. Exit codes: 0 passed, 3 the dataset failed
-    (validation, alignment or gain below --min-gain-db), 1 error (OUT missing or not a blursynth output).
+    (validation, alignment, or a gain below the minimum), 1 error (OUT missing or not a blursynth output).
 
-    Without OUT, a dataset is built from the example clip shipped in the package and checked: about 90 s on
-    2 CPU cores (~27 img/s measured).
+    Without OUT, a dataset is built from the example clip shipped in the package and checked: about 80 s on
+    2 idle CPU cores (31 img/s measured; far slower when other jobs share the cores).
 
     \b
     Examples:
