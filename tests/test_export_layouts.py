@@ -193,6 +193,13 @@ def test_sequence_names_do_not_depend_on_order():
     assert gopro["cam.a"] == "cam.a" and gopro["a/b"] == f"a__b_{tag('a/b')}"
 
 
+@pytest.mark.parametrize("key", ["wave.gif", "cam/clip.ts", "take.MTS", "x.y4m"])
+def test_every_video_extension_is_dropped_from_sequence_names(key):
+    """Every extension `average` reads as a video (a folder of GIFs included) names its sequence without it."""
+    stem = key.rsplit(".", 1)[0].replace("/", "__")
+    assert sequence_names([key])[key] == stem and sequence_names([key], flat=True)[key] == stem
+
+
 def test_gopro_names_that_meet_are_made_unique_alike_by_average_and_export(tmp_path):
     frames = pan_frames(textured_image(H + 8, W + 40, seed=5), 14, H, W, 1.0)
     write_frame_folder(tmp_path / "in" / "a" / "b", frames)

@@ -16,7 +16,8 @@ import os
 import re
 from collections.abc import Iterable
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
+from blursynth.io.sources import VIDEO_EXTENSIONS  # every extension read as a video (.gif, .ts, ...)
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
