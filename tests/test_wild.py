@@ -454,3 +454,18 @@ def test_validator_checks_measurable(wild_out, tmp_path, edit, message):
     result = validate_output(corrupted_copy(wild_out, tmp_path, edit))
     errors = [e for s in result.shards for e in s.errors]
     assert not result.ok and any(message in e for e in errors), errors
+
+
+def test_frames_too_small_for_flow_fail_the_source_once_with_a_clean_reason(tmp_path):
+    """30x30 frames are 10x10 after WILD's ↓3, which DIS refuses (both sides under 12 px): the source fails
+    once (no retries: every attempt would fail alike) with a readable reason, and nothing is left in OUT."""
+    from cli_helpers import assert_clean_error
+    from conftest import pan_frames, write_frame_folder
+
+    frames = pan_frames(textured_image(120, 120), 30, 30, 30, 0.2)
+    src = write_frame_folder(tmp_path / "tiny", frames)
+    result = invoke("average", str(src), str(tmp_path / "out"), "--recipe", "wild", "--fps", "240")
+    line = assert_clean_error(result, "tiny", exit_code=1)
+    assert "optical flow failed on 30x30 frames, 10x10 after downsampling by 3" in line and ">= 12" in line
+    assert "attempt" not in result.output and "OpenCV(" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ A flow field is ``(2, H, W)`` float32 in pixels, forward: a point at ``(x, y)`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import cv2
@@ -66,6 +67,14 @@ class FlowBackend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def opencv_failure(exc: cv2.error) -> str:
+    """The readable part of an OpenCV exception: ``The input image must have either width or height >= 12``
+    out of ``OpenCV(5.1.0) /io/.../dis_flow.cpp:1725: error: (-201:...) The input ... in function 'calc'``."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"error: \([^)]*\) (.*?)(?: in function .*)?$", text)
+    return (found.group(1) if found else text).strip() or "OpenCV error"
 
 
 def hw_to_chw(flow_hw2: np.ndarray) -> np.ndarray:

@@ -27,11 +27,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from blursynth.device import resolve_device_name
 from blursynth.errors import SourceError
 from blursynth.flow import create_flow, flow_statistic, match_error
+from blursynth.flow.base import opencv_failure
 from blursynth.flow.measure import Measured, measure
 from blursynth.ops.images import to_gray8, to_uint8
 from blursynth.ops.windows import Accepted, Window, WindowSampler
@@ -308,6 +310,11 @@ def run_flow_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarker |
         except SourceError as exc:  # keep the windows whose frames all arrived
             selector.drain()
             commit_failed_source(sink, result, exc, rejections=selector.rejections)
+        except cv2.error as exc:  # the backend refuses these frames (DIS: both sides under 12 px): no retry helps
+            w, h, k = unit.info.width, unit.info.height, unit.config.downsample
+            size = f"{w}x{h} frames" + (f", {w // k}x{h // k} after downsampling by {k}" if k > 1 else "")
+            why = f"optical flow failed on {size} ({opencv_failure(exc)})"
+            commit_failed_source(sink, result, SourceError(unit.source.path, why), rejections=selector.rejections)
         else:
             selector.drain()
             sink.commit(final=True, status="ok", rejections=selector.rejections)
