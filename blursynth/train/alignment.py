@@ -8,7 +8,10 @@ of frames around the sharp one):
   (``cv2.phaseCorrelate``) follows those sign flips: correct 128 px pans read as 8 px shifts with a 0.16
   peak. Correlating the *squared* normalised cross-power spectrum removes the signs and peaks at twice the
   shift (measured: <= 0.5 px on every correct pair of the example clips and test pans, a doctored 6 px
-  shift reads 5.8-6.3 px). Images are measured at most 256 px wide (area down-sampling);
+  shift reads 5.8-6.3 px). Images are measured at most 256 px wide (area down-sampling). A shift counts only
+  when blur moved by it matches sharp better than in place: with local blur the peak can follow an object
+  whose blur centroid is off its middle pose (a ``local`` sample read 2.6 px) while the still background,
+  which a real shift would move too, is aligned;
 * **same content**: motion blur keeps the low frequencies, so the images low-passed with a Gaussian of
   sigma = min side / 16 correlate highly at the measured shift (> 0.99 on every correct pair measured,
   0.67 for a 26 px blur on 48 px images; different content gives ~0);
@@ -51,6 +54,7 @@ class PairAlignment:
     correlation: float  # low-pass NCC at the best shift (NaN for a flat image)
     hf_ratio: float  # Laplacian energy of blur / sharp where they differ (NaN for a static pair)
     limit_px: float
+    shift_gain: float = 1.0  # NCC at the shift minus at zero (<= 0: the still part of the image is aligned)
 
     @property
     def shift(self) -> float:
@@ -60,7 +64,7 @@ class PairAlignment:
         """``mismatched`` / ``shifted`` / ``swapped`` with the figures, or None for a good pair."""
         if self.correlation < MIN_CORRELATION:
             return f"mismatched (low-pass correlation {self.correlation:.2f} < {MIN_CORRELATION})"
-        if self.shift > self.limit_px:
+        if self.shift > self.limit_px and self.shift_gain > 0:
             return f"shifted by ({self.dx:+.1f}, {self.dy:+.1f}) px (limit {self.limit_px:.1f})"
         if self.hf_ratio > SWAP_RATIO:
             return (f"swapped (blur has {self.hf_ratio:.2f}x the high-frequency energy of sharp; "
@@ -112,6 +116,21 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum()) / den if den > 1e-12 else math.nan
 
 
+def _shift_gain(blur: np.ndarray, sharp: np.ndarray, ix: int, iy: int) -> float:
+    """How much better blur matches sharp moved by (ix, iy) than in place (NCC, same central region, images
+    lightly smoothed). A shifted pair gains; an aligned pair whose phase peak follows a *moving part* (an
+    object whose blur centroid is off its middle pose, over a still, smoother background) loses, because
+    moving the still part misaligns it."""
+    h, w = blur.shape
+    mx, my = abs(ix), abs(iy)
+    if not (ix or iy) or 2 * mx >= w or 2 * my >= h:
+        return 0.0
+    b, s = cv2.GaussianBlur(blur, (0, 0), 1.0), cv2.GaussianBlur(sharp, (0, 0), 1.0)
+    ref = s[my : h - my, mx : w - mx]
+    moved = b[my + iy : h - my + iy, mx + ix : w - mx + ix]
+    return _ncc(moved, ref) - _ncc(b[my : h - my, mx : w - mx], ref)
+
+
 def measure_pair(blur: np.ndarray, sharp: np.ndarray) -> PairAlignment:
     """Shift, low-pass correlation and high-frequency ratio of one pair.
 
@@ -136,6 +155,7 @@ def measure_pair(blur: np.ndarray, sharp: np.ndarray) -> PairAlignment:
         correlation = max(_ncc(crop_b, crop_s), _ncc(lb, ls))
     else:
         correlation = _ncc(lb, ls)
+    shift_gain = _shift_gain(b2, s2, round(dx), round(dy))
     # high-frequency energy where the two differ (local blur: only the moving object differs)
     moving = cv2.GaussianBlur(np.abs(b - s), (0, 0), 1.0) > 2.0 / 255
     hf_ratio = math.nan
@@ -144,7 +164,7 @@ def measure_pair(blur: np.ndarray, sharp: np.ndarray) -> PairAlignment:
         es = float((cv2.Laplacian(s, cv2.CV_32F)[moving] ** 2).sum())
         hf_ratio = eb / es if es > 0 else math.inf
     limit = max(MIN_SHIFT_PX, SHIFT_FRACTION * min(height, width))
-    return PairAlignment(dx * factor, dy * factor, correlation, hf_ratio, limit)
+    return PairAlignment(dx * factor, dy * factor, correlation, hf_ratio, limit, shift_gain)
 
 
 def check_alignment(entries: list[ShardEntry], per_shard: int = 100) -> dict:
