@@ -129,7 +129,7 @@ def _check(cfg: TrainCheckConfig, out: Path, listing: ShardListing, report_dir: 
         say(f"  ... and {bad - 5} more in the report")
     if bad > cfg.max_misaligned * checked:
         return _finish(report, report_dir, say, t_start, False,
-                       reason=f"{bad} of {checked} pairs are misaligned (blur and sharp do not match)")
+                       reason=f"{bad} of {checked} pairs misaligned: blur and sharp do not match")
     return _learnability(cfg, out, report, report_dir, device, say, t_start)
 
 
