@@ -644,16 +644,14 @@ def test_bad_input_through_python_m_blursynth(name, tmp_path, shared):
     assert not diff(before, snapshot(*roots))
 
 
-# -- train-check on a folder that is not a dataset: a validation failure (documented exit 3), not a crash --------
-def test_train_check_on_a_foreign_folder_fails_validation_without_training(tmp_path):
+# -- train-check on a folder that is not a dataset: one Error line and exit 1 (exit 3 is a dataset that fails) --
+def test_train_check_on_a_foreign_folder_is_one_error_line_without_training(tmp_path):
     folder = tmp_path / "holiday"
     folder.mkdir()
     (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
     result = invoke("train-check", folder, *TINY_TRAIN, "--report", tmp_path / "rep")
-    assert result.exit_code == 3, result.output  # "3 validation failed" (docs/training.md)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    assert "validation: FAILED" in result.output and "manifest.json: missing" in result.output
+    line = assert_clean_error(result, "holiday", exit_code=1)
+    assert "not a blursynth output" in line
     assert "trained" not in result.output and "PASSED" not in result.output
     assert sorted(p.name for p in folder.iterdir()) == ["photo.jpg"]  # the foreign folder is not written to
     assert not partials(tmp_path)
