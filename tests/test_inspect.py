@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from cli_helpers import invoke, run_ok
 from conftest import motion_frames, pan_frames, textured_image, write_video
+from metric_oracle import psnr_u8
 from objects_data import Shape, texture, write_backgrounds, write_voc
 
 from blursynth.config import AverageConfig, LocalConfig
@@ -66,10 +67,6 @@ def flat(text: str) -> str:
     """Terminal output with rich's line wrapping undone."""
     return " ".join(text.split())
 
-
-def own_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def markers(out: Path) -> list[dict]:
@@ -249,8 +246,8 @@ def test_report_json_on_disk_is_the_returned_report(ds):
 
 
 # -- 2. image statistics -----------------------------------------------------------------------------------
-def test_psnr_summary_and_histogram_match_our_own_psnr(ds):
-    values = [own_psnr(r["blur"], r["sharp"]) for r in ds.rows]
+def test_psnr_summary_and_histogram_match_our_psnr_u8(ds):
+    values = [psnr_u8(r["blur"], r["sharp"]) for r in ds.rows]
     finite = [v for v in values if math.isfinite(v)]
     p = ds.report["psnr_db"]
     assert p["identical"] == len(values) - len(finite)
@@ -322,7 +319,7 @@ def test_blur_map_histogram_counts_the_subsampled_values(flow):
 
 def test_fewer_measured_samples_are_a_seeded_draw(avg, tmp_path):
     n = len(avg.rows)
-    every = [own_psnr(r["blur"], r["sharp"]) for r in avg.rows]
+    every = [psnr_u8(r["blur"], r["sharp"]) for r in avg.rows]
     a = inspect_dataset(avg.out, tmp_path / "a", max_samples=5, sheet=0, seed=7)
     b = inspect_dataset(avg.out, tmp_path / "b", max_samples=5, sheet=0, seed=7)
     assert a["measured_samples"] == 5 and a["psnr_db"]["count"] == 5

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import pan_frames, textured_image, write_video
+from metric_oracle import psnr_u8
 
 import blursynth.stats.report as report_module
 from blursynth.stats.report import inspect_dataset
@@ -31,10 +32,6 @@ def turbo(value_u8: int) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(np.full((1, 1), value_u8, np.uint8), cv2.COLORMAP_TURBO),
                         cv2.COLOR_BGR2RGB)[0, 0]
 
-
-def own_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def sample(label: str, third: np.ndarray, h: int = 40, w: int = 64) -> SheetSample:
@@ -144,7 +141,7 @@ def test_sheet_rows_are_labelled_with_sample_n_and_psnr(out, tmp_path):
     assert len(shown) == report["contact_sheet"]["samples"] == 4
     for row in shown:
         r = rows[(row["file"], row["index"])]
-        expected_psnr = own_psnr(r["blur"], r["sharp"])
+        expected_psnr = psnr_u8(r["blur"], r["sharp"])
         assert row["sample"] == r["meta"]["sample"] and row["n_frames"] == r["meta"]["n_frames"] == 7
         assert row["psnr_db"] == pytest.approx(expected_psnr, abs=1e-9)
         assert row["label"] == f"{r['meta']['sample']} ({r['split']})   N=7   PSNR {expected_psnr:.2f} dB"

@@ -27,7 +27,7 @@ import pytest
 from cli_helpers import assert_clean_error, invoke
 from click.testing import CliRunner
 from conftest import motion_frames, write_video
-from numpy.lib.stride_tricks import sliding_window_view
+from metric_oracle import psnr_u8, ssim_u8
 from objects_data import Shape, write_backgrounds, write_voc
 from textures import textured_image
 
@@ -61,32 +61,6 @@ def quiet(_line: str) -> None:
 def shard_rows(path: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     with h5py.File(path, "r") as f:
         return f["blur"][()], f["sharp"][()], [json.loads(t) for t in f["meta"].asstr()[()]]
-
-
-def own_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """float64 PSNR of uint8 images; ``mask`` (same shape, bool) selects the pixels."""
-    d = (a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2
-    if mask is not None:
-        if not mask.any():
-            return math.nan
-        d = d[mask]
-    mse = d.mean()
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
-def own_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """float64 SSIM of (H, W, 3) uint8 images: 11 x 11 Gaussian window (sigma 1.5), valid positions, mean."""
-    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
-    w = np.outer(g, g) / g.sum() ** 2
-
-    def filt(a):
-        return np.einsum("cijkl,kl->cij", sliding_window_view(a, (11, 11), axis=(-2, -1)), w)
-
-    x, y = (np.asarray(a, np.float64).transpose(2, 0, 1) / 255 for a in (x, y))
-    mx, my = filt(x), filt(y)
-    sxx, syy, sxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    return float((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -156,19 +130,19 @@ def test_verdict_is_measured_on_held_out_train_windows_and_val_is_reported_besid
     heldout, _ = choose_heldout(entries, 0.2, 0)
     assert len(heldout) == math.ceil(0.2 * len(blur)) == report["eval_samples"]
     # identity PSNR of the held-out windows: our PSNR of their 48 x 48 centre crops (train images only)
-    expected = np.mean([own_psnr(centre(blur[i], 48), centre(sharp[i], 48)) for i in heldout])
+    expected = np.mean([psnr_u8(centre(blur[i], 48), centre(sharp[i], 48)) for i in heldout])
     assert report["metrics"]["identity"]["psnr"] == pytest.approx(expected, abs=1e-3)
     vblur, vsharp, _ = shard_rows(pans.val)
     val = report["val"]
     assert val["samples"] == len(vblur)
     assert val["metrics"]["identity"]["psnr"] == pytest.approx(
-        np.mean([own_psnr(centre(b, 48), centre(s, 48)) for b, s in zip(vblur, vsharp, strict=True)]), abs=1e-3)
+        np.mean([psnr_u8(centre(b, 48), centre(s, 48)) for b, s in zip(vblur, vsharp, strict=True)]), abs=1e-3)
     assert val["gain_db"] == pytest.approx(val["metrics"]["model"]["psnr"] - val["metrics"]["identity"]["psnr"])
     metrics = report["metrics"]
     assert report["gain_db"] == pytest.approx(metrics["model"]["psnr"] - metrics["identity"]["psnr"])
     assert REPORT_KEYS <= set(report) and report["validation"]["ok"] is True
     assert metrics["identity"]["ssim"] == pytest.approx(
-        np.mean([own_ssim(centre(blur[i], 48), centre(sharp[i], 48)) for i in heldout]), abs=1e-4)
+        np.mean([ssim_u8(centre(blur[i], 48), centre(sharp[i], 48)) for i in heldout]), abs=1e-4)
     assert report["train_samples"] == len(blur) - len(heldout) and report["img_per_s"] > 0
     on_disk = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert on_disk["passed"] is True and on_disk["metrics"] == json.loads(json.dumps(metrics))
@@ -190,7 +164,7 @@ def test_masks_give_psnr_inside_the_mask_on_held_out_windows(loc, tmp_path):
         with h5py.File(e.path, "r") as f:
             rows += [(f["blur"][i], f["sharp"][i], f["mask"][i]) for i in range(len(f["blur"]))]
     side = 64  # min(512, 64, 80)
-    vals = [own_psnr(centre(rows[i][0], side), centre(rows[i][1], side),
+    vals = [psnr_u8(centre(rows[i][0], side), centre(rows[i][1], side),
                      np.broadcast_to((centre(rows[i][2], side) >= 128)[..., None], (side, side, 3))) for i in heldout]
     finite = [v for v in vals if math.isfinite(v)]
     assert finite and report["eval_samples"] == len(heldout)

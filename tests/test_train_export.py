@@ -28,7 +28,7 @@ import pytest
 import torch
 from cli_helpers import invoke
 from conftest import pan_frames, write_video
-from numpy.lib.stride_tricks import sliding_window_view
+from metric_oracle import own_psnr, own_ssim
 from objects_data import Shape, write_backgrounds, write_voc
 from textures import textured_image
 
@@ -101,34 +101,6 @@ def read_gray(path: Path) -> np.ndarray:
     assert img is not None, path
     assert img.ndim == 2, f"{path}: a mask must be a single-channel PNG, got {img.shape}"
     return img
-
-
-def own_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """float64 PSNR of [0, 1] arrays; ``mask`` (same shape, bool) selects the pixels."""
-    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
-    if mask is not None:
-        if not mask.any():
-            return math.nan
-        d = d[mask]
-    mse = d.mean()
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
-def own_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """float64 SSIM of (C, H, W) [0, 1] arrays: 11 x 11 Gaussian window (sigma 1.5), valid positions, mean."""
-    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
-    g /= g.sum()
-    w = np.outer(g, g)
-
-    def filt(a):
-        return np.einsum("cijkl,kl->cij", sliding_window_view(a, (11, 11), axis=(-2, -1)), w)
-
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    mx, my = filt(x), filt(y)
-    sxx, syy, sxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
-    return float(s.mean())
 
 
 def own_down(img: np.ndarray) -> np.ndarray:
