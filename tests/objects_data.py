@@ -277,3 +277,19 @@ def write_coco(root: Path, *, missing_image: bool = False, shuffle: bool = False
         polygons={11: [hexagon, triangle], 15: [tiny], 16: [at_border], 21: [quad]},
         masks={12: disc, 13: rect, 14: crowd},
     )
+
+
+def small_local_run(tmp: Path) -> Path:
+    """`blursynth local` into ``tmp/out``: 6 samples of 64 x 80 with masks, one moving object each (a rectangle
+    or a disc from two VOC images), both splits, shards of 2, seed 3. Returns OUT."""
+    from blursynth.config import LocalConfig
+    from blursynth.recipes.local import run_local
+
+    bg = write_backgrounds(tmp / "bg", 2, 2, (96, 128))
+    voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (20, 20, 52, 50), 8)],
+                                      "2008_000002": [Shape("disc", (40, 45, 18.0), 15)]}, size=(96, 128))
+    out = tmp / "out"
+    run_local(LocalConfig(backgrounds=(str(bg),), out=str(out), voc=str(voc), num_samples=6, crop=(64, 80),
+                          shard_size=2, val_fraction=0.4, seed=3, moving_objects=1, static_objects=(0, 0),
+                          device="cpu"))
+    return out

@@ -28,14 +28,13 @@ from cli_helpers import assert_clean_error, invoke
 from click.testing import CliRunner
 from conftest import motion_frames, write_video
 from metric_oracle import psnr_u8, ssim_u8
-from objects_data import Shape, write_backgrounds, write_voc
+from objects_data import small_local_run
 from textures import textured_image
 
 from blursynth.cli.main import cli
-from blursynth.config import AverageConfig, LocalConfig
+from blursynth.config import AverageConfig
 from blursynth.config.train import TrainCheckConfig
 from blursynth.recipes.average import run_average
-from blursynth.recipes.local import run_local
 from blursynth.seeding import create_rng
 from blursynth.shards.listing import list_shards
 from blursynth.train.alignment import measure_pair
@@ -98,15 +97,7 @@ def pans(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loc(tmp_path_factory):
     """`blursynth local`: 6 samples of 64 x 80 with masks, one moving object each, both splits, shards of 2."""
-    tmp = tmp_path_factory.mktemp("loc")
-    bg = write_backgrounds(tmp / "bg", 2, 2, (96, 128))
-    voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (20, 20, 52, 50), 8)],
-                                      "2008_000002": [Shape("disc", (40, 45, 18.0), 15)]}, size=(96, 128))
-    out = tmp / "out"
-    run_local(LocalConfig(backgrounds=(str(bg),), out=str(out), voc=str(voc), num_samples=6, crop=(64, 80),
-                          shard_size=2, val_fraction=0.4, seed=3, moving_objects=1, static_objects=(0, 0),
-                          device="cpu"))
-    return out
+    return small_local_run(tmp_path_factory.mktemp("loc"))
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,12 @@ import torch
 from cli_helpers import invoke
 from conftest import pan_frames, write_video
 from metric_oracle import own_psnr, own_ssim
-from objects_data import Shape, write_backgrounds, write_voc
+from objects_data import small_local_run
 from textures import textured_image
 
-from blursynth.config import AverageConfig, LocalConfig
+from blursynth.config import AverageConfig
 from blursynth.data import ShardDataset
 from blursynth.recipes.average import run_average
-from blursynth.recipes.local import run_local
 from blursynth.train.loop import train
 from blursynth.train.metrics import psnr, ssim
 from blursynth.train.model import MultiScaleDeblur, ResBlock, gaussian_down, multiscale_mse, pyramid
@@ -150,14 +149,7 @@ def avg(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loc(tmp_path_factory):
     """`blursynth local`: 6 samples of 64 x 80 with masks, one moving object each, both splits."""
-    tmp = tmp_path_factory.mktemp("loc")
-    bg = write_backgrounds(tmp / "bg", 2, 2, (96, 128))
-    voc = write_voc(tmp / "VOC2012", {"2008_000001": [Shape("rect", (20, 20, 52, 50), 8)],
-                                      "2008_000002": [Shape("disc", (40, 45, 18.0), 15)]}, size=(96, 128))
-    out = tmp / "out"
-    run_local(LocalConfig(backgrounds=(str(bg),), out=str(out), voc=str(voc), num_samples=6, crop=(64, 80),
-                          shard_size=2, val_fraction=0.4, seed=3, moving_objects=1, static_objects=(0, 0),
-                          device="cpu"))
+    out = small_local_run(tmp_path_factory.mktemp("loc"))
     return SimpleNamespace(out=out, rows=read_out(out))
 
 
