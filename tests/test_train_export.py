@@ -26,7 +26,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-from cli_helpers import invoke
+from cli_helpers import invoke, run_ok
 from conftest import pan_frames, write_video
 from metric_oracle import own_psnr, own_ssim
 from objects_data import small_local_run
@@ -34,6 +34,7 @@ from textures import textured_image
 
 from blursynth.config import AverageConfig
 from blursynth.data import ShardDataset
+from blursynth.errors import OutputError
 from blursynth.recipes.average import run_average
 from blursynth.train.loop import train
 from blursynth.train.metrics import psnr, ssim
@@ -447,6 +448,28 @@ def test_export_non_empty_dest_needs_overwrite(avg, tmp_path):
     assert result.exit_code == 0, result.output
     assert not (dest / "stale.txt").exists()
     assert (dest / "train" / "meta_info.txt").is_file() and (dest / "val" / "meta_info.txt").is_file()
+
+
+def test_export_overwrite_that_fails_keeps_the_previous_export(avg, tmp_path, monkeypatch):
+    """--overwrite stages the new export beside DEST: a failing (or interrupted) export leaves the old one whole
+    and no staging folder behind; a successful one replaces it."""
+    import blursynth.shards.export as export_module
+
+    dest = tmp_path / "dest"
+    run_ok("export", avg.out, dest, "--layout", "basicsr")
+    before = {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OutputError(f"{dest}/train/blur/x.png: cannot write (No space left on device)")
+
+    monkeypatch.setattr(export_module, "_export_folders", disk_full)
+    assert_clean_error(invoke("export", avg.out, dest, "--layout", "gopro", "--overwrite"), 1, "No space")
+    assert {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]  # no staging folder left
+    monkeypatch.undo()
+    run_ok("export", avg.out, dest, "--layout", "gopro", "--overwrite")
+    assert (dest / "test").is_dir() and not (dest / "val").exists() and not (dest / "train" / "meta_info.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
 
 
 def test_export_into_out_is_refused(avg, tmp_path):

@@ -25,7 +25,8 @@ from blursynth.shards.export import EXPORT_LAYOUTS, GOPRO_BLUR
 @click.option("--allow-incomplete", is_flag=True,
               help="Export a dataset whose run did not finish (manifest status running or incomplete): the "
                    "complete samples, with DEST/INCOMPLETE.txt saying so.")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty DEST.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a non-empty DEST (the new export is staged beside it and swapped in when complete).")
 @options.apply(options.verbose, options.quiet)
 @click.pass_context
 def export(ctx, out, dest, layout, gopro_blur, val_name, allow_incomplete, overwrite):

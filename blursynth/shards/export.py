@@ -114,25 +114,35 @@ def export(out: str | os.PathLike, dest: str | os.PathLike, layout: str, *, over
         raise InputError(f"{state.describe()}; rerun the command that made it to finish it, or pass "
                          f"--allow-incomplete to export the {state.complete} complete samples")
     names = _plan_names(shards, state, flat=layout != "gopro")
-    if dest.exists() and any(dest.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{dest}: not empty; choose an empty DEST or pass --overwrite")
-        shutil.rmtree(dest)
-    created = make_folder(dest)
+    replacing = dest.exists() and any(dest.iterdir())
+    if replacing and not overwrite:
+        raise ConfigError(f"{dest}: not empty; choose an empty DEST or pass --overwrite")
+    # --overwrite: the new export is written beside DEST and swapped in when complete, so a failed or
+    # interrupted export leaves the previous one whole.
+    target = dest.with_name(f".{dest.name}{PARTIAL}") if replacing else dest
+    if replacing:
+        shutil.rmtree(target, ignore_errors=True)
+    created = make_folder(target)
     try:
         if layout == "lmdb":
-            stats = _export_lmdb(shards, dest, names, splits)
+            stats = _export_lmdb(shards, target, names, splits)
         else:
-            stats = _export_folders(shards, dest, layout, names, splits, BlurFolder(gopro_blur))
-        stats["renamed"] = _note_names(dest, names, stats.pop("sources"))
-        stats["incomplete"] = None if state.finished else _note_incomplete(dest, out, state)
+            stats = _export_folders(shards, target, layout, names, splits, BlurFolder(gopro_blur))
+        stats["renamed"] = _note_names(target, dest, names, stats.pop("sources"))
+        stats["incomplete"] = None if state.finished else _note_incomplete(target, dest, out, state)
     except BaseException:
-        if created:
-            shutil.rmtree(created, ignore_errors=True)
+        if created or replacing:
+            shutil.rmtree(created or target, ignore_errors=True)
         else:
             for p in dest.rglob(f"*{PARTIAL}*"):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         raise
+    if replacing:
+        previous = dest.with_name(f".{dest.name}.previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(dest, previous)
+        os.replace(target, dest)
+        shutil.rmtree(previous, ignore_errors=True)
     return stats | {"layout": layout}
 
 
@@ -165,23 +175,25 @@ def _plan_names(shards: list[ShardEntry], state: DatasetState, *, flat: bool) ->
     return sequence_names(keys, flat=flat)
 
 
-def _note_names(dest: Path, names: SequenceNames, sources: set[str]) -> dict[str, str]:
-    """Log and record (``DEST/renamed_sources.json``) the exported sources whose names carry a hash."""
+def _note_names(target: Path, dest: Path, names: SequenceNames, sources: set[str]) -> dict[str, str]:
+    """Log and record (``DEST/renamed_sources.json``) the exported sources whose names carry a hash.
+
+    ``target``: where the export is being written (DEST, or the folder it is staged in)."""
     renamed = {key: names[key] for key in sorted(names.renamed & sources)}
     if renamed:
         log.warning("%d source(s) share a folder name with another once made file-safe; each got a hash of its "
                     "key: %s (listed in %s)", len(renamed), ", ".join(f"{k} -> {v}" for k, v in renamed.items()),
                     dest / RENAMED_SOURCES)
         data = {"format": "blursynth-export-names", "version": 1, "renamed": renamed}
-        write_file(dest / RENAMED_SOURCES, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+        write_file(target / RENAMED_SOURCES, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
     return renamed
 
 
-def _note_incomplete(dest: Path, out: Path, state: DatasetState) -> DatasetState:
+def _note_incomplete(target: Path, dest: Path, out: Path, state: DatasetState) -> DatasetState:
     """Mark an export of an unfinished dataset: ``DEST/INCOMPLETE.txt`` and a warning line."""
     text = (f"This export of {out} is INCOMPLETE (exported with --allow-incomplete).\n{state.describe()}.\n"
             f"Rerun the command that made {out} to finish it, then export again.\n")
-    write_file(dest / INCOMPLETE_NOTE, text.encode())
+    write_file(target / INCOMPLETE_NOTE, text.encode())
     log.warning("exported an unfinished dataset: %s (noted in %s)", state.describe(), dest / INCOMPLETE_NOTE)
     return state
 
