@@ -155,6 +155,7 @@ def test_interrupted_overwrite_leaves_the_old_dataset(dataset, clips, monkeypatc
     monkeypatch.setattr(average_recipe, "run_average_unit", interrupted)
     result = invoke("average", clips, dataset, *ARGS, "--seed", "1", "--overwrite")
     assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"{dataset} keeps its previous dataset" in result.output  # not only click's "Aborted!"
     assert seen
     assert snapshot(dataset) == before
 

@@ -69,6 +69,8 @@ def test_newer_marker_version_is_refused_everywhere(made, tmp_path):
     assert f"{marker}: {MESSAGE}" in validate_output(out).errors
     line = assert_clean_error(invoke("export", out, tmp_path / "d", "--layout", "basicsr"), "00000_stats.json", 1)
     assert MESSAGE in line and not (tmp_path / "d").exists()
+    line = assert_clean_error(invoke("inspect", out, "--report", tmp_path / "rep"), "00000_stats.json", 1)
+    assert MESSAGE in line and not (tmp_path / "rep").exists()  # never a report of half the dataset
 
 
 def test_resume_refuses_to_overwrite_a_newer_marker(made, tmp_path):
@@ -94,6 +96,22 @@ def test_newer_shard_attribute_is_refused_everywhere(made, tmp_path):
     assert any(MESSAGE in e for s in validate_output(out).shards for e in s.errors)
     line = assert_clean_error(invoke("export", out, tmp_path / "d", "--layout", "gopro"), "00000.h5", 1)
     assert MESSAGE in line and not (tmp_path / "d").exists()
+
+
+def test_newer_manifest_version_is_refused_everywhere(made, tmp_path):
+    """The manifest carries its own format version: a newer one is refused by every reader, and a resume
+    neither goes ahead nor rewrites it."""
+    out = copy(made, tmp_path)
+    manifest = out / "manifest.json"
+    text = json.dumps(json.loads(manifest.read_text()) | {"version": NEWER})
+    manifest.write_text(text)
+    message = f"manifest format version {NEWER} is newer than this blursynth reads (1); upgrade blursynth"
+    assert f"{manifest}: {message}" in validate_output(out).errors
+    for args in (["export", out, tmp_path / "d", "--layout", "basicsr"], ["inspect", out, "--report", tmp_path / "r"],
+                 [a if a != made[0] / "out" else out for a in made[1]]):
+        line = assert_clean_error(invoke(*args), "manifest.json")
+        assert message in line
+    assert manifest.read_text() == text and not (tmp_path / "d").exists() and not (tmp_path / "r").exists()
 
 
 def test_files_without_a_version_are_read_as_version_1(made, tmp_path):

@@ -472,6 +472,26 @@ def test_export_overwrite_that_fails_keeps_the_previous_export(avg, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
 
 
+def test_export_into_an_existing_empty_dest_that_fails_leaves_it_empty(avg, tmp_path, monkeypatch):
+    """An interrupted export into a DEST that existed empty leaves it empty, not half an export."""
+    import blursynth.shards.export as export_module
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    real, calls = export_module.write_gopro_sample, []
+
+    def interrupted(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "write_gopro_sample", interrupted)
+    result = invoke("export", avg.out, dest, "--layout", "gopro")
+    assert result.exit_code != 0 and calls and "Traceback" not in result.output
+    assert dest.is_dir() and not any(dest.iterdir())
+
+
 def test_export_into_out_is_refused(avg, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(avg.out, out)

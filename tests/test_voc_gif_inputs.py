@@ -48,7 +48,7 @@ def test_voc_without_split_files_uses_every_masked_image(tmp_path, caplog):
         ids = voc_image_ids(root, "train")
     # natural order of the mask names; the JPEG without masks is not an image of the dataset
     assert ids == ["2007_000002", "2007_000010", "2008_000001", "2008_000007", "2009_000003", "2009_000011"]
-    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]  # shown by default
     assert len(lines) == 1 and "no ImageSets/Segmentation split files" in lines[0], lines
     assert "all 6 images with a SegmentationObject mask" in lines[0] and str(root) in lines[0]
     assert "--voc-split train does not apply" in lines[0]
@@ -129,6 +129,7 @@ def test_local_with_a_voc_export_without_split_files(tmp_path):
     result = invoke("local", "--voc", root, "--bg", bg, out, "--num-samples", 8, "--val-fraction", 0.5,
                     "--static-objects", 0, "--moving-objects", 1, "--frames", 3)
     assert result.exit_code == 0, result.output
+    assert "no ImageSets/Segmentation split files" in result.output  # said at default verbosity
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["objects"]["count"] == len(IDS)
     used = {"train": set(), "val": set()}

@@ -127,8 +127,8 @@ def _mask_ids(root: Path, split: str) -> list[str]:
                   and not p.name.startswith(".")}, key=natural_key)
     if not ids:
         raise InputError(f"{masks}: no .png masks (and no split file in {root / 'ImageSets' / 'Segmentation'})")
-    log.info("%s: no ImageSets/Segmentation split files; using all %d images with a SegmentationObject mask "
-             "(--voc-split %s does not apply; objects are split into train/val by image)", root, len(ids), split)
+    log.warning("%s: no ImageSets/Segmentation split files; using all %d images with a SegmentationObject mask "
+                "(--voc-split %s does not apply; objects are split into train/val by image)", root, len(ids), split)
     return ids
 
 

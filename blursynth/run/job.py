@@ -177,6 +177,8 @@ def run_job(
         # rerun resumes them) and files of shards in progress go; an OUT this run created and that holds no
         # finished shard goes entirely. A staged run goes entirely: OUT keeps the dataset it had.
         space.discard(keep_finished=True)
+        if space.staged:
+            log.warning("%s keeps its previous dataset (the new run was staged and is discarded)", out)
         raise
     finally:
         progress.close()

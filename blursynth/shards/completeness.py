@@ -14,7 +14,7 @@ from pathlib import Path
 
 from blursynth.errors import OutputError
 from blursynth.shards.listing import ShardListing
-from blursynth.shards.manifest import load_manifest, manifest_path
+from blursynth.shards.manifest import NewerManifestError, load_manifest, manifest_path
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ def dataset_state(out: str | os.PathLike, listing: ShardListing) -> DatasetState
     path = manifest_path(out)
     try:
         manifest = load_manifest(out, writing=False)
+    except NewerManifestError:  # not ours to read, incomplete or not
+        raise
     except OutputError:
         manifest = None
     if manifest is None:

@@ -133,8 +133,8 @@ def export(out: str | os.PathLike, dest: str | os.PathLike, layout: str, *, over
     except BaseException:
         if created or replacing:
             shutil.rmtree(created or target, ignore_errors=True)
-        else:
-            for p in dest.rglob(f"*{PARTIAL}*"):
+        else:  # DEST existed, empty: leave it empty
+            for p in list(dest.iterdir()):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         raise
     if replacing:

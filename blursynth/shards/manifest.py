@@ -23,6 +23,7 @@ from blursynth.shards.files import PARTIAL, atomic_write_json, read_json
 
 MANIFEST = "manifest.json"
 FORMAT = "blursynth-manifest"
+MANIFEST_VERSION = 1  # manifests of versions 1 .. this are read; a newer one is refused
 SPLITS = ("train", "val")
 #: Folders of OUT besides the splits: ``--layout gopro`` writes the val split's GOPRO tree as ``test/``
 #: (shards/gopro.py GOPRO_SPLITS).
@@ -62,6 +63,10 @@ def quick_hash(path: str | os.PathLike) -> str:
     return "blake2b-sampled:" + h.hexdigest()
 
 
+class NewerManifestError(OutputError):
+    """A manifest written by a newer blursynth, in a format version this one does not know."""
+
+
 def manifest_path(out: str | os.PathLike) -> Path:
     return Path(out) / MANIFEST
 
@@ -85,6 +90,12 @@ def load_manifest(out: str | os.PathLike, *, writing: bool = True) -> dict | Non
         raise OutputError(f"{path}: unreadable manifest ({exc}){advice}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise OutputError(f"{path}: not a blursynth manifest" + ("; choose another OUT" if writing else ""))
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise OutputError(f"{path}: manifest format version {version!r} is not a version number")
+    if version > MANIFEST_VERSION:  # fields may mean something else there: never guess
+        raise NewerManifestError(f"{path}: manifest format version {version} is newer than this blursynth reads "
+                          f"({MANIFEST_VERSION}); upgrade blursynth")
     return data
 
 
@@ -233,7 +244,7 @@ def write_manifest(out: str | os.PathLike, *, command: str, status: str, config:
                    extra: dict | None = None) -> dict:
     data = {
         "format": FORMAT,
-        "version": 1,
+        "version": MANIFEST_VERSION,
         "tool": "blursynth",
         "tool_version": __version__,
         "command": command,

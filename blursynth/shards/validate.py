@@ -26,10 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.errors import OutputError
-from blursynth.shards.files import read_json
 from blursynth.shards.listing import ShardListing, list_shards
-from blursynth.shards.manifest import FORMAT as MANIFEST_FORMAT
-from blursynth.shards.manifest import manifest_path
+from blursynth.shards.manifest import load_manifest, manifest_path
 from blursynth.shards.markers import FORMAT, ShardMarker
 from blursynth.shards.reader import ShardReader, UnreadableShard, UnsupportedShard
 
@@ -232,15 +230,12 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
 
     mpath = manifest_path(out)
     try:
-        manifest = read_json(mpath)
-    except FileNotFoundError:
+        manifest = load_manifest(out, writing=False)  # also refuses a manifest of a newer format version
+    except OutputError as exc:
+        result.errors.append(str(exc))
+        return result
+    if manifest is None:
         result.errors.append(f"{mpath}: missing")
-        return result
-    except (OSError, ValueError) as exc:
-        result.errors.append(f"{mpath}: unreadable ({exc})")
-        return result
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        result.errors.append(f"{mpath}: not a blursynth manifest")
         return result
     try:
         _check_manifest(result, mpath, manifest, listing)
@@ -252,6 +247,8 @@ def validate_output(out: str | os.PathLike, *, sample_limit: int = 200) -> Valid
 def _check_manifest(result: Validation, mpath: Path, manifest: dict, listing: ShardListing) -> None:
     if manifest.get("status") != "complete":
         result.errors.append(f"{mpath}: status {manifest.get('status')!r} (the run did not finish; rerun it)")
+        if manifest.get("status") == "running":  # the shard list and totals are written when the run ends
+            return
     listed = {(s.get("split"), s.get("shard")): s.get("count") for s in manifest.get("shards", [])}
     found = {(e.split, e.shard): e.count for e in listing.shards if e.count}
     for key in sorted(set(listed) | set(found), key=str):

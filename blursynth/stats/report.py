@@ -188,6 +188,9 @@ def inspect_dataset(out: str | os.PathLike, report_dir: str | os.PathLike | None
     if manifest is None:
         raise InputError(f"{out}: not a blursynth output ({manifest_path(out).name} is missing)")
     listing = list_shards(out)
+    newer = [b for b in listing.bad_markers if b.get("newer")]
+    if newer:  # a damaged marker is reported below; one of a newer format is not ours to read
+        raise InputError(f"{newer[0]['path']}: {newer[0]['reason']}")
     report_dir = Path(report_dir) if report_dir is not None else out / "report"
 
     recorded = total(entry.marker for entry in listing.shards)
