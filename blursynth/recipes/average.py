@@ -27,6 +27,7 @@ from blursynth.ops.accumulate import StreamingAccumulator, single_threaded_kerne
 from blursynth.ops.images import downsampled_size, to_uint8
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, max_windows_bound, plan_windows
+from blursynth.recipes.ghosting import PairSampler, source_displacement, warn_ghosting
 from blursynth.recipes.source_unit import (
     AverageUnit,
     commit_failed_source,
@@ -73,7 +74,8 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
         try:
             info = probe_source(src, cfg.fps)
             entry.update(size=info.size_bytes, hash=quick_hash(src.path))
-            repeats = probe_source_repeats(src, info)
+            sampler = None if cfg.uses_flow else PairSampler(info)  # the ghosting guard (GOPRO, LODE)
+            repeats = probe_source_repeats(src, info, sampler)
         except SourceError as exc:
             skip_log("skipping %s", exc)
             entry.update(status="failed", reason=exc.reason, failed_path=exc.path)
@@ -125,6 +127,11 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
             entry.update(status="skipped", reason=reason)
             failures.append({"source": src.key, "path": src.path, "reason": reason})
             continue
+        if sampler is not None:
+            displacement = source_displacement(sampler, cfg.downsample)
+            if displacement is not None:
+                entry["frame_displacement_p99"] = displacement
+                warn_ghosting(src.path, displacement)
         planned.append((src, info, windows, count, repeats))
 
     units = []

@@ -27,6 +27,7 @@ from blursynth.ops.accumulate import Channel, create_accumulator
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames
 from blursynth.ops.windows import Window
+from blursynth.recipes.ghosting import PairSampler
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult
@@ -77,14 +78,21 @@ def probe_source(source: Source, fps: float | None) -> SourceInfo:
     return probe_frames(source.path, fps)
 
 
-def probe_source_repeats(source: Source, info: SourceInfo) -> RepeatCadence | None:
-    """The source's repeat cadence (io/repeats.py), comparing frames as decoded (videos: without RGB)."""
+def probe_source_repeats(source: Source, info: SourceInfo,
+                         sampler: PairSampler | None = None) -> RepeatCadence | None:
+    """The source's repeat cadence (io/repeats.py), comparing frames as decoded (videos: without RGB).
+
+    ``sampler`` (recipes/ghosting.py) keeps a few of the frames decoded here for the ghosting guard.
+    """
     def frames(limit: int | None):
         if source.kind == "video":
             decoded = read_video(source.path, info, native=True)
         else:
             decoded = read_frames(source.path, info)
-        return (frame for _, frame in itertools.islice(decoded, limit))
+        passing = (frame for _, frame in itertools.islice(decoded, limit))
+        if sampler is None:
+            return passing
+        return sampler.watch(passing, min(info.num_frames, limit or info.num_frames))
 
     return probe_repeats(frames, info.num_frames)
 
