@@ -7,6 +7,7 @@ import click
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import RECIPES, LocalConfig, parse_frames, parse_layout, parse_range, parse_size
+from blursynth.config.local import parse_substeps
 from blursynth.errors import ConfigError
 from blursynth.objects.patch import MIN_AREA
 
@@ -49,14 +50,18 @@ DEFAULT_OUT = "lbs_out"
               help="Per-step rotation range in degrees (positive: counter-clockwise).")
 @click.option("--crop", "crop_text", default=None, metavar="HxW",
               help="Random crop of every background (default: whole backgrounds, which must share one size).")
+@click.option("--substeps", "substeps_text", default="1", show_default=True, metavar="K|auto",
+              help="Sub-steps per trajectory step: the N frames become (N-1)*K+1 equally weighted samples of the "
+                   "same trajectory (continuous exposure, no discrete copies); auto: per sample the smallest K "
+                   "(at most 32) with which no point of a moving object moves more than 1 px between samples.")
 @options.apply(options.crf, options.gamma, options.local_seed, options.local_val_fraction, options.shard_size,
                options.layout, options.compression, options.local_device, options.local_backend, *options.executors,
                options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
-          crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor, workers,
-          ray_address, retries, overwrite):
+          substeps_text, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor,
+          workers, ray_address, retries, overwrite):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along
@@ -71,6 +76,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOCdevkit/VOC2012 --bg REDS/train_sharp out/ --num-samples 10000
       blursynth local --coco instances_val2017.json --coco-images val2017 --bg backgrounds/ --crop 256x256
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --layout h5,gopro --val-fraction 0.1
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --substeps auto
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
     """
@@ -92,8 +98,8 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         rotate=parse_range(rotate_text, "--rotate"), crop=parse_size(crop_text) if crop_text else None,
         crf=crf or "gamma", gamma=float(gamma if gamma is not None else 2.2), seed=seed, val_fraction=val_fraction,
         shard_size=shard_size, layout=parse_layout(layout), compression=compression, device=device,
-        backend=backend, overwrite=overwrite, executor=executor, workers=workers, ray_address=ray_address,
-        retries=retries,
+        backend=backend, substeps=parse_substeps(substeps_text), overwrite=overwrite, executor=executor,
+        workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.local import run_local
 

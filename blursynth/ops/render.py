@@ -9,10 +9,18 @@ Only the boxes the moving objects sweep are composited, frame by frame only the 
 frame; the rest of both images is the scene, copied once. ``CRF.encode`` of the decoded scene (or the mean of
 up to 23 copies of it) gives the scene back exactly, so ``mask == 0`` exactly where blur and sharp are the
 scene itself. ``ops/render_torch.py`` is the torch twin of :func:`render_moving` (same arguments and results).
+
+Continuous exposure (``--substeps K``, issue 18): the poses are then the trajectory sampled K times per step,
+M = (N - 1) K + 1 equally weighted samples, and "frame" above reads "sample"; the middle sample is still the
+middle frame. A cluster of one object (the common case) is then accumulated without compositing every sample:
+the mean of ``P + (1 - A) S`` over the samples is ``S + mean(P) - mean(A) S``, so only the warped patches are
+summed (one warp and one add per sample). K = 1 keeps the frame-by-frame loop, so its bytes are those of
+earlier versions.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from blursynth.ops import composite
@@ -33,15 +41,17 @@ def paste_static(scene: np.ndarray, premultiplied: np.ndarray, pose: np.ndarray,
     scene[y0:y1, x0:x1] = crf.encode(region)
 
 
-def render_moving(scene: np.ndarray, layers: Layers, crf: CRF
+def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int = 1
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
     """Average the frames of objects moving over a still scene.
 
     Args:
         scene: ``(H, W, 3) uint8`` what every frame shows where no moving object is.
         layers: per moving object, in z-order (last on top): its premultiplied patch ``(h, w, 4) float32``
-            and its poses ``(N, 2, 3)`` (all objects share N).
+            and its poses ``(M, 2, 3)`` (all objects share M), M = (N - 1) ``substeps`` + 1.
         crf: the camera response.
+        substeps: samples per trajectory step in the poses (``trajectories.subsample``); the middle pose is
+            the sharp frame either way.
 
     Returns:
         ``blur``, ``sharp`` ``(H, W, 3) uint8``, ``mask`` ``(H, W) uint8`` and the composited boxes
@@ -55,6 +65,12 @@ def render_moving(scene: np.ndarray, layers: Layers, crf: CRF
     mask = np.zeros((height, width), np.uint8)
     for (x0, y0, x1, y1), members in groups:
         base = crf.decode(scene[y0:y1, x0:x1])
+        if substeps > 1 and len(members) == 1:
+            acc, cover = _sum_one_object(base, (x0, y0), layers[members[0]], boxes[members[0]], mid,
+                                         sharp, crf)
+            blur[y0:y1, x0:x1] = crf.encode(acc)
+            mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
+            continue
         acc = base * np.float32(n)
         cover = np.zeros(base.shape[:2], np.float32)
         for k in range(n):
@@ -79,3 +95,32 @@ def render_moving(scene: np.ndarray, layers: Layers, crf: CRF
         blur[y0:y1, x0:x1] = crf.encode(acc / np.float32(n))
         mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
     return blur, sharp, mask, [list(box) for box, _ in groups]
+
+
+def _sum_one_object(base: np.ndarray, origin: tuple[int, int], layer: tuple[np.ndarray, np.ndarray],
+                    boxes: list[composite.Box | None], mid: int, sharp: np.ndarray, crf: CRF
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """One object alone in its cluster: the mean ``S + mean(P) - mean(A) S`` over all samples from the summed
+    warps, and the summed coverage; writes the sharp frame (sample ``mid``) into ``sharp`` as the frame loop
+    does.
+
+    Returns:
+        the mean linear exposure ``(bh, bw, 3)`` and the coverage sum ``(bh, bw)``, both float32.
+    """
+    x0, y0 = origin
+    prem, poses = layer
+    total = np.zeros((*base.shape[:2], 4), np.float32)  # sum of premultiplied colour and of alpha
+    for k, b in enumerate(boxes):
+        if b is None:
+            continue
+        warped = composite.warp(prem, poses[k], b)
+        local = np.s_[b[1] - y0 : b[3] - y0, b[0] - x0 : b[2] - x0]
+        cv2.add(total[local], warped, dst=total[local])
+        if k == mid:
+            frame = base[local].copy()
+            composite.over(frame, warped)
+            sharp[b[1] : b[3], b[0] : b[2]] = crf.encode(frame)
+    n = np.float32(len(poses))
+    cover = np.ascontiguousarray(total[..., 3])
+    mean = base + (total[..., :3] - cover[..., None] * base) / n
+    return mean, cover

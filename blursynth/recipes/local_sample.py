@@ -15,7 +15,11 @@ them:
 3. static objects are composited onto the background in linear light and the result is re-encoded: this is
    the *scene*, identical in blur and sharp (``ops/render.paste_static``);
 4. every moving object gets a trajectory (``recipes/trajectories.py``), and the frames are rendered and
-   averaged (``ops/render.py``, or its torch twin ``ops/render_torch.py`` with ``--backend torch``).
+   averaged (``ops/render.py``, or its torch twin ``ops/render_torch.py`` with ``--backend torch``);
+5. with ``--substeps K`` (or ``auto``, one K per sample for all its objects) the trajectory is sampled K
+   times per step (``trajectories.subsample``), M = (N - 1) K + 1 equally weighted samples: a continuous
+   exposure instead of N discrete copies. K is decided after every draw, so the trajectory, the scene and
+   the sharp frame do not depend on it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,17 @@ from blursynth.objects.store import ObjectStore
 from blursynth.ops import composite
 from blursynth.ops.crf import create_crf
 from blursynth.ops.render import paste_static, render_moving
-from blursynth.recipes.trajectories import Motion, MotionRanges, draw_motion, draw_steps, placement, trajectory
+from blursynth.recipes.trajectories import (
+    Motion,
+    MotionRanges,
+    auto_substeps,
+    draw_motion,
+    draw_steps,
+    placement,
+    subsample,
+    substep_displacement,
+    trajectory,
+)
 from blursynth.sample import Sample
 from blursynth.seeding import create_rng
 
@@ -101,7 +115,7 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         pose = placement(patch.alpha.shape, centre, cfg.object_scale)
         paste_static(scene, composite.premultiply(patch.rgb, patch.alpha, crf), pose, crf)
         described.append(_describe(idx, patch, "static", cfg.object_scale) | {"pose": pose.round(6).tolist()})
-    layers = []
+    layers, moving = [], []
     for _ in range(cfg.moving_objects):
         idx = int(objects[int(rng.integers(len(objects)))])
         patch = store[idx]
@@ -110,18 +124,29 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         steps = draw_steps(rng, n - 1)
         poses = trajectory(placement(patch.alpha.shape, centre, cfg.object_scale), patch.alpha.shape, motion, steps)
         layers.append((composite.premultiply(patch.rgb, patch.alpha, crf), poses))
+        moving.append((poses, patch.alpha.shape))
         described.append(_describe(idx, patch, "moving", cfg.object_scale) | {
             "start": [centre[0], centre[1]],
             "motion": motion.to_dict(),
             "steps": [[_step_params(k, motion) for k in kinds] for kinds in steps],
             "poses": poses.reshape(n, 6).round(6).tolist(),
         })
+    exposure, substeps = {}, 1
+    if cfg.substeps != 1:
+        if cfg.substeps == "auto":
+            substeps, px = auto_substeps(moving)
+        else:
+            substeps = cfg.substeps
+            px = float(max(substep_displacement(p, size, [substeps])[0] for p, size in moving))
+        layers = [(prem, subsample(poses, substeps)) for prem, poses in layers]
+        exposure = {"substeps": substeps, "substep_px": round(px, 4)}
     if cfg.backend == "torch":
         from blursynth.ops.render_torch import render_moving_torch
 
-        blur, sharp, mask, regions = render_moving_torch(scene, layers, crf, resolve_device_name(cfg.device))
+        device = resolve_device_name(cfg.device)
+        blur, sharp, mask, regions = render_moving_torch(scene, layers, crf, device, substeps=substeps)
     else:
-        blur, sharp, mask, regions = render_moving(scene, layers, crf)
+        blur, sharp, mask, regions = render_moving(scene, layers, crf, substeps=substeps)
     meta = {
         "sample": f"{split}#{index:06d}",
         "name": f"{index:06d}",
@@ -139,6 +164,7 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         "objects": described,
         "regions": regions,
         "mask_fraction": float(np.count_nonzero(mask)) / mask.size,
+        **exposure,  # only with --substeps: a default run's meta (and bytes) are those of earlier versions
     }
     return Sample(blur=blur, sharp=sharp, meta=meta, extras={"mask": mask})
 

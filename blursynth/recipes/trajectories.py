@@ -154,3 +154,100 @@ def corners(pose: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
     h, w = patch_size
     pts = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
     return pts @ pose[:, :2].T + pose[:, 2]
+
+
+# -- continuous exposure: the trajectory sampled between its frames (issue 18) ---------------------------------
+#: ``--substeps auto`` never goes beyond this many sub-steps per trajectory step.
+AUTO_SUBSTEPS_CAP = 32
+
+
+def _step_similarities(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step k, the frame-space similarity ``z -> alpha z + beta`` (complex ``z = x + i y``) taking pose k to
+    pose k + 1: ``alpha`` ``(N - 1,)`` complex (scale times rotation), ``beta`` ``(N - 1,)`` complex."""
+    a = poses[:, :, :2]
+    step = a[1:] @ np.linalg.inv(a[:-1])  # (N - 1, 2, 2): [[p, -q], [q, p]] up to rounding
+    alpha = (step[:, 0, 0] + step[:, 1, 1]) / 2 + 1j * (step[:, 1, 0] - step[:, 0, 1]) / 2
+    origin = poses[:-1, :, 2] @ np.array([1.0, 1j])
+    beta = poses[1:, :, 2] @ np.array([1.0, 1j]) - alpha * origin
+    return alpha, beta
+
+
+def _fractional(alpha: np.ndarray, beta: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The similarity ``T^s`` of ``T: z -> alpha z + beta`` for ``0 <= s <= 1``: the constant-velocity screw
+    motion (uniform rotation and log-uniform scaling about T's fixed point, or a uniform translation) that
+    reaches T at s = 1. Arrays broadcast; returns ``(alpha^s, beta_s)``."""
+    log_alpha = np.log(alpha)  # principal branch: a step turns by at most 90 degrees (config checks --rotate)
+    power = np.exp(s * log_alpha)
+    tiny = np.abs(log_alpha) < 1e-12
+    # beta_s = beta (alpha^s - 1) / (alpha - 1); expm1 keeps it exact as alpha -> 1 (pure translation: s beta)
+    ratio = np.where(tiny, s, np.expm1(s * log_alpha) / np.where(tiny, 1.0, np.expm1(log_alpha)))
+    return power, beta * ratio
+
+
+def subsample(poses: np.ndarray, substeps: int) -> np.ndarray:
+    """The trajectory's poses at ``M = (N - 1) substeps + 1`` equally spaced times ``j / substeps``.
+
+    Within step k the object follows the constant-velocity screw motion from pose k to pose k + 1 (the step's
+    translation, rotation and scaling happen together and uniformly, whatever order drew them): the poses at
+    integer times are the trajectory's own, bit for bit, so the middle sample is the sharp frame. Nothing is
+    drawn: the trajectory does not depend on ``substeps``, which only sets how finely it is sampled.
+
+    Args:
+        poses: ``(N, 2, 3)`` float64 from :func:`trajectory`.
+        substeps: K >= 1 sub-steps per step.
+
+    Returns:
+        ``(M, 2, 3)`` float64.
+    """
+    poses = np.asarray(poses, np.float64)
+    if substeps == 1 or len(poses) == 1:
+        return poses
+    alpha, beta = _step_similarities(poses)
+    s = np.arange(1, substeps) / substeps  # the in-between times of every step
+    power, shift = _fractional(alpha[:, None], beta[:, None], s[None, :])  # (N - 1, K - 1)
+    rot = np.stack([np.stack([power.real, -power.imag], -1), np.stack([power.imag, power.real], -1)], -2)
+    start = poses[:-1, None]  # (N - 1, 1, 2, 3)
+    between = rot @ start  # (N - 1, K - 1, 2, 3): T^s applied to pose k
+    between[..., 0, 2] += shift.real
+    between[..., 1, 2] += shift.imag
+    out = np.concatenate([start, between], axis=1).reshape(-1, 2, 3)
+    return np.concatenate([out, poses[-1:]])
+
+
+def substep_displacement(poses: np.ndarray, patch_size: tuple[int, int], substeps: np.ndarray) -> np.ndarray:
+    """Largest distance any point of the patch moves between two consecutive samples, for each K in ``substeps``.
+
+    Exact for the patch rectangle, no bound: a sample-to-sample motion is affine in the point, so its largest
+    length over the (convex) rectangle is at a corner; and within step k the motion from sample j to j + 1 is
+    ``alpha^(j/K)`` times the first one about the same fixed point, so the largest is the first or the last.
+
+    Args:
+        poses: ``(N, 2, 3)``; patch_size: ``(h, w)``; substeps: ``(C,)`` candidate K values.
+
+    Returns:
+        ``(C,)`` float64 pixels (0 for a single pose).
+    """
+    substeps = np.asarray(substeps, np.int64)
+    if len(poses) < 2:
+        return np.zeros(len(substeps))
+    alpha, beta = _step_similarities(np.asarray(poses, np.float64))
+    q = np.stack([corners(p, patch_size) @ np.array([1.0, 1j]) for p in poses[:-1]])  # (N - 1, 4) at step start
+    power, shift = _fractional(alpha[None, :], beta[None, :], 1.0 / substeps[:, None])  # (C, N - 1)
+    first = np.abs((power - 1.0)[..., None] * q[None] + shift[..., None]).max(axis=-1)  # (C, N - 1)
+    growth = np.maximum(1.0, np.abs(alpha)[None, :] ** ((substeps[:, None] - 1) / substeps[:, None]))
+    return (first * growth).max(axis=-1)
+
+
+def auto_substeps(moving: list[tuple[np.ndarray, tuple[int, int]]], cap: int = AUTO_SUBSTEPS_CAP,
+                  max_px: float = 1.0) -> tuple[int, float]:
+    """``--substeps auto``: the smallest K <= ``cap`` with which no point of any moving object moves more than
+    ``max_px`` between consecutive samples (:func:`substep_displacement`), and that largest motion at K.
+
+    Args:
+        moving: per moving object, its poses ``(N, 2, 3)`` and patch size ``(h, w)``.
+    """
+    candidates = np.arange(1, cap + 1)
+    worst = np.max([substep_displacement(p, size, candidates) for p, size in moving], axis=0)
+    fits = np.flatnonzero(worst <= max_px * (1 + 1e-9))
+    k = int(candidates[fits[0]]) if len(fits) else cap
+    return k, float(worst[k - 1])
