@@ -1,7 +1,7 @@
 """Speed of continuous-exposure interpolation (issue 18) on the CPU: a 1280x720 window of N = 7 frames with
 K = 8 sub-steps (flow included), against plain averaging of the same frames measured in the same run.
 
-    python benchmarks/bench_interpolate.py [--substeps 8] [--mode bicubic] [--repeats 3]
+    python benchmarks/bench_interpolate.py [--substeps 8] [--mode bicubic] [--flow-scale 0.5] [--no-occlusion]
 
 Prints input frames/s (N - 1 new frames per window, as windows advance with stride N - 1 at best) for plain
 averaging, for the flow alone and for the whole interpolation, and the ratio to plain averaging.
@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--mode", default="bicubic", choices=("bilinear", "bicubic"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--flow-scale", type=float, default=1.0)
+    parser.add_argument("--no-occlusion", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scene = ExposureScene(height=720, width=1280, velocity=8.0, with_object=True)
@@ -44,11 +46,18 @@ def main() -> None:
         return min(times)
 
     plain = best(lambda: frames.sum(0))
-    flow = best(lambda: compute_window_flows(frames))
-    flows = compute_window_flows(frames)
-    warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, mode=args.mode))
-    total = best(lambda: interpolate_window(frames, args.substeps, mode=args.mode))
-    print(f"1280x720, N = {args.frames}, K = {args.substeps}, {args.mode}, {args.threads} threads")
+    occlusion = not args.no_occlusion
+
+    def flows_now():
+        return compute_window_flows(frames, flow_scale=args.flow_scale)
+
+    flow = best(flows_now)
+    flows = flows_now()
+    warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, mode=args.mode, occlusion=occlusion))
+    total = best(lambda: interpolate_window(frames, args.substeps, flows=flows_now(), mode=args.mode,
+                                            occlusion=occlusion))
+    print(f"1280x720, N = {args.frames}, K = {args.substeps}, {args.mode}, occlusion {occlusion}, "
+          f"flow scale {args.flow_scale}, {args.threads} threads")
     print(f"{'stage':<28}{'s / window':>12}{'input frames/s':>16}")
     for name, sec in [("plain sum (K = 1)", plain), ("flow (fwd + bwd, DIS)", flow),
                       ("warps + blend", warp), ("interpolation total", total)]:

@@ -68,28 +68,54 @@ class ExposureScene:
         """The linear-light image at time ``s`` (frame units). Shape: (H, W, 3) float32, >= 0."""
         h, w = self.height, self.width
         bg = self._background
-        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-        sx, sy = (bg.shape[1] - 1) / 2.0, (bg.shape[0] - 1) / 2.0
-        a = np.deg2rad(self.pan_angle_deg)
-        scale = (1.0 + self.zoom) ** (-s)  # zooming in: each output pixel covers less source
-        th = np.deg2rad(self.rotation_deg * s)
-        rot = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-        centre = np.array([sx + self.velocity * s * np.cos(a), sy + self.velocity * s * np.sin(a)])
-        m = np.hstack([rot, (centre - rot @ np.array([cx, cy]))[:, None]]).astype(np.float64)
         flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-        img = cv2.warpAffine(bg, m, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
+        img = cv2.warpAffine(bg, self._camera(s), (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
         if self.with_object:
-            # the object's centre moves +velocity px/frame in the frame (x), from x = 0.3 w at the window start
-            ox = 0.25 * w + self.velocity * s
-            oy = 0.5 * h + 0.15 * self.velocity * s
-            phi = np.deg2rad(self.object_turn_deg * s)
-            orot = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
-            om = np.hstack([orot, (np.array([47.5, 47.5]) - orot @ np.array([ox, oy]))[:, None]])
+            om = self._object_pose(s)
             lin_obj = cv2.warpAffine(self._object, om, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
             alpha = cv2.warpAffine(self._alpha, om, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
             alpha = np.clip(alpha, 0.0, 1.0)[..., None]
             img = img * (1.0 - alpha) + lin_obj * alpha
         return np.maximum(img, 0.0)
+
+    def _camera(self, s: float) -> np.ndarray:
+        """2x3 map from frame pixels to background-source pixels at time ``s``."""
+        cx, cy = (self.width - 1) / 2.0, (self.height - 1) / 2.0
+        sx, sy = (self._background.shape[1] - 1) / 2.0, (self._background.shape[0] - 1) / 2.0
+        a = np.deg2rad(self.pan_angle_deg)
+        scale = (1.0 + self.zoom) ** (-s)  # zooming in: each output pixel covers less source
+        th = np.deg2rad(self.rotation_deg * s)
+        rot = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        centre = np.array([sx + self.velocity * s * np.cos(a), sy + self.velocity * s * np.sin(a)])
+        return np.hstack([rot, (centre - rot @ np.array([cx, cy]))[:, None]])
+
+    def _object_pose(self, s: float) -> np.ndarray:
+        """2x3 map from frame pixels to object-texture pixels at time ``s``: the object's centre moves
+        ``velocity`` px/frame to the right (and 0.15 of it down) from x = w / 4, turning as it goes."""
+        ox = 0.25 * self.width + self.velocity * s
+        oy = 0.5 * self.height + 0.15 * self.velocity * s
+        phi = np.deg2rad(self.object_turn_deg * s)
+        orot = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+        return np.hstack([orot, (np.array([47.5, 47.5]) - orot @ np.array([ox, oy]))[:, None]])
+
+    def true_flow(self, s0: float, s1: float) -> np.ndarray:
+        """The exact flow from time ``s0`` to ``s1``: where each pixel's content at ``s0`` is at ``s1`` (the
+        object's motion where its alpha at ``s0`` is >= 1/2, else the background's). Shape: (2, H, W) float32.
+        """
+        ys, xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64)
+        pts = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+
+        def motion(pose) -> np.ndarray:
+            a0, a1 = pose(s0), pose(s1)
+            src = a0 @ pts  # source coordinates, then back into the frame at s1
+            return np.linalg.solve(a1[:, :2], src - a1[:, 2:]) - pts[:2]
+
+        flow = motion(self._camera)
+        if self.with_object:
+            inside = cv2.warpAffine(self._alpha, self._object_pose(s0), (self.width, self.height),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP).ravel() >= 0.5
+            flow[:, inside] = motion(self._object_pose)[:, inside]
+        return flow.reshape(2, self.height, self.width).astype(np.float32)
 
     def frames(self, n: int) -> np.ndarray:
         """The integer frames 0 .. n - 1, gamma encoded and rounded: (n, H, W, 3) uint8 (what the tool gets)."""
