@@ -23,8 +23,9 @@ batched over the sample times of a pair):
   DIS, whose flow misses a small object moving against the background, it is within 0.4 dB of plain
   blending (docs/continuous-exposure.md).
 
-The flow may be computed at a reduced resolution (``flow_scale``); the visibility is evaluated there and the
-time-t flows and weights are upsampled for the full-resolution warps.
+The flow may be computed at a reduced resolution (``flow_scale``); the time-t flows and the visibility are
+evaluated at ``visibility_scale`` (default half the frame size: as accurate with DIS, a quarter of the cost)
+and upsampled for the full-resolution warps.
 
 Shapes: frames ``(N, 3, H, W)`` float32 linear light; flows ``(N - 1, 2, H, W)`` float32 in pixels, numpy or
 torch (``flow[0] = u`` along x). The same code runs on the CPU and on CUDA.
@@ -282,7 +283,8 @@ def interpolate_pair(i0: torch.Tensor, i1: torch.Tensor, fwd: torch.Tensor, bwd:
 
 def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float = 1.0,
                        flows: WindowFlows | None = None, backend: FlowBackend | None = None,
-                       reduce: str = "sum", mode: str = "bicubic", occlusion: bool = True) -> torch.Tensor:
+                       reduce: str = "sum", mode: str = "bicubic", occlusion: bool = True,
+                       visibility_scale: float = 0.5) -> torch.Tensor:
     """The sum (or mean) of a window's M = (N - 1) K + 1 equally weighted continuous-exposure samples.
 
     Samples at integer times are the real frames; the others are synthesised pair by pair
@@ -299,6 +301,9 @@ def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float
         reduce: ``sum`` or ``mean``.
         mode: warp interpolation (``bilinear`` or ``bicubic``).
         occlusion: visibility-weighted blending (:func:`_visibility`); False blends the two warps by time only.
+        visibility_scale: resolution (relative to the frames) at which the time-t flows and visibility are
+            computed when the flow is finer: 0.5 is as accurate as full resolution on the oracle scenes
+            (46.6 / 43.5 dB against 46.6 / 43.4 dB) at a quarter of the cost.
 
     Returns:
         (3, H, W) float32 on ``frames``' device.
@@ -321,6 +326,11 @@ def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float
         for i in np.unique(pair):
             fwd = torch.from_numpy(flows.forward[i]).to(frames.device)
             bwd = torch.from_numpy(flows.backward[i]).to(frames.device)
+            h, w = fwd.shape[-2:]
+            if occlusion and flows.scale > visibility_scale:  # the time-t flows and weights at a lower scale
+                factor = visibility_scale / flows.scale
+                size = (max(1, round(h * factor)), max(1, round(w * factor)))
+                fwd, bwd = (_resize_flow(x[None], *size)[0] for x in (fwd, bwd))
             local = torch.from_numpy(off[pair == i] - i).to(torch.float32)
             for start in range(0, len(local), CHUNK):
                 synth = interpolate_pair(frames[i], frames[i + 1], fwd, bwd, local[start:start + CHUNK],
