@@ -10,6 +10,7 @@ average of shifted crops, PSNR as 10 log10(1 / MSE) in float64.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -39,7 +40,7 @@ from blursynth.seeding import create_rng
 from blursynth.shards.listing import list_shards
 from blursynth.train.alignment import measure_pair
 from blursynth.train.check import loss_window, run_train_check
-from blursynth.train.example import example_clip
+from blursynth.train.example import build_example_dataset, example_clip
 from blursynth.train.holdout import check_splits, choose_heldout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,3 +433,17 @@ def test_quick_check_without_argument(tmp_path, monkeypatch):
     assert report["passed"] is True and report["gain_db"] >= 0.5 and report["out"] == "(example)"
     assert report["eval_on"].startswith("held-out train windows") and "val" not in report
     assert len(list((tmp_path / "train_check").glob("triptych_*.png"))) == len(report["triptychs"]) >= 1
+
+
+def test_example_dataset_build_does_not_give_ghosting_advice_about_the_bundled_clip(tmp_path, caplog):
+    """The bundled clip moves ~1.5 px per frame on purpose: `average` on it warns (the check is real), the quick
+    check's own build does not print that advice, and the logger's level is restored afterwards."""
+    with caplog.at_level(logging.INFO, logger="blursynth"):
+        with example_clip() as clip:
+            run_average(AverageConfig(inputs=(str(clip),), out=str(tmp_path / "plain"), device="cpu"))
+        assert any("ghosting" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        build_example_dataset(tmp_path / "example")
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logging.getLogger("blursynth.average").level == logging.NOTSET
+    assert any((tmp_path / "example").glob("train/*.h5"))
