@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import av
@@ -91,6 +92,24 @@ def write_frame_folder(folder: Path, frames: np.ndarray, ext: str = ".png", star
         bgr = cv2.cvtColor(f, cv2.COLOR_RGB2BGR)
         assert cv2.imwrite(str(folder / f"frame{start + i}{ext}"), bgr)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _blursynth_logger_restored():
+    """Each test starts with the library logger as a library leaves it (propagating, no handlers of its own).
+
+    The CLI's ``configure_logging`` (run in-process by every CliRunner test) turns off propagation and installs a
+    stderr handler; left in place, caplog in a later test sees nothing on pytest versions that attach only to
+    the root logger (before 9.2), so such tests would pass or fail with the test order and the pytest version.
+    """
+    logger = logging.getLogger("blursynth")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:] = []
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    yield
+    logger.handlers[:], level, logger.propagate = saved
+    logger.setLevel(level)
 
 
 @pytest.fixture
