@@ -46,6 +46,14 @@ def test_fast_pan_video_warns_once_and_manifest_records_it(tmp_path):
     assert ghost[0].startswith("warning:") and "fast.mkv" in ghost[0], ghost[0]
     assert "3.0 px" in ghost[0] or "2.9 px" in ghost[0] or "3.1 px" in ghost[0], ghost[0]
     assert sources[0]["frame_displacement_p99"] == pytest.approx(3.0, abs=0.3)
+    assert "--substeps auto" in ghost[0]  # the remedy that keeps the frame rate and the window
+
+
+def test_substeps_silence_the_warning_but_keep_the_measurement(tmp_path):
+    video = write_video(tmp_path / "in" / "fast.mkv", pan_frames(_texture(), N, H, W, 3.0))
+    ghost, sources = _average(video, tmp_path / "out", "--substeps", "auto", "--frames", "7")
+    assert ghost == []
+    assert sources[0]["frame_displacement_p99"] == pytest.approx(3.0, abs=0.3)
 
 
 def test_slow_pan_frame_folder_does_not_warn(tmp_path):

@@ -7,6 +7,7 @@ import click
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import DEFAULT_MAX_MATCH_ERROR, RECIPES, AverageConfig, parse_frames, parse_layout, resolve_recipe
+from blursynth.config.local import parse_substeps
 from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 
 
@@ -16,7 +17,8 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="gopro", show_default=True,
               help="Preset: gopro (Nah et al.) and lode use odd N in 7-13, back-to-back windows, gamma 2.2; "
                    "wild (Noroozi et al.) downsamples x3, N in 7-23, keeps windows whose flow stays <= 1 px "
-                   "and stores blur maps.")
+                   "and stores blur maps; reds (Nah et al. 2019) averages 5 frames of 120 fps footage "
+                   "interpolated x16 (65 samples, a virtual 1920 fps), one sample per 5 frames.")
 @click.option("--frames", "frames_text", default=None,
               help="Frames averaged per sample: an odd number (9) or odd range (7-13) [recipe default].")
 @click.option("--stride", type=int, default=None,
@@ -50,6 +52,13 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.option("--keep-plain-mean", is_flag=True, default=False,
               help="Also store blur_linear, the plain mean of code values (GOPRO_Large's blur/), in the shards: "
                    "export --layout gopro then writes blur/ as --layout gopro does.")
+@click.option("--substeps", "substeps_text", default=None, metavar="K|auto",
+              help="Continuous exposure: synthesise K - 1 frames between each pair from optical flow and average "
+                   "the (N - 1) K + 1 samples (no staircase copies of fast motion); auto picks per window the "
+                   "smallest K keeping motion <= 1 px per sample (at most 32) [default 1: frames only; reds: 16].")
+@click.option("--duty-cycle", type=float, default=None, metavar="TAU",
+              help="Exposed fraction of the window, 0 < TAU <= 1, centred on the sharp frame (a shutter open "
+                   "TAU of the time); below 1 the samples are synthesised [default 1].")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
               help="RAFT variant for --flow raft.")
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None,
@@ -59,8 +68,8 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
                *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
-            flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, raft_model, raft_weights,
-            crf, gamma, seed,
+            flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, substeps_text, duty_cycle,
+            raft_model, raft_weights, crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
             ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
@@ -75,6 +84,8 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
       blursynth average clip.mp4 out/ --frames 9 --stride 4 --layout h5,gopro
       blursynth average --recipe wild videos/ out/ --flow-threshold 1.0
       blursynth average clip.mp4 out/ --max-step-px 2 --blur-map
+      blursynth average clip.mp4 out/ --substeps auto
+      blursynth average --recipe reds REDS_120fps/ out/ --fps 120
       blursynth average REDS_videos/ out/ --workers 2
       blursynth average /shared/videos /shared/out --executor ray --ray-address auto
     """
@@ -82,6 +93,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         recipe, frames=parse_frames(frames_text) if frames_text is not None else None,
         stride=stride, crf=crf, gamma=gamma, downsample=downsample, flow=flow, flow_threshold=flow_threshold,
         max_match_error=max_match_error, max_step_px=max_step_px, blur_map=blur_map,
+        substeps=parse_substeps(substeps_text) if substeps_text is not None else None,
     )
     cfg = AverageConfig(
         inputs=tuple(inputs), out=out, recipe=recipe, frames=values["frames"], stride=values["stride"],
@@ -91,7 +103,8 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         downsample=values["downsample"], flow=values["flow"], flow_threshold=values["flow_threshold"],
         flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
-        keep_plain_mean=keep_plain_mean,
+        keep_plain_mean=keep_plain_mean, substeps=values["substeps"],
+        duty_cycle=1.0 if duty_cycle is None else duty_cycle,
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average

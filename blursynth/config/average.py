@@ -35,6 +35,7 @@ class RecipePreset:
         flow: optical-flow method of the window filter, or None for no filter.
         flow_threshold: largest per-pair flow statistic (pixels, after downsampling) a kept window may have.
         blur_map: store the per-pixel blur length (needs flow).
+        substeps: sub-steps K per frame interval (continuous exposure); 1 averages the frames only.
     """
 
     name: str
@@ -47,6 +48,7 @@ class RecipePreset:
     flow: str | None = None
     flow_threshold: float | None = None
     blur_map: bool = False
+    substeps: int | str = 1
 
 
 RECIPES: dict[str, RecipePreset] = {
@@ -61,6 +63,10 @@ RECIPES: dict[str, RecipePreset] = {
     # than 1 pixel". They used FlowNet; DIS is our CPU default (see docs/recipes.md).
     "wild": RecipePreset("wild", (7, 23), None, "gamma", 2.2, "Noroozi et al. 2017, Sec. 2",
                          downsample=3, flow="dis", flow_threshold=1.0, blur_map=True),
+    # Nah et al. 2019 (REDS, CVPRW), Sec. 3: 120 fps footage interpolated x16 to a virtual 1920 fps, 65 virtual
+    # frames averaged per blurry frame, one blurry frame per 1/24 s: N = 5 real frames, K = 16, M = 65, stride 5
+    # (docs/recipes.md quotes the paper and says where our construction differs).
+    "reds": RecipePreset("reds", (5, 5), 5, "gamma", 2.2, "Nah et al. 2019 (REDS), Sec. 3", substeps=16),
 }
 
 #: Default frame-matching error (RMS gray levels, 8-bit) above which a pair's flow is deemed unreliable.
@@ -94,6 +100,14 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     raft_weights: str | None = output_field(None)
     drop_static: bool = output_field(False, omit_default=True)  # added in issue 16
     keep_plain_mean: bool = output_field(False, omit_default=True)  # issue 17: blur_linear in the shards
+    # issue 18: continuous exposure; the defaults average the N frames only, as before
+    substeps: int | str = output_field(1, omit_default=True)
+    duty_cycle: float = output_field(1.0, omit_default=True)
+
+    @property
+    def continuous(self) -> bool:
+        """Whether windows are averaged over synthesised sub-frame samples (``ops/exposure.py``)."""
+        return self.substeps != 1 or self.duty_cycle != 1.0
 
     @property
     def uses_flow(self) -> bool:
@@ -123,7 +137,7 @@ def resolve_recipe(recipe: str, **overrides) -> dict:
     values = {
         "frames": preset.frames, "stride": preset.stride, "crf": preset.crf, "gamma": preset.gamma,
         "downsample": preset.downsample, "flow": preset.flow, "flow_threshold": preset.flow_threshold,
-        "blur_map": preset.blur_map,
+        "blur_map": preset.blur_map, "substeps": preset.substeps,
     }
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
@@ -172,6 +186,14 @@ def check_average_config(cfg: AverageConfig) -> None:
             raise ConfigError(f"{name}: expected a positive number of pixels/levels, got {value}")
     if cfg.flow is None and (cfg.flow_threshold is not None or cfg.max_step_px is not None or cfg.blur_map):
         raise ConfigError("--flow-threshold, --max-step-px and --blur-map need a --flow method")
+    if cfg.substeps != "auto" and (isinstance(cfg.substeps, bool) or not isinstance(cfg.substeps, int)
+                                   or cfg.substeps < 1):
+        raise ConfigError(f"--substeps: expected a whole number >= 1 or auto, got {cfg.substeps!r}")
+    if not (0.0 < cfg.duty_cycle <= 1.0):
+        raise ConfigError(f"--duty-cycle: expected 0 < tau <= 1 (the exposed fraction of the window), "
+                          f"got {cfg.duty_cycle}")
+    if cfg.duty_cycle != 1.0 and cfg.frames[0] < 3:
+        raise ConfigError("--duty-cycle needs windows of at least 3 frames (--frames): one frame has no interval")
     if cfg.raft_model not in RAFT_MODELS:
         raise ConfigError(f"--raft-model: expected one of {', '.join(RAFT_MODELS)}, got {cfg.raft_model!r}")
     if cfg.raft_weights is not None and cfg.flow != "raft":

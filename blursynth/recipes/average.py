@@ -32,6 +32,7 @@ from blursynth.recipes.source_unit import (
     AverageUnit,
     commit_failed_source,
     create_unit_accumulator,
+    exposure_meta,
     make_sample,
     open_sink,
     probe_source,
@@ -131,7 +132,8 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
             displacement = source_displacement(sampler, cfg.downsample)
             if displacement is not None:
                 entry["frame_displacement_p99"] = displacement
-                warn_ghosting(src.path, displacement)
+                if not cfg.continuous:  # sub-frame samples are the remedy the warning points to
+                    warn_ghosting(src.path, displacement)
         planned.append((src, info, windows, count, repeats))
 
     units = []
@@ -172,7 +174,7 @@ def run_planned_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarke
 
     def handle(emitted) -> None:
         for w, encoded in emitted:
-            sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center)))
+            sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center), exposure_meta(acc, w)))
 
     frames = read_source(unit)
     kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()

@@ -163,8 +163,9 @@ def warn_ghosting(path: str, displacement: float | None, *, threshold: float = G
         return False
     log.warning(
         "%s: consecutive frames move up to %.1f px (p99 of measurable motion, sampled pairs) > %g px: "
-        "averages show staircase copies (ghosting) instead of a smooth smear; use a higher-frame-rate "
-        "source, fewer frames per window (--frames) or a larger --downsample",
+        "averages show staircase copies (ghosting) instead of a smooth smear; use --substeps auto "
+        "(sub-frame samples from optical flow), a higher-frame-rate source, fewer frames per window "
+        "(--frames) or a larger --downsample",
         path, displacement, threshold,
     )
     return True

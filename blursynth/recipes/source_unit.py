@@ -129,6 +129,13 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
     channels = [Channel.create(create_crf(cfg.crf, cfg.gamma), unit.info.bit_depth, n_max)]
     if "gopro" in cfg.layout or cfg.keep_plain_mean:
         channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
+    if cfg.continuous:  # --substeps / --duty-cycle: sub-frame samples synthesised from the flow
+        from blursynth.flow import create_flow
+        from blursynth.ops.exposure import ExposureAccumulator
+
+        flow = create_flow(cfg.flow or "dis", device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        return ExposureAccumulator(windows, channels, substeps=cfg.substeps, duty_cycle=cfg.duty_cycle, flow=flow,
+                                   device=device)
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
 
@@ -144,8 +151,19 @@ def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: 
                     **options)
 
 
-def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray) -> Sample:
+def exposure_meta(acc, w: Window) -> dict | None:
+    """The continuous-exposure meta of window ``w`` when ``acc`` averages sub-frame samples, else None."""
+    from blursynth.ops.exposure import ExposureAccumulator
+
+    return acc.take_meta(w) if isinstance(acc, ExposureAccumulator) else None
+
+
+def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray,
+                exposure: dict | None = None) -> Sample:
     """The sample of window ``w``: ``encoded`` holds one average per channel, ``sharp`` its middle frame.
+
+    ``exposure`` (:func:`exposure_meta`): K, sample spacing and displacements of a continuous exposure; the
+    sample then records the virtual frame rate and the exposure of its M samples.
 
     Frame numbers are the source's own. With a repeat cadence the window's instants map back to the first
     frame of each; the exposure spans every frame of its instants, repeats included (``duplicate_frames``
@@ -173,6 +191,11 @@ def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: 
         "seed": cfg.seed,
         "bit_depth": info.bit_depth,
     }
+    if exposure is not None:
+        spacing = exposure.pop("sample_spacing")  # frame units between consecutive samples
+        meta.update(exposure)
+        meta["virtual_fps"] = info.fps / spacing if info.fps else None
+        meta["exposure"] = exposure["exposure_samples"] * spacing / info.fps if info.fps else None
     if info.container_fps is not None:
         meta["container_fps"] = info.container_fps
     if repeats is not None:

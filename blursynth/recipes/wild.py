@@ -41,6 +41,7 @@ from blursynth.recipes.source_unit import (
     AverageUnit,
     commit_failed_source,
     create_unit_accumulator,
+    exposure_meta,
     make_sample,
     open_sink,
     read_source,
@@ -238,6 +239,7 @@ class FlowSelector:
             for p in inside:
                 total += p.moving
                 measurable |= p.measurable
+            total *= self.cfg.duty_cycle  # the exposure covers tau of the window's motion
             maps = {"blur_map": total.astype(np.float16), "measurable": measurable.astype(np.uint8)}
             # LODE's definition (Sec. 3, Fig. 3): blurred pixels over all pixels; unmeasurable ones count as sharp.
             meta["blurred_area_ratio"] = round(float(np.mean(total > BLURRED_PX)), 6)
@@ -260,7 +262,7 @@ class FlowSelector:
         """Turn the windows the accumulator completed into samples."""
         for w, encoded in emitted:
             p = self.pending.pop(w.index)
-            sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center))
+            sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center), exposure_meta(self.acc, w))
             sample.meta.update(p["meta"])
             if p["maps"] is not None:
                 sample.extras.update(p["maps"])

@@ -1,0 +1,167 @@
+"""Continuous-exposure window averaging for ``average --substeps`` / ``--duty-cycle`` (issue 18).
+
+:class:`ExposureAccumulator` has the interface of the accumulators in :mod:`blursynth.ops.accumulate`
+(``push`` one decoded frame at a time, in order; ``extend`` with windows chosen online; ``finish``) and returns
+the same ``(window, [encoded image per channel])`` pairs, so the planned and the flow-selected runners use it
+unchanged. Instead of the N frames of a window it averages the window's M = (N - 1) K + 1 continuous-exposure
+samples (:func:`blursynth.ops.interpolate.interpolate_window`): real frames at integer times, frames
+synthesised from bidirectional optical flow in between.
+
+* Flow is computed once per pair of consecutive frames and direction, on 8-bit gray frames, and kept while a
+  pending window still needs it (overlapping windows share it); the pair's measurement
+  (:func:`blursynth.flow.measure.measure`: textured and forward-backward consistent pixels) gives the p99
+  displacement that ``auto`` turns into K and that every sample records.
+* Only the frames of windows not yet emitted are held (decoded, not linearised), so memory does not grow
+  with the video's length.
+* A window whose K resolves to 1 at duty cycle 1 is averaged in exact integers like the plain accumulators,
+  so ``--substeps auto`` on a still scene gives the plain average byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from blursynth.flow.base import FlowBackend
+from blursynth.flow.measure import Measured, measure, to_gray8
+from blursynth.ops.accumulate import Channel, Emitted, lookup
+from blursynth.ops.crf import encode_sum
+from blursynth.ops.interpolate import (
+    WindowFlows,
+    compute_window_flows,
+    displacement_p99,
+    interpolate_window,
+    sample_times,
+)
+from blursynth.ops.windows import Window
+
+#: Largest K that ``--substeps auto`` picks (the issue's cap): 32 keeps 31 synthesised samples per pair.
+AUTO_CAP = 32
+#: Name of the interpolation method recorded in sample meta.
+METHOD = "flow-bidirectional-visibility"
+
+
+class ExposureAccumulator:
+    """Averages each window's continuous-exposure samples; see the module docstring.
+
+    Args:
+        windows: the plan, sorted by start (may be empty and grow with :meth:`extend`).
+        channels: outputs to produce for every window (the CRF channel, and the linear one of the GOPRO tree).
+        substeps: K >= 1, or ``"auto"`` (per window, the smallest K keeping the p99 displacement per sub-step
+            at most 1 px, capped at ``cap``).
+        duty_cycle: tau in (0, 1]: the exposure covers ``[c - tau (N - 1) / 2, c + tau (N - 1) / 2]``.
+        flow: a flow backend (``blursynth.flow.create_flow``), created by the caller on the unit's device.
+        device: torch device the interpolation runs on.
+        flow_scale: resolution of the flow relative to the frames.
+        cap: largest K of ``auto``.
+    """
+
+    def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
+                 duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu", flow_scale: float = 1.0,
+                 cap: int = AUTO_CAP) -> None:
+        self.windows = list(windows)
+        self.channels = list(channels)
+        self.substeps = substeps
+        self.duty_cycle = float(duty_cycle)
+        self.flow = flow
+        self.device = torch.device(device)
+        self.flow_scale = float(flow_scale)
+        self.cap = int(cap)
+        self._next = 0
+        self._hi = 0
+        self._frames: dict[int, np.ndarray] = {}
+        self._gray: dict[int, np.ndarray] = {}
+        self._pairs: dict[int, tuple[np.ndarray, np.ndarray, Measured]] = {}
+        self._meta: dict[int, dict] = {}
+        sample_times(3, 1 if substeps == "auto" else substeps, duty_cycle)  # checks the options once
+
+    def extend(self, windows: Sequence[Window]) -> None:
+        """Append windows decided while frames stream in; they start at or after the next frame to push."""
+        for w in windows:
+            if w.start < self._hi or (self.windows and w.start < self.windows[-1].start):
+                raise ValueError(f"window {w} starts before frames already pushed or before an earlier window")
+            self.windows.append(w)
+
+    def push(self, index: int, frame: np.ndarray) -> Emitted:
+        """Add frame ``index`` (frames must come in order) and return the windows it completes."""
+        if index != self._hi:
+            raise ValueError(f"frames must be pushed in order: expected {self._hi}, got {index}")
+        self._hi = index + 1
+        if any(w.start <= index < w.stop for w in self.windows[self._next:]):
+            self._frames[index] = frame
+        out: Emitted = []
+        while self._next < len(self.windows) and self.windows[self._next].stop <= self._hi:
+            w = self.windows[self._next]
+            out.append((w, self._average(w)))
+            self._next += 1
+            self._forget()
+        return out
+
+    def finish(self) -> Emitted:
+        """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
+        return []
+
+    def take_meta(self, w: Window) -> dict:
+        """The continuous-exposure fields of window ``w``'s sample meta (once)."""
+        return self._meta.pop(w.index)
+
+    def _forget(self) -> None:
+        """Drop frames and pair flows no pending window needs."""
+        first = self.windows[self._next].start if self._next < len(self.windows) else self._hi
+        for table in (self._frames, self._gray, self._pairs):
+            for i in [i for i in table if i < first]:
+                del table[i]
+
+    def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray, Measured]:
+        """Forward and backward flow of frames (i, i + 1) at the flow's resolution, and their measurement."""
+        if i not in self._pairs:
+            gray = np.stack([self._gray_of(i), self._gray_of(i + 1)])
+            flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale)
+            fwd, bwd = flows.forward[0], flows.backward[0]
+            self._pairs[i] = (fwd, bwd, measure(fwd, bwd, flows.gray[0], flows.gray[1]))
+        return self._pairs[i]
+
+    def _gray_of(self, i: int) -> np.ndarray:
+        if i not in self._gray:
+            self._gray[i] = to_gray8(self._frames[i])
+        return self._gray[i]
+
+    def _average(self, w: Window) -> list[np.ndarray]:
+        n = w.n
+        measured = [self._pair(i)[2] for i in range(w.start, w.stop - 1)] if n > 1 else []
+        p99 = displacement_p99(measured, self.flow_scale)
+        if self.substeps == "auto":
+            k = int(min(self.cap, max(1, np.ceil(p99 - 1e-9))))
+        else:
+            k = int(self.substeps)
+        m = (n - 1) * k + 1
+        spacing = self.duty_cycle * (n - 1) / (m - 1) if m > 1 else 1.0  # frame units between samples
+        self._meta[w.index] = {
+            "substeps": k, "exposure_samples": m, "duty_cycle": self.duty_cycle,
+            "interpolation": METHOD if (k > 1 or self.duty_cycle < 1.0) and n > 1 else "none",
+            "interpolation_flow": self.flow.name, "frame_displacement_p99": round(p99, 4),
+            "substep_px": round(p99 * spacing, 4), "sample_spacing": spacing,
+        }
+        frames = [self._frames[i] for i in range(w.start, w.stop)]
+        if (k == 1 and self.duty_cycle == 1.0) or n == 1:  # the plain average, in exact integers
+            return [self._exact(frames, ch) for ch in self.channels]
+        fwd = np.stack([self._pair(i)[0] for i in range(w.start, w.stop - 1)])
+        bwd = np.stack([self._pair(i)[1] for i in range(w.start, w.stop - 1)])
+        flows = WindowFlows(forward=fwd, backward=bwd, gray=np.zeros((0, 1, 1), np.uint8), backend=self.flow.name,
+                            scale=self.flow_scale)
+        encoded = []
+        for ch in self.channels:
+            linear = torch.stack([torch.from_numpy(lookup(f, ch.lut)) for f in frames]).to(self.device)
+            linear = linear.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / ch.q)
+            mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean")
+            encoded.append(ch.crf.encode(mean.permute(1, 2, 0).contiguous().cpu().numpy()).copy())
+        return encoded
+
+    @staticmethod
+    def _exact(frames: list[np.ndarray], ch: Channel) -> np.ndarray:
+        total = lookup(frames[0], ch.lut).copy()
+        for f in frames[1:]:
+            total += lookup(f, ch.lut)
+        return encode_sum(total, len(frames), ch.q, ch.crf)
