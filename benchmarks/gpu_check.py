@@ -1,0 +1,129 @@
+"""The GPU check: on a machine with CUDA, run the CUDA tests and print the GPU figures in one table.
+
+    python benchmarks/gpu_check.py [--skip-tests] [--repeats 3]
+
+One script for every CUDA path, so a session lent a GPU for a few minutes runs one prepared command (issue
+18 started it; later issues add their rows to ``ROWS``). It finishes in well under 8 minutes on one H100:
+
+1. ``pytest -k cuda`` over the suite: the device-parametrised tests (``tests/conftest.py``'s ``device``
+   fixture and the ``cuda`` cases) that are skipped on CPU-only machines, CI included.
+2. A table of figures, each timed on CUDA and on the CPU in the same run (best of ``--repeats``), with the ratio:
+   * ``interpolate``: ``ops.interpolate.interpolate_window`` on a 1280x720 window of N = 7 frames, K = 8,
+     flow precomputed (the flow is OpenCV, on the CPU, in both cases), in input frames/s (6 new frames per
+     window);
+   * ``accumulate``: ``ops.accumulate.TorchAccumulator`` averaging 720p frames into 7-frame windows, frames/s;
+   * ``local render``: ``ops.render_torch.render_moving_torch`` of one 720p sample with two moving objects at
+     K = 8 sub-steps, samples/s.
+
+The device machine has torch, CUDA, OpenCV and h5py but not PyAV: the tests need it (``tests/conftest.py``
+writes videos with it), so carry its wheel as the device tool's README describes; ``--skip-tests`` prints the
+table alone. Without CUDA the script says so and exits 0 (nothing to check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def best(fn, repeats: int, sync: bool) -> float:
+    fn()  # warm-up: kernels, allocator, cuDNN/grid_sample setup
+    times = []
+    for _ in range(repeats):
+        if sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def row_interpolate(device: str, repeats: int) -> tuple[str, float, str]:
+    from exposure_fixtures import ExposureScene, decode
+
+    from blursynth.ops.interpolate import compute_window_flows, interpolate_window
+
+    scene = ExposureScene(height=720, width=1280, velocity=8.0, with_object=True)
+    frames = torch.from_numpy(decode(scene.frames(7))).permute(0, 3, 1, 2).contiguous()
+    flows = compute_window_flows(frames)
+    on = frames.to(device)
+    sec = best(lambda: interpolate_window(on, 8, flows=flows, reduce="mean"), repeats, device == "cuda")
+    return "interpolate 720p N=7 K=8 (flow precomputed)", 6 / sec, "input frames/s"
+
+
+def row_accumulate(device: str, repeats: int) -> tuple[str, float, str]:
+    from blursynth.ops.accumulate import Channel, TorchAccumulator
+    from blursynth.ops.crf import create_crf
+    from blursynth.ops.windows import Window
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (70, 720, 1280, 3), dtype=np.uint8)
+    channels = [Channel.create(create_crf("gamma", 2.2), 8, 7)]
+
+    def run() -> None:
+        acc = TorchAccumulator([Window(i, 7 * i, 7) for i in range(10)], channels, device=device, batch_frames=16)
+        for i, f in enumerate(frames):
+            acc.push(i, f)
+        acc.finish()
+
+    return "accumulate 720p N=7 (torch backend)", len(frames) / best(run, repeats, device == "cuda"), "frames/s"
+
+
+def row_local(device: str, repeats: int) -> tuple[str, float, str]:
+    from test_local_torch import _layers, texture  # the object layers of the torch renderer's tests
+
+    from blursynth.ops.crf import create_crf
+    from blursynth.ops.render_torch import render_moving_torch
+    from blursynth.recipes.trajectories import subsample
+
+    crf = create_crf("gamma", 2.2)
+    scene = texture(720, 1280, 3)
+    layers = [(prem, subsample(poses, 8)) for prem, poses in _layers(crf, 7, 9, [(300.0, 200.0), (900.0, 500.0)])]
+    sec = best(lambda: render_moving_torch(scene, layers, crf, device, substeps=8), repeats, device == "cuda")
+    return "local render 720p, 2 objects, N=9 K=8", 1 / sec, "samples/s"
+
+
+ROWS = [row_interpolate, row_accumulate, row_local]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-tests", action="store_true", help="print the table only")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; nothing to check (CI and CPU machines skip the CUDA tests)")
+        return 0
+    print(f"gpu_check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    status = 0
+    if not args.skip_tests:
+        t0 = time.perf_counter()
+        status = subprocess.call([sys.executable, "-m", "pytest", "-q", "-rs", "-k", "cuda", "-p", "no:cacheprovider",
+                                  str(ROOT / "tests")], cwd=ROOT)
+        print(f"CUDA tests: exit {status} in {time.perf_counter() - t0:.0f} s")
+    torch.set_num_threads(2)  # the CPU column: the 2 cores of our CPU machines
+    print(f"{'figure':<46}{'cuda':>12}{'cpu (2 thr)':>14}{'ratio':>8}  unit")
+    for row in ROWS:
+        try:
+            name, gpu, unit = row("cuda", args.repeats)
+            _, cpu, _ = row("cpu", 1)
+            print(f"{name:<46}{gpu:>12.1f}{cpu:>14.2f}{gpu / cpu:>7.0f}x  {unit}")
+        except Exception as exc:  # noqa: BLE001 - one broken row must not hide the others
+            print(f"{row.__name__:<46}  failed: {exc!r}")
+            status = status or 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
