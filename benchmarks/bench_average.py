@@ -162,6 +162,22 @@ def worker_average(spec: dict) -> dict:
     return {"n": n, "samples": samples, **fig}
 
 
+def worker_exposure(spec: dict) -> dict:
+    """``average --frames 7 --substeps K`` (continuous exposure) in-process on a short clip; K = 1 is the plain
+    average of the same windows (the ratio's baseline)."""
+    from blursynth.config import AverageConfig
+    from blursynth.recipes.average import run_average
+
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    cfg = AverageConfig(inputs=(spec["clip"],), out=spec["out"], device="cpu", frames=(7, 7),
+                        substeps=spec["substeps"])
+    _, fig = harness.timed(lambda: run_average(cfg))
+    n, samples = _frames_decoded(spec["out"])
+    metas = [m for _, _, m in harness.shard_metas(spec["out"])]
+    shutil.rmtree(spec["out"], ignore_errors=True)
+    return {"n": n, "samples": samples, "k": sorted({m.get("substeps", 1) for m in metas}), **fig}
+
+
 def worker_profile(spec: dict) -> dict:
     """(b) under cProfile (main and decode threads)."""
     (_, rows), fig = harness.timed(lambda: harness.profiled(_run_average(spec)))
@@ -214,7 +230,7 @@ def worker_naive(spec: dict) -> dict:
             "fraction_differing": differing / max(1, compared)}
 
 
-WORKERS = {"encode": worker_encode, "import": worker_import, "decode": worker_decode,
+WORKERS = {"exposure": worker_exposure, "encode": worker_encode, "import": worker_import, "decode": worker_decode,
            "average": worker_average, "profile": worker_profile, "naive": worker_naive}
 
 
@@ -234,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", action="store_true", help="also run (a) and (b) on a 2N-frame clip (memory check)")
     p.add_argument("--no-profile", action="store_true", help="skip the cProfile run of (b)")
     p.add_argument("--what-if", action="store_true", help="also run (a) and (b) with glibc malloc tuned")
+    p.add_argument("--substeps", default=None, metavar="K|auto",
+                   help="also run --frames 7 --substeps K on the first 56 frames, with K = 1 on them as baseline "
+                        "(issue 18's target: >= 10 input frames/s at K = 8)")
     args = harness.parse(p, WORKERS, argv)
     if args.frames < 13:
         p.error("--frames must be at least 13 (one window)")
@@ -266,6 +285,14 @@ def main(argv: list[str] | None = None) -> int:
         clip2, rep["clip_2N"] = ensure_clip(bench, 2 * args.frames)
         rep["2N"] = measure_ab(bench, clip2, 1, (base_mode,))
 
+    if args.substeps:
+        clip_k, _ = ensure_clip(bench, 56)
+        k = args.substeps if args.substeps == "auto" else int(args.substeps)
+        for name, value in (("K = 1", 1), (f"K = {k}", k)):
+            print(f"continuous exposure: --frames 7 --substeps {value} on 56 frames", flush=True)
+            rep.setdefault("exposure", {})[name] = bench.child(
+                "exposure", {"clip": str(clip_k), "out": str(bench.work / "runs" / "k"), "substeps": value})
+
     rows = []
     for name, r in n.items():
         label = {"read_video": "(a) read_video (the tool's decoder)", "run_average": "(b) run_average -> HDF5"}.get(
@@ -274,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += [("(b) python -m blursynth average -q", cli), ("(c) naive float64, decode included", c)]
     rows += [(f"what-if malloc tuned: {k}", r) for k, r in rep.get("what_if", {}).items()]
     rows += [(f"2N clip: {k}", r) for k, r in rep.get("2N", {}).items()]
+    rows += [(f"56 frames, N = 7, {k} (K used: {r['k']})", r) for k, r in rep.get("exposure", {}).items()]
     harness.table(("measurement", "frames", "time s", "frames/s", "vs (a)", "CPU s", "CPU ms/frame", "peak RSS MB"),
                   [(label, r["n"], f"{r['seconds']:.2f}", f"{rate(r):.1f}", f"{rate(r) / rate(a):.2f}",
                     f"{r['cpu_s']:.1f}", f"{1000 * r['cpu_s'] / r['n']:.1f}", f"{r['peak_rss_mb']:.0f}")
@@ -294,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   ceiling (a)/(c) = {ratios['a_over_c']:.1f}: (b) decodes the same clip")
     print(f"(c) vs (b) output: max |diff| = {c['max_abs_diff']} code value(s), "
           f"{100 * c['fraction_differing']:.3g} % of values differ")
+    if "exposure" in rep:
+        (_, k1), (name, kk) = rep["exposure"].items()
+        print(f"   continuous exposure {name}: {rate(kk):.2f} input frames/s = {rate(kk) / rate(k1):.3f} x the plain "
+              f"average of the same windows ({rate(k1):.1f} frames/s); issue 18's target at K = 8: >= 10 frames/s")
     if b.get("rss_halves_mb"):
         print("(b) RSS within the run: max {:.0f} MB in the first half, {:.0f} MB in the second".format(
             *b["rss_halves_mb"]))

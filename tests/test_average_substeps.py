@@ -183,3 +183,17 @@ def test_wild_recipe_with_substeps_and_a_duty_cycle(tmp_path):
         np.testing.assert_allclose(b["blur_map"].astype(np.float32), 0.5 * a["blur_map"].astype(np.float32),
                                    rtol=1e-3, atol=1e-3)
         np.testing.assert_array_equal(a["sharp"], b["sharp"])
+
+
+def test_ray_executor_gives_the_same_bytes(tmp_path):
+    pytest.importorskip("ray")
+    frames = pan_frames(textured_image(96, 200, seed=9), 21, 48, 64, velocity=2.0)
+    video = write_video(tmp_path / "v.mkv", frames, fps=240)
+    opts = ["--frames", "7", "--substeps", "auto", "-q"]
+    run_ok("average", video, tmp_path / "local", *opts)
+    run_ok("average", video, tmp_path / "ray", *opts, "--executor", "ray")
+    a, b = samples(tmp_path / "local"), samples(tmp_path / "ray")
+    assert len(a) == len(b) == 3
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["blur"], y["blur"])
+        assert x["meta"] == y["meta"]
