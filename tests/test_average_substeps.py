@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from cli_helpers import assert_clean_error, invoke, run_ok
 from conftest import pan_frames, write_frame_folder, write_video
 from exposure_fixtures import ExposureScene, encode
@@ -197,3 +198,69 @@ def test_ray_executor_gives_the_same_bytes(tmp_path):
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x["blur"], y["blur"])
         assert x["meta"] == y["meta"]
+
+
+class _Blend(torch.nn.Module):
+    """A stand-in learned interpolator: the cross-fade of the encoded frames (its output is known exactly)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        w = t.view(-1, 1, 1, 1)
+        return a * (1 - w) + b * w
+
+
+class _Crop(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return a[:, :, 1:, :]
+
+
+def _export(module: torch.nn.Module, path: Path) -> None:
+    b, h, w = torch.export.Dim("B", max=64), torch.export.Dim("H", max=4096), torch.export.Dim("W", max=4096)
+    x, y = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)  # two tensors: export would alias one given twice
+    shapes = ({0: b, 2: h, 3: w}, {0: b, 2: h, 3: w}, {0: b})
+    torch.export.save(torch.export.export(module, (x, y, torch.rand(2)), dynamic_shapes=shapes), str(path))
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "export"])
+def test_learned_interpolator_against_its_own_formula(tmp_path, kind):
+    model = tmp_path / ("blend.pt" if kind == "torchscript" else "blend.pt2")
+    if kind == "torchscript":
+        torch.jit.script(_Blend()).save(str(model))
+    else:
+        _export(_Blend(), model)
+    frames = pan_frames(textured_image(64, 120, seed=3), 5, 40, 56, velocity=2.0)
+    folder = write_frame_folder(tmp_path / "seq", frames)
+    run_ok("average", folder, tmp_path / "out", "--frames", "5", "--substeps", "4", "--interpolator", model,
+           "--fps", "240", "-q")
+    (s,) = samples(tmp_path / "out")
+    # the oracle: every sample at t = j / 4, synthesised ones the rounded cross-fade, averaged in gamma-2.2 light
+    f = frames.astype(np.float64)
+    codes = [f[j // 4] if j % 4 == 0 else np.rint(f[j // 4] * (1 - (j % 4) / 4) + f[j // 4 + 1] * (j % 4) / 4)
+             for j in range(17)]
+    mean = np.mean([(c / 255.0) ** 2.2 for c in codes], axis=0)
+    expected = np.rint(255.0 * mean ** (1 / 2.2))
+    assert np.abs(s["blur"].astype(float) - expected).max() <= 1
+    assert s["meta"]["interpolation"] == f"learned:{model.name}" and s["meta"]["exposure_samples"] == 17
+
+
+@pytest.mark.parametrize(("content", "message"), [("not a model", "not a TorchScript interpolator"),
+                                                   ("crop", "must return (B, 3, H, W)")])
+def test_a_bad_interpolator_file_is_one_line_and_no_output(tmp_path, content, message):
+    model = tmp_path / "model.pt"
+    if content == "crop":
+        torch.jit.script(_Crop()).save(str(model))
+    else:
+        model.write_text(content)
+    folder = write_frame_folder(tmp_path / "seq", np.zeros((5, 16, 16, 3), np.uint8))
+    result = invoke("average", folder, tmp_path / "out", "--fps", "240", "--frames", "5", "--substeps", "2",
+                    "--interpolator", model)
+    line = assert_clean_error(result, "model.pt")
+    assert message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interpolator_needs_sub_frame_samples(tmp_path):
+    model = tmp_path / "blend.pt"
+    torch.jit.script(_Blend()).save(str(model))
+    folder = write_frame_folder(tmp_path / "seq", np.zeros((5, 16, 16, 3), np.uint8))
+    result = invoke("average", folder, tmp_path / "out", "--fps", "240", "--interpolator", model)
+    assert_clean_error(result, "--interpolator")

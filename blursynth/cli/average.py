@@ -59,6 +59,9 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.option("--duty-cycle", type=float, default=None, metavar="TAU",
               help="Exposed fraction of the window, 0 < TAU <= 1, centred on the sharp frame (a shutter open "
                    "TAU of the time); below 1 the samples are synthesised [default 1].")
+@click.option("--interpolator", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="A learned frame interpolator (TorchScript, or torch.export .pt2), model(frame0, frame1, t) on "
+                   "frames in [0, 1] as encoded, instead of the flow-based synthesis of --substeps.")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
               help="RAFT variant for --flow raft.")
 @click.option("--raft-weights", type=click.Path(dir_okay=False), default=None,
@@ -69,7 +72,7 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
             flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, substeps_text, duty_cycle,
-            raft_model, raft_weights, crf, gamma, seed,
+            interpolator, raft_model, raft_weights, crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
             ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
@@ -104,7 +107,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         flow_stat=flow_stat, max_match_error=values.get("max_match_error"), max_step_px=values.get("max_step_px"),
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
         keep_plain_mean=keep_plain_mean, substeps=values["substeps"],
-        duty_cycle=1.0 if duty_cycle is None else duty_cycle,
+        duty_cycle=1.0 if duty_cycle is None else duty_cycle, interpolator=interpolator,
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average

@@ -103,6 +103,7 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     # issue 18: continuous exposure; the defaults average the N frames only, as before
     substeps: int | str = output_field(1, omit_default=True)
     duty_cycle: float = output_field(1.0, omit_default=True)
+    interpolator: str | None = output_field(None, omit_default=True)  # a TorchScript file (ops/exposure.py)
 
     @property
     def continuous(self) -> bool:
@@ -194,6 +195,8 @@ def check_average_config(cfg: AverageConfig) -> None:
                           f"got {cfg.duty_cycle}")
     if cfg.duty_cycle != 1.0 and cfg.frames[0] < 3:
         raise ConfigError("--duty-cycle needs windows of at least 3 frames (--frames): one frame has no interval")
+    if cfg.interpolator is not None and not cfg.continuous:
+        raise ConfigError("--interpolator synthesises sub-frame samples: give --substeps K|auto or --duty-cycle")
     if cfg.raft_model not in RAFT_MODELS:
         raise ConfigError(f"--raft-model: expected one of {', '.join(RAFT_MODELS)}, got {cfg.raft_model!r}")
     if cfg.raft_weights is not None and cfg.flow != "raft":

@@ -15,6 +15,12 @@ synthesised from bidirectional optical flow in between.
   with the video's length.
 * A window whose K resolves to 1 at duty cycle 1 is averaged in exact integers like the plain accumulators,
   so ``--substeps auto`` on a still scene gives the plain average byte for byte.
+* ``interpolator``: a user-supplied frame interpolator (``--interpolator FILE``: TorchScript, or a
+  ``torch.export`` ``.pt2``; nothing is downloaded) replaces the flow-based synthesis; flow still measures the motion (``auto``, meta). It is called
+  as ``model(frame0, frame1, t)`` on frames as the camera encoded them (code values scaled to [0, 1], shape
+  (B, 3, H, W) float32, ``t`` shape (B,) in (0, 1)) and returns the frames at times ``t`` in the same encoding,
+  which are rounded to the source's code values and linearised like decoded frames (REDS quantised its
+  interpolated frames to 8 bits the same way before averaging).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from blursynth.errors import InputError
 from blursynth.flow.base import FlowBackend
 from blursynth.flow.measure import Measured, measure, to_gray8
 from blursynth.ops.accumulate import Channel, Emitted, lookup
@@ -43,6 +50,34 @@ AUTO_CAP = 32
 METHOD = "flow-bidirectional-visibility"
 
 
+def load_interpolator(path: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A frame interpolator from ``path`` on ``device``, checked on a tiny pair: TorchScript (``torch.jit.save``)
+    or, for a ``.pt2`` file, ``torch.export.save`` with dynamic batch, height and width.
+
+    Raises:
+        InputError: the file cannot be read as TorchScript, or the model fails or returns another shape.
+    """
+    try:
+        if str(path).endswith(".pt2"):  # torch.export (the successor of TorchScript), dynamic batch and size
+            model = torch.export.load(str(path)).module().to(torch.device(device))
+        else:
+            model = torch.jit.load(str(path), map_location=torch.device(device)).eval()
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a TorchScript interpolator ({reason})") from None
+    probe = torch.full((1, 3, 16, 16), 0.5, device=torch.device(device))
+    try:
+        with torch.no_grad():
+            out = model(probe, probe, torch.full((1,), 0.5, device=probe.device))
+    except Exception as exc:  # noqa: BLE001 - any failure of foreign code is the file's fault
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: the interpolator fails on a 16x16 pair ({reason})") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, 3, 16, 16):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InputError(f"{path}: the interpolator must return (B, 3, H, W) frames, got {got}")
+    return model
+
+
 class ExposureAccumulator:
     """Averages each window's continuous-exposure samples; see the module docstring.
 
@@ -56,11 +91,14 @@ class ExposureAccumulator:
         device: torch device the interpolation runs on.
         flow_scale: resolution of the flow relative to the frames.
         cap: largest K of ``auto``.
+        interpolator: a TorchScript frame interpolator (:func:`load_interpolator`) instead of the flow-based
+            synthesis; ``interpolator_name`` is recorded as the method.
     """
 
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
                  duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu", flow_scale: float = 1.0,
-                 cap: int = AUTO_CAP) -> None:
+                 cap: int = AUTO_CAP, interpolator: torch.nn.Module | None = None,
+                 interpolator_name: str = "model") -> None:
         self.windows = list(windows)
         self.channels = list(channels)
         self.substeps = substeps
@@ -69,6 +107,8 @@ class ExposureAccumulator:
         self.device = torch.device(device)
         self.flow_scale = float(flow_scale)
         self.cap = int(cap)
+        self.interpolator = interpolator
+        self.method = METHOD if interpolator is None else f"learned:{interpolator_name}"
         self._next = 0
         self._hi = 0
         self._frames: dict[int, np.ndarray] = {}
@@ -140,13 +180,15 @@ class ExposureAccumulator:
         spacing = self.duty_cycle * (n - 1) / (m - 1) if m > 1 else 1.0  # frame units between samples
         self._meta[w.index] = {
             "substeps": k, "exposure_samples": m, "duty_cycle": self.duty_cycle,
-            "interpolation": METHOD if (k > 1 or self.duty_cycle < 1.0) and n > 1 else "none",
+            "interpolation": self.method if (k > 1 or self.duty_cycle < 1.0) and n > 1 else "none",
             "interpolation_flow": self.flow.name, "frame_displacement_p99": round(p99, 4),
             "substep_px": round(p99 * spacing, 4), "sample_spacing": spacing,
         }
         frames = [self._frames[i] for i in range(w.start, w.stop)]
         if (k == 1 and self.duty_cycle == 1.0) or n == 1:  # the plain average, in exact integers
             return [self._exact(frames, ch) for ch in self.channels]
+        if self.interpolator is not None:
+            return self._learned(frames, k)
         fwd = np.stack([self._pair(i)[0] for i in range(w.start, w.stop - 1)])
         bwd = np.stack([self._pair(i)[1] for i in range(w.start, w.stop - 1)])
         flows = WindowFlows(forward=fwd, backward=bwd, gray=np.zeros((0, 1, 1), np.uint8), backend=self.flow.name,
@@ -158,6 +200,35 @@ class ExposureAccumulator:
             mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean")
             encoded.append(ch.crf.encode(mean.permute(1, 2, 0).contiguous().cpu().numpy()).copy())
         return encoded
+
+    def _learned(self, frames: list[np.ndarray], k: int) -> list[np.ndarray]:
+        """The window's mean through the TorchScript interpolator: its frames, rounded to code values, are
+        linearised like decoded ones."""
+        n = len(frames)
+        times = sample_times(n, k, self.duty_cycle)
+        nearest = np.rint(times)
+        on_frame = np.abs(times - nearest) < 1e-9
+        vmax = float(np.iinfo(frames[0].dtype).max)
+        codes = [frames[int(i)] for i in nearest[on_frame]]
+        off = times[~on_frame]
+        pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
+        with torch.no_grad():
+            for i in np.unique(pair):
+                ends = [torch.from_numpy(frames[j]).to(self.device).permute(2, 0, 1).float().div_(vmax)
+                        for j in (i, i + 1)]
+                local = torch.from_numpy(off[pair == i] - i).float().to(self.device)
+                for start in range(0, len(local), 8):
+                    t = local[start:start + 8]
+                    out = self.interpolator(ends[0].expand(len(t), -1, -1, -1), ends[1].expand(len(t), -1, -1, -1), t)
+                    coded = out.clamp(0.0, 1.0).mul_(vmax).round_().permute(0, 2, 3, 1).cpu().numpy()
+                    codes.extend(coded.astype(frames[0].dtype))
+        out = []
+        for ch in self.channels:  # M can exceed the frames the integer tables were sized for: sum in int64
+            total = np.zeros(codes[0].shape, np.int64)
+            for c in codes:
+                total += lookup(c, ch.lut)
+            out.append(ch.crf.encode((total / (len(codes) * ch.q)).astype(np.float32)).copy())
+        return out
 
     @staticmethod
     def _exact(frames: list[np.ndarray], ch: Channel) -> np.ndarray:

@@ -213,6 +213,10 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
 
     device = preflight(out=cfg.out, device=cfg.device, executor=cfg.executor, ray_address=cfg.ray_address,
                        flow=cfg if cfg.uses_flow else None)
+    if cfg.interpolator is not None:  # a broken model file fails here, before OUT is touched
+        from blursynth.ops.exposure import load_interpolator
+
+        load_interpolator(cfg.interpolator, device)
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
     return run_job(

@@ -131,11 +131,13 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
         channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
     if cfg.continuous:  # --substeps / --duty-cycle: sub-frame samples synthesised from the flow
         from blursynth.flow import create_flow
-        from blursynth.ops.exposure import ExposureAccumulator
+        from blursynth.ops.exposure import ExposureAccumulator, load_interpolator
 
         flow = create_flow(cfg.flow or "dis", device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        learned = None if cfg.interpolator is None else load_interpolator(cfg.interpolator, device)
         return ExposureAccumulator(windows, channels, substeps=cfg.substeps, duty_cycle=cfg.duty_cycle, flow=flow,
-                                   device=device)
+                                   device=device, interpolator=learned,
+                                   interpolator_name=Path(cfg.interpolator or "").name)
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
 
