@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--flow-scale", type=float, default=1.0)
     parser.add_argument("--no-occlusion", action="store_true")
+    parser.add_argument("--visibility-scale", type=float, default=0.5)
+    parser.add_argument("--impl", default="auto", choices=("auto", "cv2", "torch"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scene = ExposureScene(height=720, width=1280, velocity=8.0, with_object=True)
@@ -53,11 +55,13 @@ def main() -> None:
 
     flow = best(flows_now)
     flows = flows_now()
-    warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, mode=args.mode, occlusion=occlusion))
-    total = best(lambda: interpolate_window(frames, args.substeps, flows=flows_now(), mode=args.mode,
-                                            occlusion=occlusion))
+    options = {"mode": args.mode, "occlusion": occlusion, "visibility_scale": args.visibility_scale,
+               "impl": args.impl}
+    warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, **options))
+    total = best(lambda: interpolate_window(frames, args.substeps, flows=flows_now(), **options))
     print(f"1280x720, N = {args.frames}, K = {args.substeps}, {args.mode}, occlusion {occlusion}, "
-          f"flow scale {args.flow_scale}, {args.threads} threads")
+          f"flow scale {args.flow_scale}, visibility scale {args.visibility_scale}, impl {args.impl}, "
+          f"{args.threads} threads")
     print(f"{'stage':<28}{'s / window':>12}{'input frames/s':>16}")
     for name, sec in [("plain sum (K = 1)", plain), ("flow (fwd + bwd, DIS)", flow),
                       ("warps + blend", warp), ("interpolation total", total)]:
