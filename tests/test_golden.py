@@ -54,13 +54,24 @@ GOLDEN = {
         "91e37d2e049ec77e0dd13b72ac343a9580586b3253fb8001ea64fbcb690d1cc4",
         "24859d8705f47af5fed9f5154338587637fe51a4f2a208a5216f8a162b790cdd",
     ),
+    # The local cases were re-recorded for issue 18 (REVISIONS["local"] 2): `local` renders a continuous
+    # exposure by default (--substeps auto), and objects are keyed by their path relative to the VOC root, so
+    # the object split no longer depends on how --voc was spelled (the meta's object `source` is that key, and
+    # every sample records substeps, exposure_samples and substep_px). `local_substeps1` is revision 2 at
+    # --substeps 1: the same discrete frames as revision 1 (with --val-fraction 0, where the split plays no part,
+    # its arrays are revision 1's bit for bit: tests/test_local_revision.py), another object split here.
+    # Revision 1's values (issue 17): local (bb5d6177..., 85dc1a15...), local_torch (13002a2a..., 85dc1a15...).
     "local": (
-        "bb5d6177c06ad478a2d0792d3c0393e6d618678fc7eb642abfe9ec5b5595af3d",
-        "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be",
+        "d2fa6094a3954e008b37b220b94dcea570217462e42ae6d39b622874de3c70f2",
+        "5c04ac27d1dcd5a1ffc3ad72b2b024e4b7cffc6a80c4042a33faa69f3185b731",
     ),
-    "local_torch": (  # re-recorded for issue 17: its --layout gopro tree's val split is test/ (arrays unchanged)
-        "13002a2a5f236f6edb9c946143cefb8d4d3c88887769ee3c5a0a137e3b1d728c",
-        "85dc1a15c150da974d08b6b6cdc43b3e5df54152f57d536d650e11e553cee7be",
+    "local_torch": (
+        "bf335ad0b9f400f672dca3d62ea2b62bcc4593e493cad3e730d28fc486cfc304",
+        "5c04ac27d1dcd5a1ffc3ad72b2b024e4b7cffc6a80c4042a33faa69f3185b731",
+    ),
+    "local_substeps1": (
+        "f98c52235fdbacd7c8035e7bf7ba17c2d483b0f8db5c15ce34ae050a9d13cf15",
+        "bccfa939ff0ad43fe933f15f8693278c93ab25d6be4aa0721cf314fcaec30c95",
     ),
     "pan_gopro_only": (
         "41c8becb4ed15042e8257be470e955a90eebca4f350ac73e818e9ae7e462b842",
@@ -137,8 +148,9 @@ def _backgrounds(root: Path) -> Path:
 
 
 def _args(case: str, tmp: Path) -> list[str]:
-    """The case's CLI arguments; inputs are written under ``tmp``, the current folder, and passed relative
-    (``local`` assigns objects to splits by their source path, so an absolute path would change the bytes)."""
+    """The case's CLI arguments; inputs are written under ``tmp``, the current folder, and passed relative,
+    except ``local``'s, passed absolute: since issue 18 its objects are keyed relative to the VOC root, so the
+    bytes do not depend on the spelling (before, they were recorded with ``VOC2012`` relative)."""
     out = "out"
     tmp = Path(".")
     if case == "quickstart":  # the README quickstart on the bundled clips
@@ -159,7 +171,9 @@ def _args(case: str, tmp: Path) -> list[str]:
         return ["average", str(src), out, "--recipe", "wild", "--fps", "240", "--seed", "2", "--frames", "7-9"]
     if case.startswith("local"):
         backend = ["--backend", "torch", "--device", "cpu", "--layout", "h5,gopro"] if case == "local_torch" else []
-        return ["local", "--voc", str(_voc(tmp / "VOC2012")), "--bg", str(_backgrounds(tmp / "bg")), out,
+        backend += ["--substeps", "1"] if case == "local_substeps1" else []
+        here = Path.cwd()
+        return ["local", "--voc", str(_voc(here / "VOC2012")), "--bg", str(_backgrounds(tmp / "bg")), out,
                 "--num-samples", "6", "--shard-size", "3", "--seed", "7", "--frames", "7-9", "--val-fraction",
                 "0.34", "--min-object-area", "50", *backend]
     raise KeyError(case)
@@ -208,8 +222,9 @@ EXPORTS = {
     # issue 17: the gopro export has no blur/ without a plain mean (it was a link to blur_gamma/), val is test/
     ("pan_overlap_gopro", "gopro"): "10f7b63c5d098028bbb3594dfe7d144394a28e9e4999f0445106076b02646085",
     ("pan_overlap_gopro", "basicsr"): "aa33ec2d23c8013296c38b959d87933c9f9b038e6e949f6a2d496ee9aac83520",
-    ("local", "gopro"): "134d6a2405057234e57302647117c1cc9d476b943fe9aa9df1e77dfdbaf251fe",
-    ("local", "basicsr"): "6eb9e30a90aa21264dc5fd823ad48d47846ec1de2e3b105a4fddcf5c7bae62a6",
+    # issue 18: the local exports re-recorded with the local case (revision 1: 134d6a24..., 6eb9e30a...)
+    ("local", "gopro"): "205094ec9681175db2904d2489b2bf4eab2e318c3ba8186ffe5a8f51a09075eb",
+    ("local", "basicsr"): "c034ba7fc7497f539c4cffc161b80f58679f05ea7a7bb523068216388b3b093b",
 }
 
 

@@ -8,8 +8,9 @@
 * Rendering: a uniform square sliding at 5 px per step over a flat background. Its continuous exposure is the
   box filter of its rendered (bilinear) profile over the path, integrated numerically here; K = 64 matches it,
   K = 1 shows the distinct copies (zero-coverage gaps between them).
-* End to end: ``--substeps 1`` gives the bytes of a run without the option; K only changes the sampling (same
-  sharp frames, same trajectory in the meta); ``auto`` agrees with K = 64 to >= 40 dB inside the masks.
+* End to end: a run without the option is ``--substeps auto`` (the default since revision 2 of ``local``); K only
+  changes the sampling (same sharp frames, same trajectory in the meta); the default agrees with K = 64 to
+  >= 40 dB inside the masks, K = 1 does not. (Revision 1 and K = 1: tests/test_local_revision.py.)
 """
 
 from __future__ import annotations
@@ -235,17 +236,17 @@ def test_substeps_in_the_config_and_the_fingerprint(tmp_path):
     for bad in (0, True, 2.0, "8", "AUTO"):
         with pytest.raises(ConfigError, match="--substeps"):
             dataclasses.replace(cfg, substeps=bad)
-    assert "substeps" not in cfg.fingerprint()
-    assert dataclasses.replace(cfg, substeps=1).fingerprint() == cfg.fingerprint()
-    assert dataclasses.replace(cfg, substeps="auto").fingerprint()["substeps"] == "auto"
+    assert cfg.substeps == "auto" and cfg.fingerprint()["substeps"] == "auto"  # the default, fingerprinted
+    assert dataclasses.replace(cfg, substeps="auto").fingerprint() == cfg.fingerprint()
+    assert dataclasses.replace(cfg, substeps=1).fingerprint()["substeps"] == 1
     assert dataclasses.replace(cfg, substeps=8).fingerprint()["substeps"] == 8
 
 
-def test_substeps_one_reproduces_the_bytes_of_a_run_without_it(tmp_path):
+def test_a_run_without_the_option_is_substeps_auto(tmp_path):
     inputs = local_inputs(tmp_path)
     run_ok(*local_args(inputs, tmp_path / "plain", samples=4))
-    run_ok(*local_args(inputs, tmp_path / "one", samples=4), "--substeps", "1")
-    assert dataset_hashes(tmp_path / "plain") == dataset_hashes(tmp_path / "one")
+    run_ok(*local_args(inputs, tmp_path / "auto", samples=4), "--substeps", "auto")
+    assert dataset_hashes(tmp_path / "plain") == dataset_hashes(tmp_path / "auto")
 
 
 def _samples(out: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, dict]]:
@@ -263,21 +264,25 @@ def test_substeps_only_change_how_finely_the_trajectory_is_sampled(tmp_path):
     base = LocalConfig(backgrounds=(str(inputs["bg"]),), out="", voc=str(inputs["voc"]), num_samples=6,
                        shard_size=3, seed=7, frames=(7, 9), backend="stream", translate=(4.0, 8.0))
     runs = {}
-    for k in (1, 8, 64, "auto"):
+    for k in (1, 8, 64, "default"):  # the default is auto
         out = tmp_path / f"out_{k}"
-        run_local(dataclasses.replace(base, out=str(out), substeps=k))
+        run_local(dataclasses.replace(base, out=str(out)) if k == "default" else
+                  dataclasses.replace(base, out=str(out), substeps=k))
         runs[k] = _samples(out)
     assert sorted(runs[1]) == sorted(runs[8]) and len(runs[1]) == 6
     drawn = ("objects", "n_frames", "center", "background", "seed")
     for name, (blur1, sharp1, mask1, meta1) in runs[1].items():
-        assert "substeps" not in meta1 and "substep_px" not in meta1
+        assert meta1["substeps"] == 1 and meta1["exposure_samples"] == meta1["n_frames"]
         _, sharp8, mask8, meta8 = runs[8][name]
         assert np.array_equal(sharp1, sharp8)  # the sharp frame and every draw are independent of K
         assert all(meta1[key] == meta8[key] for key in drawn)
         assert meta8["substeps"] == 8 and meta8["substep_px"] > 0
-        # auto vs 64: the same continuous exposure inside the masks; K = 1's copies differ from it
+        assert meta8["exposure_samples"] == (meta8["n_frames"] - 1) * 8 + 1
+        # a point's motion over a step is at most the sum of its motions over the step's 8 sub-steps
+        assert meta8["substep_px"] < meta1["substep_px"] <= 8 * meta8["substep_px"] + 1e-3
+        # the default (auto) vs 64: the same continuous exposure inside the masks; K = 1's copies differ from it
         blur64, _, mask64, _ = runs[64][name]
-        blur_auto, sharp_auto, mask_auto, meta_auto = runs["auto"][name]
+        blur_auto, sharp_auto, mask_auto, meta_auto = runs["default"][name]
         assert np.array_equal(sharp1, sharp_auto)
         assert meta_auto["substep_px"] <= 1.0 or meta_auto["substeps"] == trajectories.AUTO_SUBSTEPS_CAP
         inside = (mask64 > 0) | (mask_auto > 0)

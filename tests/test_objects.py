@@ -136,10 +136,10 @@ def test_voc_disc_soft_alpha_is_analytic(voc_store: ObjectStore):
     assert np.abs(crossing - r).max() < 0.5  # the alpha = 0.5 contour is the circle
 
 
-def test_voc_patch_is_a_crop_of_the_source(voc_store: ObjectStore):
+def test_voc_patch_is_a_crop_of_the_source(voc_store: ObjectStore, voc_root: Path):
     for patch in patches(voc_store):
         x, y, w, h = patch.bbox
-        source = rgb_of(patch.source)
+        source = rgb_of(str(voc_root / patch.source))  # keyed relative to the VOC root
         assert patch.rgb.shape == (h, w, 3) and patch.alpha.shape == (h, w)
         assert patch.rgb.dtype == np.uint8 and patch.alpha.dtype == np.float32
         assert np.array_equal(patch.rgb[patch.alpha > 0], source[y : y + h, x : x + w][patch.alpha > 0])
@@ -288,7 +288,8 @@ def test_coco_polygon_is_soft_and_has_the_analytic_area(coco, tmp_path: Path):
         iou = (ours & (official > 0)).sum() / (ours | (official > 0)).sum()
         assert iou > 0.97  # thresholded, it is COCO's own annToMask
     assert by_id[11].class_name == "dog" and by_id[21].class_name == "person"
-    source = rgb_of(by_id[11].source)
+    assert by_id[11].source == "000000000101.jpg"  # the JSON's file_name, relative to the images folder
+    source = rgb_of(str(coco.images_dir / by_id[11].source))
     x, y, w, h = by_id[11].bbox
     assert np.array_equal(by_id[11].rgb, source[y : y + h, x : x + w])
 

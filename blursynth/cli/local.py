@@ -50,10 +50,11 @@ DEFAULT_OUT = "lbs_out"
               help="Per-step rotation range in degrees (positive: counter-clockwise).")
 @click.option("--crop", "crop_text", default=None, metavar="HxW",
               help="Random crop of every background (default: whole backgrounds, which must share one size).")
-@click.option("--substeps", "substeps_text", default="1", show_default=True, metavar="K|auto",
+@click.option("--substeps", "substeps_text", default="auto", show_default=True, metavar="K|auto",
               help="Sub-steps per trajectory step: the N frames become (N-1)*K+1 equally weighted samples of the "
                    "same trajectory (continuous exposure, no discrete copies); auto: per sample the smallest K "
-                   "(at most 32) with which no point of a moving object moves more than 1 px between samples.")
+                   "(at most 32) with which no point of a moving object moves more than 1 px between samples. "
+                   "1: the N discrete frames only (the staircase of copies of blursynth before issue 18).")
 @options.apply(options.crf, options.gamma, options.local_seed, options.local_val_fraction, options.shard_size,
                options.layout, options.compression, options.local_device, options.local_backend, *options.executors,
                options.overwrite, options.verbose, options.quiet)
@@ -66,8 +67,10 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along
     a seeded trajectory of odd length N (a random choice and order of translation, scaling and rotation at
-    every step), averages the N frames in linear light and keeps the middle frame as the sharp image and the
-    fraction of the exposure each pixel is covered by a moving object as a mask. Static objects appear
+    every step), averages the exposure in linear light and keeps the middle frame as the sharp image and the
+    fraction of the exposure each pixel is covered by a moving object as a mask. The exposure is continuous
+    by default (--substeps auto: each step rendered at enough sub-steps that no object point moves more than
+    1 px between them); --substeps 1 averages the N frames only. Static objects appear
     identically in blur and sharp. OUT (default: lbs_out) receives manifest.json, objects.h5 (the object
     bank) and train/ and val/ shards with blur, sharp and mask; running again resumes.
 
@@ -76,7 +79,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOCdevkit/VOC2012 --bg REDS/train_sharp out/ --num-samples 10000
       blursynth local --coco instances_val2017.json --coco-images val2017 --bg backgrounds/ --crop 256x256
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --layout h5,gopro --val-fraction 0.1
-      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --substeps auto
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --substeps 1   # N discrete frames, no sub-steps
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
     """

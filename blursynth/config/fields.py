@@ -22,7 +22,9 @@ from blursynth.errors import ConfigError
 #: filter); a config that computes flow carries it as ``flow_revision``.
 #: wild 2, flow 2 (issue 16): pair statistics, match errors and blur maps use only measurable motion
 #: (flow/measure.py), and DIS is re-tuned.
-REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 2, "reds": 1, "local": 1, "flow": 2}
+#: local 2 (issue 18): ``--substeps auto`` (a continuous exposure) by default, and objects keyed by their path
+#: relative to the VOC/COCO root, so their split no longer depends on how ``--voc``/``--coco`` was spelled.
+REVISIONS: dict[str, int] = {"gopro": 1, "lode": 1, "wild": 2, "reds": 1, "local": 2, "flow": 2}
 
 EXECUTORS = ("local", "ray")
 CRF_NAMES = ("gamma", "srgb", "linear")

@@ -32,7 +32,8 @@ class LocalConfig(OutputFields, ExecutionFields, Fingerprinted):
         substeps: sub-steps K per trajectory step (continuous exposure, issue 18): the N frames become
             ``(N - 1) K + 1`` equally weighted samples of the same trajectory; ``"auto"`` picks per sample the
             smallest K (at most ``trajectories.AUTO_SUBSTEPS_CAP``) with which no point of a moving object moves
-            more than 1 px between samples. 1 (the default) renders the N frames only, as before.
+            more than 1 px between samples; the default since revision 2 of ``local`` (issue 18). 1 renders the
+            N frames only: revision 1's discrete copies.
     """
 
     backgrounds: tuple[str, ...]
@@ -54,8 +55,9 @@ class LocalConfig(OutputFields, ExecutionFields, Fingerprinted):
     crop: tuple[int, int] | None = output_field(None)
     # The stream and torch renderers differ by up to 1 LSB on object edges: the backend is fingerprinted here.
     backend: str = output_field("auto", kw_only=True)
-    # Added in issue 18; the default 1 renders exactly what earlier versions did.
-    substeps: int | str = output_field(1, omit_default=True, kw_only=True)
+    # Issue 18: a continuous exposure by default (REVISIONS["local"] 2, so always in the fingerprint); 1 renders
+    # the N discrete frames of revision 1.
+    substeps: int | str = output_field("auto", kw_only=True)
     recipe = "local"
 
     def __post_init__(self) -> None:

@@ -281,4 +281,5 @@ def iter_coco(
             except (ValueError, TypeError) as exc:
                 yield skip_record(path, f"malformed: {name} annotation segmentation ({exc})", int(ann["id"]))
                 continue
-            yield Candidate(str(path), image, alpha, origin, int(ann["id"]), name)
+            # Keyed by file_name (relative to the images folder): independent of how --coco-images was spelled.
+            yield Candidate(Path(file_name).as_posix(), image, alpha, origin, int(ann["id"]), name, str(path))

@@ -42,7 +42,8 @@ class ObjectPatch:
         rgb: ``(h, w, 3) uint8`` RGB crop of the source image (straight colour, not premultiplied; pixels with
             alpha 0 keep the source content, so premultiply before resampling to avoid colour fringes).
         alpha: ``(h, w) float32`` coverage in [0, 1]; anti-aliased at the object boundary.
-        source: path of the source image.
+        source: the source image's path relative to its dataset's root (VOC: ``JPEGImages/<id>.jpg``; COCO: the
+            JSON's ``file_name``), so it does not depend on where the dataset lies or how its path was given.
         instance_id: VOC instance index in the ``SegmentationObject`` PNG, or COCO annotation id.
         class_name: VOC class name or COCO category name.
         bbox: ``(x, y, w, h)`` of the crop in the source image (pixels; the box of ``alpha > 0``).
@@ -85,12 +86,13 @@ class Candidate(NamedTuple):
     """An object found by a format reader, before the bank's rules are applied.
 
     Attributes:
-        source: path of the source image.
+        source: the source image relative to its dataset's root (the object's key, see :class:`ObjectPatch`).
         image: ``(H, W, 3) uint8`` the whole source image (shared by the candidates of one image).
         alpha: ``(h, w) float32`` soft mask over a window of the image.
         origin: ``(x, y)`` of ``alpha[0, 0]`` in the image.
         instance_id: VOC instance index or COCO annotation id.
         class_name: class or category name.
+        path: the source image's file as found, for messages and skip records.
     """
 
     source: str
@@ -99,6 +101,7 @@ class Candidate(NamedTuple):
     origin: tuple[int, int]
     instance_id: int
     class_name: str
+    path: str
 
 
 def skip_record(path: str | Path, reason: str, instance_id: int | None = None) -> dict:
@@ -146,9 +149,9 @@ def cut_patch(candidate: Candidate, *, min_area: float = MIN_AREA) -> ObjectPatc
     what = f"{candidate.class_name} instance {candidate.instance_id}"
     area = float(alpha.sum(dtype=np.float64))
     if area < min_area or area == 0:
-        raise SourceError(candidate.source, f"tiny: {what} has area {area:.0f} px < min_area {min_area:g}")
+        raise SourceError(candidate.path, f"tiny: {what} has area {area:.0f} px < min_area {min_area:g}")
     if _touches_border(alpha, candidate.origin, height, width):
-        raise SourceError(candidate.source, f"truncated: {what} reaches the image border")
+        raise SourceError(candidate.path, f"truncated: {what} reaches the image border")
     rows = np.flatnonzero((alpha > 0).any(axis=1))
     cols = np.flatnonzero((alpha > 0).any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

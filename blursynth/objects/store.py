@@ -15,7 +15,8 @@ Layout (HDF5, every patch's pixels concatenated in bank order; lzf-compressed, a
     alpha    (P,)   float32    coverage in [0, 1]
     offset   (K+1,) int64      patch k is pixels offset[k] .. offset[k+1]-1
     shape    (K, 2) int32      (h, w) of patch k
-    meta     (K,)   str        JSON {source, instance_id, class_name, bbox, area}
+    meta     (K,)   str        JSON {source, instance_id, class_name, bbox, area}; source: the image relative
+                               to its dataset's root (version 2; version 1 held the path as given)
     attrs    format="blursynth-objects", version, count, skipped (JSON list), fingerprint (JSON)
 
 Written as ``objects.h5.partial`` and renamed, like shards: an interrupted build is never trusted.
@@ -42,7 +43,7 @@ log = logging.getLogger("blursynth.objects")
 
 STORE_NAME = "objects.h5"
 FORMAT = "blursynth-objects"
-VERSION = 1
+VERSION = 2  # 2 (issue 18): objects keyed relative to their dataset root; a version-1 store is rebuilt
 _CHUNK = 1 << 15
 
 
@@ -53,7 +54,9 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
     Args:
         path: the store file to create.
         sources: ``(name, candidates)`` per dataset, in bank order (VOC first, then COCO). An object seen
-            before (same source image and instance id) is kept once.
+            before under the same name (same source image and instance id, e.g. from overlapping VOC splits)
+            is kept once; the keys of two datasets (paths relative to each root) are never taken for one
+            another.
         min_area: smallest object kept (see :func:`~blursynth.objects.patch.cut_patch`).
         fingerprint: settings the store was built with; a later run reuses the store only if they match.
 
@@ -67,7 +70,7 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
     partial = path.with_name(path.name + PARTIAL)
     partial.unlink(missing_ok=True)
     skipped: list[dict] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, str, int]] = set()
     count = 0
     raw = None
     try:
@@ -86,9 +89,9 @@ def write_store(path: str | os.PathLike, sources: Iterable[tuple[str, Iterable[C
                     if isinstance(item, dict):
                         skipped.append(item)
                         continue
-                    if item.key in seen:
+                    if (name, *item.key) in seen:
                         continue
-                    seen.add(item.key)
+                    seen.add((name, *item.key))
                     n = item.alpha.size
                     start = offsets[-1]
                     with interrupt.deferred():  # HDF5 writes are never torn (see interrupt.deferred)
@@ -137,8 +140,8 @@ def store_matches(path: str | os.PathLike, fingerprint: dict) -> bool:
     """Whether ``path`` is a complete store built with ``fingerprint`` (so it can be reused)."""
     try:
         with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == FORMAT and json.loads(f.attrs["fingerprint"]) == json.loads(
-                json.dumps(fingerprint, sort_keys=True))
+            return (f.attrs.get("format") == FORMAT and f.attrs.get("version") == VERSION
+                    and json.loads(f.attrs["fingerprint"]) == json.loads(json.dumps(fingerprint, sort_keys=True)))
     except (OSError, KeyError, ValueError):
         return False
 

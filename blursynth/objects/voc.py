@@ -242,7 +242,9 @@ def read_voc_image(root: str | Path, image_id: str) -> list[Candidate | dict]:
             reason = "no class label under it" if class_id == 0 else f"class index {class_id} is not a VOC class"
             items.append(skip_record(jpg, f"unlabelled: instance {label} has {reason}", label))
             continue
-        items.append(Candidate(str(jpg), image, alpha, origin, label, VOC_CLASSES[class_id]))
+        # Keyed relative to the root: the split and the bytes must not depend on how --voc was spelled.
+        key = jpg.relative_to(root).as_posix()
+        items.append(Candidate(key, image, alpha, origin, label, VOC_CLASSES[class_id], str(jpg)))
     return items
 
 

@@ -16,10 +16,10 @@ them:
    the *scene*, identical in blur and sharp (``ops/render.paste_static``);
 4. every moving object gets a trajectory (``recipes/trajectories.py``), and the frames are rendered and
    averaged (``ops/render.py``, or its torch twin ``ops/render_torch.py`` with ``--backend torch``);
-5. with ``--substeps K`` (or ``auto``, one K per sample for all its objects) the trajectory is sampled K
-   times per step (``trajectories.subsample``), M = (N - 1) K + 1 equally weighted samples: a continuous
-   exposure instead of N discrete copies. K is decided after every draw, so the trajectory, the scene and
-   the sharp frame do not depend on it.
+5. the trajectory is sampled K times per step (``trajectories.subsample``), M = (N - 1) K + 1 equally
+   weighted samples: a continuous exposure instead of N discrete copies. ``--substeps auto`` (the default
+   since revision 2) takes one K per sample for all its objects, ``--substeps 1`` renders the N frames only.
+   K is decided after every draw, so the trajectory, the scene and the sharp frame do not depend on it.
 """
 
 from __future__ import annotations
@@ -131,15 +131,13 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
             "steps": [[_step_params(k, motion) for k in kinds] for kinds in steps],
             "poses": poses.reshape(n, 6).round(6).tolist(),
         })
-    exposure, substeps = {}, 1
-    if cfg.substeps != 1:
-        if cfg.substeps == "auto":
-            substeps, px = auto_substeps(moving)
-        else:
-            substeps = cfg.substeps
-            px = float(max(substep_displacement(p, size, [substeps])[0] for p, size in moving))
+    if cfg.substeps == "auto":
+        substeps, px = auto_substeps(moving)
+    else:
+        substeps = cfg.substeps
+        px = float(max(substep_displacement(p, size, [substeps])[0] for p, size in moving))
+    if substeps > 1:
         layers = [(prem, subsample(poses, substeps)) for prem, poses in layers]
-        exposure = {"substeps": substeps, "substep_px": round(px, 4)}
     if cfg.backend == "torch":
         from blursynth.ops.render_torch import render_moving_torch
 
@@ -164,7 +162,9 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         "objects": described,
         "regions": regions,
         "mask_fraction": float(np.count_nonzero(mask)) / mask.size,
-        **exposure,  # only with --substeps: a default run's meta (and bytes) are those of earlier versions
+        "substeps": substeps,  # K, as average's continuous exposure (ops/exposure.py) records it
+        "exposure_samples": (n - 1) * substeps + 1,  # M equally weighted samples
+        "substep_px": round(px, 4),  # the largest motion of an object point between two of them
     }
     return Sample(blur=blur, sharp=sharp, meta=meta, extras={"mask": mask})
 
