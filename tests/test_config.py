@@ -125,7 +125,9 @@ KEYS_BEFORE_ISSUE_15 = {
 @pytest.mark.parametrize("cls", [AverageConfig, LocalConfig])
 def test_an_output_from_before_revisions_resumes(cls, tmp_path):
     """A default run's output from before issue 15 (no ``revision``, none of the options added since) is
-    resumed, not refused: options added later are left out of the fingerprint at their defaults."""
+    resumed, not refused: options added later are left out of the fingerprint at their defaults. Except where
+    the defaults' bytes changed on purpose: ``local`` revision 2 (issue 18, continuous exposure by default)
+    refuses a revision-1 output."""
     import json
 
     cfg = _base(cls, tmp_path)
@@ -134,6 +136,10 @@ def test_an_output_from_before_revisions_resumes(cls, tmp_path):
     manifest = json.loads(path.read_text())
     manifest["fingerprint"] = {k: v for k, v in manifest["fingerprint"].items() if k in KEYS_BEFORE_ISSUE_15[cls]}
     path.write_text(json.dumps(manifest))
+    if cls is LocalConfig:
+        with pytest.raises(ConfigError, match="revision=1 vs 2"):
+            _run(cfg)
+        return
     assert _run(cfg) == expected
     assert json.loads(path.read_text())["status"] == "complete"
 

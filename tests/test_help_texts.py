@@ -107,7 +107,7 @@ LOCAL_VALUES = {
     "--scale": (["--scale", "1:1.01"], "scale"),
     "--rotate": (["--rotate", "0:1"], "rotate"),
     "--crop": (["--crop", "32x48"], "crop"),
-    "--substeps": (["--substeps", "auto"], "substeps"),
+    "--substeps": (["--substeps", "8"], "substeps"),  # auto is the default since issue 18
     "--crf": (["--crf", "srgb"], "crf"),
     "--gamma": (["--gamma", "2.4"], "gamma"),
     "--seed": (["--seed", "3"], "seed"),
