@@ -2,14 +2,19 @@
 K = 8 sub-steps (flow included), against plain averaging of the same frames measured in the same run.
 
     python benchmarks/bench_interpolate.py [--substeps 8] [--mode bicubic] [--flow-scale 0.5] [--no-occlusion]
+                                           [--visibility-scale 0.5] [--impl auto|cv2|torch]
+    python benchmarks/bench_interpolate.py --table   # the configurations of docs/continuous-exposure.md
 
 Prints input frames/s (N - 1 new frames per window, as windows advance with stride N - 1 at best) for plain
-averaging, for the flow alone and for the whole interpolation, and the ratio to plain averaging.
+averaging, for the flow alone (gray conversion included) and for the whole interpolation, and the ratio to
+plain averaging; ``--table`` prints one markdown row per configuration instead. Times are the best of
+``--repeats`` runs (the machine may be shared: the load average is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from exposure_fixtures import ExposureScene, decode  # noqa: E402
 
 from blursynth.ops.interpolate import compute_window_flows, interpolate_window  # noqa: E402
+
+#: (label, flow scale, interpolate_window options) of the --table rows.
+TABLE = [
+    ("torch path (grid_sample), before", 1.0, {"impl": "torch"}),
+    ("default: flow 1, bicubic, occlusion (visibility at 1/2)", 1.0, {}),
+    ("flow 1, bicubic, occlusion, visibility at 1/4", 1.0, {"visibility_scale": 0.25}),
+    ("flow 1/2, bicubic, occlusion (misses 46 dB by 0.03)", 0.5, {}),
+    ("flow 1/2, bicubic, no occlusion handling", 0.5, {"occlusion": False}),
+    ("flow 1/2, bilinear, no occlusion handling (fastest)", 0.5, {"occlusion": False, "mode": "bilinear"}),
+]
 
 
 def main() -> None:
@@ -33,35 +48,52 @@ def main() -> None:
     parser.add_argument("--no-occlusion", action="store_true")
     parser.add_argument("--visibility-scale", type=float, default=0.5)
     parser.add_argument("--impl", default="auto", choices=("auto", "cv2", "torch"))
+    parser.add_argument("--table", action="store_true", help="time every configuration of TABLE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)
     scene = ExposureScene(height=720, width=1280, velocity=8.0, with_object=True)
     frames = torch.from_numpy(decode(scene.frames(args.frames))).permute(0, 3, 1, 2).contiguous()
     new_frames = args.frames - 1
 
-    def best(fn) -> float:
+    def best(fn, repeats: int = args.repeats) -> float:
         times = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
         return min(times)
 
+    def measure(flow_scale: float, options: dict, repeats: int) -> tuple[float, float, float]:
+        def flows_now():
+            return compute_window_flows(frames, flow_scale=flow_scale)
+
+        flow = best(flows_now, repeats)
+        flows = flows_now()
+        warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, **options), repeats)
+        total = best(lambda: interpolate_window(frames, args.substeps, flows=flows_now(), **options), repeats)
+        return flow, warp, total
+
     plain = best(lambda: frames.sum(0))
-    occlusion = not args.no_occlusion
-
-    def flows_now():
-        return compute_window_flows(frames, flow_scale=args.flow_scale)
-
-    flow = best(flows_now)
-    flows = flows_now()
-    options = {"mode": args.mode, "occlusion": occlusion, "visibility_scale": args.visibility_scale,
+    load = os.getloadavg()[0]
+    print(f"1280x720, N = {args.frames}, K = {args.substeps}, {args.threads} threads, best of {args.repeats}, "
+          f"load average {load:.1f} at the start")
+    if args.table:
+        print("| configuration | flow (12 DIS flows) | warps + blend | total | input frames/s |")
+        print("|---|---|---|---|---|")
+        for label, flow_scale, options in TABLE:
+            repeats = 1 if options.get("impl") == "torch" else args.repeats
+            flow, warp, total = measure(flow_scale, options, repeats)
+            print(f"| {label} | {flow:.2f} s | {warp:.2f} s | {total:.2f} s | {new_frames / total:.1f} |", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        return
+    options = {"mode": args.mode, "occlusion": not args.no_occlusion, "visibility_scale": args.visibility_scale,
                "impl": args.impl}
-    warp = best(lambda: interpolate_window(frames, args.substeps, flows=flows, **options))
-    total = best(lambda: interpolate_window(frames, args.substeps, flows=flows_now(), **options))
-    print(f"1280x720, N = {args.frames}, K = {args.substeps}, {args.mode}, occlusion {occlusion}, "
-          f"flow scale {args.flow_scale}, visibility scale {args.visibility_scale}, impl {args.impl}, "
-          f"{args.threads} threads")
+    print(f"{args.mode}, occlusion {options['occlusion']}, flow scale {args.flow_scale}, visibility scale "
+          f"{args.visibility_scale}, impl {args.impl}")
+    flow, warp, total = measure(args.flow_scale, options, args.repeats)
     print(f"{'stage':<28}{'s / window':>12}{'input frames/s':>16}")
     for name, sec in [("plain sum (K = 1)", plain), ("flow (fwd + bwd, DIS)", flow),
                       ("warps + blend", warp), ("interpolation total", total)]:

@@ -100,10 +100,15 @@ def test_cv2_warp_and_flow_resize_match_torch():
                                 "bicubic")
     assert np.abs(fast - _hwc(ref[0])).max() < 0.02  # 1/64 px at most, on a texture with steep edges
     assert np.abs(fast - _hwc(ref[0])).mean() < 1e-3
-    small = flow[:, :12, :20].contiguous()  # non-uniform factors 4 and 3.2
-    torch_up = interpolate_mod._resize_flow(small[None], 48, 64)[0]
-    cv2_up = interpolate_cv2.resize_flow(small.permute(1, 2, 0).numpy().copy(), 48, 64)
-    assert np.allclose(cv2_up, _hwc(torch_up), atol=1e-4)
+    for h, w in ((12, 20), (24, 32), (48, 64)):  # non-uniform factors 4 and 3.2, factor 2, none
+        small = torch.from_numpy(rng.standard_normal((2, h, w)).astype(np.float32))
+        torch_up = interpolate_mod._resize_flow(small[None], 48, 64)[0]
+        cv2_up = interpolate_cv2.resize_flow(small.permute(1, 2, 0).numpy().copy(), 48, 64)
+        assert np.allclose(cv2_up, _hwc(torch_up), atol=1e-4)
+        # the gather map with the grid and scale folded in at low resolution, borders corrected
+        gather = interpolate_cv2.upsampler((h, w), (48, 64))(small.permute(1, 2, 0).numpy().copy(),
+                                                             np.empty((48, 64, 2), np.float32))
+        assert np.allclose(gather, _hwc(base + torch_up), atol=1e-4)
 
 
 def test_cv2_sample_of_a_known_translation():

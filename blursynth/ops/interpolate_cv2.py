@@ -82,9 +82,14 @@ def occlusion_masks(fwd: np.ndarray, bwd: np.ndarray, base: np.ndarray) -> tuple
     return one(fwd, bwd), one(bwd, fwd)
 
 
-def _settled(ft: np.ndarray, warped: np.ndarray, s: float) -> np.ndarray:
-    """How far the inversion settled: 1 at residual <= CONVERGED_PX, 0 at twice it. (h, w, 2) x 2 -> (h, w)."""
-    return np.clip(2.0 - np.sqrt(_norm2(ft + s * warped)) / CONVERGED_PX, 0.0, 1.0)
+def _settled(ft: np.ndarray, back: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """How far the inversion ``ft = -s F(x + ft)`` settled, from ``back`` = (F, occlusion)(x + ft): 1 at a
+    residual up to CONVERGED_PX, 0 at twice it; and the gathered occlusion. (h, w, 2), (h, w, 3) -> (h, w) x 2.
+    """
+    bx, by, occ = cv2.split(back)  # plane-wise OpenCV arithmetic: ~3x numpy's on interleaved channels
+    fx, fy = cv2.split(ft)
+    n = cv2.magnitude(cv2.scaleAdd(bx, s, fx), cv2.scaleAdd(by, s, fy))
+    return np.clip(cv2.addWeighted(n, -1.0 / CONVERGED_PX, n, 0.0, 2.0), 0.0, 1.0), occ
 
 
 def time_flows(fwd: np.ndarray, bwd: np.ndarray, t: float, base: np.ndarray, masks: tuple | None
@@ -103,20 +108,51 @@ def time_flows(fwd: np.ndarray, bwd: np.ndarray, t: float, base: np.ndarray, mas
     Returns:
         (h, w, 2) x 2 and (h, w) or None.
     """
-    ft0 = t * t * bwd - (1 - t) * t * fwd  # Jiang et al. 2018, Eq. 4
-    ft1 = (1 - t) * (1 - t) * fwd - t * (1 - t) * bwd
+    ft0 = cv2.addWeighted(bwd, t * t, fwd, -(1 - t) * t, 0.0)  # Jiang et al. 2018, Eq. 4
+    ft1 = cv2.addWeighted(fwd, (1 - t) * (1 - t), bwd, -t * (1 - t), 0.0)
     if masks is None:
         return ft0, ft1, None
+    step0, step1 = np.multiply(fwd, np.float32(-t)), np.multiply(bwd, np.float32(t - 1))  # gathers are linear
     for _ in range(INVERSION_STEPS):
-        ft0 = -t * warp(fwd, ft0, base)
-        ft1 = -(1 - t) * warp(bwd, ft1, base)
+        ft0, ft1 = warp(step0, ft0, base), warp(step1, ft1, base)
     back0, back1 = warp(masks[0], ft0, base), warp(masks[1], ft1, base)
-    settled0 = _settled(ft0, back0[..., :2], t)
-    settled1 = _settled(ft1, back1[..., :2], 1 - t)
-    covered, uncovered = back0[..., 2], back1[..., 2]  # the frame-0 (frame-1) source is hidden in the other
+    (settled0, covered), (settled1, uncovered) = _settled(ft0, back0, t), _settled(ft1, back1, 1 - t)
+    # covered (uncovered): the frame-0 (frame-1) source is hidden in the other frame
     w0 = (1 - t) * (settled0 * (1 - covered * settled1) + FALLBACK)
     w1 = t * (settled1 * (1 - uncovered * settled0) + FALLBACK)
-    return ft0, ft1, (w0 / (w0 + w1)).astype(np.float32, copy=False)
+    return ft0, ft1, np.divide(w0, w0 + w1, dtype=np.float32)
+
+
+def upsampler(low: tuple[int, int], full: tuple[int, int]):
+    """A function turning a (h, w, 2) flow into the (H, W, 2) gather map ``x + flow`` upsampled (bilinear,
+    pixel centres aligned) and rescaled to (H, W): as ``base_grid(H, W) + resize_flow(flow, H, W)``, with
+    the grid and the scale folded in at the low resolution (exact for the bilinear interpolant of a linear
+    function) and the few border rows and columns where ``cv2.resize`` clamps corrected."""
+    (h, w), (hh, ww) = low, full
+    if (h, w) == (hh, ww):
+        grid = base_grid(h, w)
+        return lambda flow, out: cv2.add(grid, flow, dst=out)
+    fx, fy = ww / w, hh / h
+    scale = np.array([fx, fy], np.float32)
+    grid = base_grid(h, w) * scale + (scale - 1) / 2  # x_low f + (f - 1) / 2: the full-res pixel's x
+    fixes = []
+    for c, (size, n, f) in enumerate(((ww, w, fx), (hh, h, fy))):
+        src = (np.arange(size) + 0.5) / f - 0.5  # where cv2.resize samples the low-res grid
+        corr = (f * (src - np.clip(src, 0, n - 1))).astype(np.float32)
+        idx = np.flatnonzero(corr)
+        fixes.append((c, idx, corr[idx]))
+
+    def upsample(flow: np.ndarray, out: np.ndarray) -> np.ndarray:
+        low = cv2.addWeighted(flow, fx, grid, 1.0, 0.0) if fx == fy else flow * scale + grid
+        cv2.resize(low, (ww, hh), dst=out, interpolation=cv2.INTER_LINEAR)
+        for c, idx, corr in fixes:
+            if c == 0:
+                out[:, idx, 0] += corr
+            else:
+                out[idx, :, 1] += corr[:, None]
+        return out
+
+    return upsample
 
 
 def visibility_inputs(fwd: np.ndarray, bwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,16 +177,14 @@ def accumulate_pair(acc: np.ndarray, i0: np.ndarray, i1: np.ndarray, fwd: np.nda
     """
     h, w = acc.shape[:2]
     low = base_grid(*fwd.shape[:2])
-    full = low if fwd.shape[:2] == (h, w) else base_grid(h, w)
+    to_map = upsampler(fwd.shape[:2], (h, w))
     inter = _INTER[mode]
     map0, map1 = np.empty((h, w, 2), np.float32), np.empty((h, w, 2), np.float32)
     warped0, warped1 = np.empty_like(acc), np.empty_like(acc)
     for t in (float(x) for x in times):
         ft0, ft1, a0 = time_flows(fwd, bwd, t, low, masks)
-        for ft, m in ((ft0, map0), (ft1, map1)):
-            cv2.add(full, ft if ft.shape[:2] == (h, w) else resize_flow(ft, h, w), dst=m)
-        cv2.remap(i0, map0, None, inter, dst=warped0, borderMode=cv2.BORDER_REPLICATE)
-        cv2.remap(i1, map1, None, inter, dst=warped1, borderMode=cv2.BORDER_REPLICATE)
+        cv2.remap(i0, to_map(ft0, map0), None, inter, dst=warped0, borderMode=cv2.BORDER_REPLICATE)
+        cv2.remap(i1, to_map(ft1, map1), None, inter, dst=warped1, borderMode=cv2.BORDER_REPLICATE)
         if a0 is None:  # (1 - t) W0 + t W1
             cv2.scaleAdd(warped0, 1.0 - t, acc, dst=acc)
             cv2.scaleAdd(warped1, t, acc, dst=acc)
