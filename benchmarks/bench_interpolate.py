@@ -2,13 +2,14 @@
 K = 8 sub-steps (flow included), against plain averaging of the same frames measured in the same run.
 
     python benchmarks/bench_interpolate.py [--substeps 8] [--mode bicubic] [--flow-scale 0.5] [--no-occlusion]
-                                           [--visibility-scale 0.5] [--impl auto|cv2|torch]
+                                           [--visibility-scale 0.5] [--impl auto|cv2|torch] [--gathers 1]
     python benchmarks/bench_interpolate.py --table   # the configurations of docs/continuous-exposure.md
 
 Prints input frames/s (N - 1 new frames per window, as windows advance with stride N - 1 at best) for plain
-averaging, for the flow alone (gray conversion included) and for the whole interpolation, and the ratio to
-plain averaging; ``--table`` prints one markdown row per configuration instead. Times are the best of
-``--repeats`` runs (the machine may be shared: the load average is printed).
+averaging, for the flow alone (12 DIS flows on gray versions of the coded frames, as ``average`` makes them)
+and for the whole interpolation, and the ratio to plain averaging; ``--table`` prints one markdown row per
+configuration instead. Times are the best of ``--repeats`` runs (the machine may be shared: the load average
+is printed).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from exposure_fixtures import ExposureScene, decode  # noqa: E402
 
+from blursynth.ops.images import to_gray8  # noqa: E402
 from blursynth.ops.interpolate import compute_window_flows, interpolate_window  # noqa: E402
 
 #: (label, flow scale, interpolate_window options) of the --table rows.
@@ -33,7 +36,10 @@ TABLE = [
     ("flow 1, bicubic, occlusion, visibility at 1/4", 1.0, {"visibility_scale": 0.25}),
     ("flow 1/2, bicubic, occlusion (misses 46 dB by 0.03)", 0.5, {}),
     ("flow 1/2, bicubic, no occlusion handling", 0.5, {"occlusion": False}),
-    ("flow 1/2, bilinear, no occlusion handling (fastest)", 0.5, {"occlusion": False, "mode": "bilinear"}),
+    ("flow 1/2, bilinear, no occlusion handling", 0.5, {"occlusion": False, "mode": "bilinear"}),
+    ("flow 1/2, bicubic, no occlusion handling, one gather", 0.5, {"occlusion": False, "gathers": 1}),
+    ("flow 1/2, bilinear, no occlusion handling, one gather", 0.5,
+     {"occlusion": False, "gathers": 1, "mode": "bilinear"}),
 ]
 
 
@@ -48,6 +54,7 @@ def main() -> None:
     parser.add_argument("--no-occlusion", action="store_true")
     parser.add_argument("--visibility-scale", type=float, default=0.5)
     parser.add_argument("--impl", default="auto", choices=("auto", "cv2", "torch"))
+    parser.add_argument("--gathers", type=int, default=2, choices=(1, 2))
     parser.add_argument("--table", action="store_true", help="time every configuration of TABLE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,7 +62,8 @@ def main() -> None:
 
     cv2.setNumThreads(args.threads)
     scene = ExposureScene(height=720, width=1280, velocity=8.0, with_object=True)
-    frames = torch.from_numpy(decode(scene.frames(args.frames))).permute(0, 3, 1, 2).contiguous()
+    coded = scene.frames(args.frames)
+    frames = torch.from_numpy(decode(coded)).permute(0, 3, 1, 2).contiguous()
     new_frames = args.frames - 1
 
     def best(fn, repeats: int = args.repeats) -> float:
@@ -67,8 +75,9 @@ def main() -> None:
         return min(times)
 
     def measure(flow_scale: float, options: dict, repeats: int) -> tuple[float, float, float]:
-        def flows_now():
-            return compute_window_flows(frames, flow_scale=flow_scale)
+        def flows_now():  # gray from the coded frames, as `average` does (ops/exposure.py)
+            gray = np.stack([to_gray8(f) for f in coded])
+            return compute_window_flows(frames, gray=gray, flow_scale=flow_scale)
 
         flow = best(flows_now, repeats)
         flows = flows_now()
@@ -90,9 +99,9 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
         return
     options = {"mode": args.mode, "occlusion": not args.no_occlusion, "visibility_scale": args.visibility_scale,
-               "impl": args.impl}
+               "impl": args.impl, "gathers": args.gathers}
     print(f"{args.mode}, occlusion {options['occlusion']}, flow scale {args.flow_scale}, visibility scale "
-          f"{args.visibility_scale}, impl {args.impl}")
+          f"{args.visibility_scale}, impl {args.impl}, gathers {args.gathers}")
     flow, warp, total = measure(args.flow_scale, options, args.repeats)
     print(f"{'stage':<28}{'s / window':>12}{'input frames/s':>16}")
     for name, sec in [("plain sum (K = 1)", plain), ("flow (fwd + bwd, DIS)", flow),
