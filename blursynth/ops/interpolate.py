@@ -28,7 +28,8 @@ evaluated at ``visibility_scale`` (default half the frame size: as accurate with
 and upsampled for the full-resolution warps.
 
 Shapes: frames ``(N, 3, H, W)`` float32 linear light; flows ``(N - 1, 2, H, W)`` float32 in pixels, numpy or
-torch (``flow[0] = u`` along x). The same code runs on the CPU and on CUDA.
+torch (``flow[0] = u`` along x). The torch code runs on any device; CPU tensors take the same method in
+OpenCV kernels by default (:mod:`blursynth.ops.interpolate_cv2`, ~10x faster; ``impl``).
 """
 
 from __future__ import annotations

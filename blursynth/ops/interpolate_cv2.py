@@ -1,9 +1,9 @@
 """The CPU kernels of continuous-exposure interpolation (issue 18): the method of
 :mod:`blursynth.ops.interpolate` with OpenCV's ``remap`` instead of ``torch.nn.functional.grid_sample``.
 
-On 2 CPU cores a 720p three-channel bicubic gather costs ~57 ms with ``grid_sample`` and 4-7 ms with
-``cv2.remap``, so the 84 full-resolution gathers of a 7-frame window at K = 8 drop from ~5 s to ~0.5 s. The
-method is the same (tests compare the two paths):
+On 2 CPU cores a 720p three-channel bicubic gather costs ~57 ms with ``grid_sample`` and ~4.7 ms with
+``cv2.remap``, so the 84 full-resolution gathers of a 7-frame window at K = 8 drop from ~5 s to ~0.4 s
+(54 with ``gathers=1``, :func:`accumulate_pair_aligned`). The method is the same (tests compare the paths):
 
 * ``cv2.remap(src, x + flow)`` with ``BORDER_REPLICATE`` is ``grid_sample(align_corners=True,
   padding_mode="border")`` at pixel coordinates ``x + flow`` (both use the a = -0.75 cubic kernel, and the
