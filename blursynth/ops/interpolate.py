@@ -354,14 +354,17 @@ def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float
     nearest = np.rint(times)
     on_frame = np.abs(times - nearest) < 1e-9
     whole = nearest[on_frame].astype(np.int64)
-    total = frames[torch.from_numpy(whole).to(frames.device)].sum(0) if len(whole) else torch.zeros_like(frames[0])
+    if len(whole) == n:  # every frame once (tau = 1): no gathered copy of the window
+        total = frames.sum(0)
+    else:
+        total = frames[torch.from_numpy(whole).to(frames.device)].sum(0) if len(whole) else torch.zeros_like(frames[0])
     off = times[~on_frame]
     pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
     if len(off):
         if flows is None:
             flows = compute_window_flows(frames, backend, pairs=pair.tolist())
         if use_cv2:
-            acc = np.ascontiguousarray(total.permute(1, 2, 0).numpy(), dtype=np.float32).copy()
+            acc = np.ascontiguousarray(total.permute(1, 2, 0).numpy(), dtype=np.float32)  # total is ours
             cv2_ops.accumulate_window(acc, lambda i: frames[i].permute(1, 2, 0).numpy(), flows.forward,
                                       flows.backward, flows.scale, off, pair, mode=mode, occlusion=occlusion,
                                       visibility_scale=visibility_scale, gathers=gathers)

@@ -19,6 +19,8 @@ Images are (H, W, C) float32 numpy arrays, flows (h, w, 2) float32 (``[..., 0] =
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -123,6 +125,7 @@ def time_flows(fwd: np.ndarray, bwd: np.ndarray, t: float, base: np.ndarray, mas
     return ft0, ft1, np.divide(w0, w0 + w1, dtype=np.float32)
 
 
+@lru_cache(maxsize=4)  # one per (flow size, frame size): the grids are built once per video
 def upsampler(low: tuple[int, int], full: tuple[int, int]):
     """A function turning a (h, w, 2) flow into the (H, W, 2) gather map ``x + flow`` upsampled (bilinear,
     pixel centres aligned) and rescaled to (H, W): as ``base_grid(H, W) + resize_flow(flow, H, W)``, with
@@ -205,7 +208,7 @@ def accumulate_pair_aligned(acc: np.ndarray, i0: np.ndarray, i1: np.ndarray, fwd
     along the frame-0 point's own motion (once per pair); one at t > 1/2 likewise on frame 1's grid. With
     DIS as accurate as the two-gather temporal blend (docs/continuous-exposure.md)."""
     h, w = acc.shape[:2]
-    to_map = upsampler(fwd.shape[:2], (h, w))
+    to_map = upsampler(tuple(fwd.shape[:2]), (h, w))
     inter, border = _INTER[mode], cv2.BORDER_REPLICATE
     gather = np.empty((h, w, 2), np.float32)
     blend, warped = np.empty_like(acc), np.empty_like(acc)
@@ -241,7 +244,7 @@ def accumulate_pair(acc: np.ndarray, i0: np.ndarray, i1: np.ndarray, fwd: np.nda
     """
     h, w = acc.shape[:2]
     low = base_grid(*fwd.shape[:2])
-    to_map = upsampler(fwd.shape[:2], (h, w))
+    to_map = upsampler(tuple(fwd.shape[:2]), (h, w))
     inter = _INTER[mode]
     map0, map1 = np.empty((h, w, 2), np.float32), np.empty((h, w, 2), np.float32)
     warped0, warped1 = np.empty_like(acc), np.empty_like(acc)
