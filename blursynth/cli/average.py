@@ -7,6 +7,7 @@ import click
 from blursynth.cli import options
 from blursynth.cli.progress import create_progress, raise_for_errors, split_counts
 from blursynth.config import DEFAULT_MAX_MATCH_ERROR, RECIPES, AverageConfig, parse_frames, parse_layout, resolve_recipe
+from blursynth.config.average import INTERPOLATION_NAMES
 from blursynth.config.local import parse_substeps
 from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 
@@ -59,6 +60,10 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.option("--duty-cycle", type=float, default=None, metavar="TAU",
               help="Exposed fraction of the window, 0 < TAU <= 1, centred on the sharp frame (a shutter open "
                    "TAU of the time); below 1 the samples are synthesised [default 1].")
+@click.option("--interpolation", type=click.Choice(INTERPOLATION_NAMES), default=None,
+              help="How --substeps synthesises samples from the flow: balanced (flow at half size, one bicubic "
+                   "warp per sample), quality (full-size flow, two warps, occlusion handling: for accurate flow "
+                   "such as RAFT; ~3x slower on CPU), fast (balanced with bilinear warps) [balanced].")
 @click.option("--interpolator", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="A learned frame interpolator (TorchScript, or torch.export .pt2), model(frame0, frame1, t) on "
                    "frames in [0, 1] as encoded, instead of the flow-based synthesis of --substeps.")
@@ -72,7 +77,7 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
             flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, substeps_text, duty_cycle,
-            interpolator, raft_model, raft_weights, crf, gamma, seed,
+            interpolation, interpolator, raft_model, raft_weights, crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
             ray_address, retries, overwrite):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
@@ -108,6 +113,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
         keep_plain_mean=keep_plain_mean, substeps=values["substeps"],
         duty_cycle=1.0 if duty_cycle is None else duty_cycle, interpolator=interpolator,
+        interpolation=interpolation or "balanced",
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average

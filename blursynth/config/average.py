@@ -69,6 +69,9 @@ RECIPES: dict[str, RecipePreset] = {
     "reds": RecipePreset("reds", (5, 5), 5, "gamma", 2.2, "Nah et al. 2019 (REDS), Sec. 3", substeps=16),
 }
 
+#: ``--interpolation`` presets (``ops/exposure.INTERPOLATIONS``), the default first.
+INTERPOLATION_NAMES = ("balanced", "quality", "fast")
+
 #: Default frame-matching error (RMS gray levels, 8-bit) above which a pair's flow is deemed unreliable.
 DEFAULT_MAX_MATCH_ERROR = 12.0
 
@@ -104,6 +107,7 @@ class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
     substeps: int | str = output_field(1, omit_default=True)
     duty_cycle: float = output_field(1.0, omit_default=True)
     interpolator: str | None = output_field(None, omit_default=True)  # a TorchScript file (ops/exposure.py)
+    interpolation: str = output_field("balanced", omit_default=True)  # ops/exposure.INTERPOLATIONS
 
     @property
     def continuous(self) -> bool:
@@ -195,6 +199,11 @@ def check_average_config(cfg: AverageConfig) -> None:
                           f"got {cfg.duty_cycle}")
     if cfg.duty_cycle != 1.0 and cfg.frames[0] < 3:
         raise ConfigError("--duty-cycle needs windows of at least 3 frames (--frames): one frame has no interval")
+    if cfg.interpolation not in INTERPOLATION_NAMES:
+        raise ConfigError(f"--interpolation: expected one of {', '.join(INTERPOLATION_NAMES)}, "
+                          f"got {cfg.interpolation!r}")
+    if cfg.interpolation != "balanced" and not cfg.continuous:
+        raise ConfigError("--interpolation sets how sub-frame samples are made: give --substeps K|auto or --duty-cycle")
     if cfg.interpolator is not None and not cfg.continuous:
         raise ConfigError("--interpolator synthesises sub-frame samples: give --substeps K|auto or --duty-cycle")
     if cfg.raft_model not in RAFT_MODELS:

@@ -15,12 +15,13 @@ synthesised from bidirectional optical flow in between.
   with the video's length.
 * A window whose K resolves to 1 at duty cycle 1 is averaged in exact integers like the plain accumulators,
   so ``--substeps auto`` on a still scene gives the plain average byte for byte.
+* ``interpolation``: how the flow-based synthesis trades accuracy for speed (:data:`INTERPOLATIONS`).
 * ``interpolator``: a user-supplied frame interpolator (``--interpolator FILE``: TorchScript, or a
-  ``torch.export`` ``.pt2``; nothing is downloaded) replaces the flow-based synthesis; flow still measures the motion (``auto``, meta). It is called
-  as ``model(frame0, frame1, t)`` on frames as the camera encoded them (code values scaled to [0, 1], shape
-  (B, 3, H, W) float32, ``t`` shape (B,) in (0, 1)) and returns the frames at times ``t`` in the same encoding,
-  which are rounded to the source's code values and linearised like decoded frames (REDS quantised its
-  interpolated frames to 8 bits the same way before averaging).
+  ``torch.export`` ``.pt2``; nothing is downloaded) replaces the flow-based synthesis; flow still measures
+  the motion (``auto``, meta). It is called as ``model(frame0, frame1, t)`` on frames as the camera encoded
+  them (code values scaled to [0, 1], shape (B, 3, H, W) float32, ``t`` shape (B,) in (0, 1)) and returns the
+  frames at times ``t`` in the same encoding, which are rounded to the source's code values and linearised
+  like decoded frames (REDS quantised its interpolated frames to 8 bits the same way before averaging).
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ from blursynth.ops.windows import Window
 
 #: Largest K that ``--substeps auto`` picks (the issue's cap): 32 keeps 31 synthesised samples per pair.
 AUTO_CAP = 32
-#: Name of the interpolation method recorded in sample meta.
-METHOD = "flow-bidirectional-visibility"
+#: ``--interpolation`` presets of the flow-based synthesis (``interpolate_window`` options and the flow's
+#: resolution), measured on the oracle scenes and at 720p in docs/continuous-exposure.md:
+#: quality: full-resolution flow, bicubic warps of both frames, visibility-weighted occlusion handling (what
+#: an accurate flow such as RAFT pays off with); balanced (default): flow at half resolution, one bicubic
+#: gather per sample of the nearer frame blended with the other aligned to it; fast: the same, bilinear.
+INTERPOLATIONS: dict[str, dict] = {
+    "quality": {"flow_scale": 1.0, "mode": "bicubic", "occlusion": True, "gathers": 2},
+    "balanced": {"flow_scale": 0.5, "mode": "bicubic", "occlusion": False, "gathers": 1},
+    "fast": {"flow_scale": 0.5, "mode": "bilinear", "occlusion": False, "gathers": 1},
+}
+DEFAULT_INTERPOLATION = "balanced"
 
 
 def load_interpolator(path: str, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -89,26 +99,28 @@ class ExposureAccumulator:
         duty_cycle: tau in (0, 1]: the exposure covers ``[c - tau (N - 1) / 2, c + tau (N - 1) / 2]``.
         flow: a flow backend (``blursynth.flow.create_flow``), created by the caller on the unit's device.
         device: torch device the interpolation runs on.
-        flow_scale: resolution of the flow relative to the frames.
+        interpolation: a preset of :data:`INTERPOLATIONS` (flow resolution, warps, occlusion handling).
         cap: largest K of ``auto``.
         interpolator: a TorchScript frame interpolator (:func:`load_interpolator`) instead of the flow-based
             synthesis; ``interpolator_name`` is recorded as the method.
     """
 
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
-                 duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu", flow_scale: float = 1.0,
-                 cap: int = AUTO_CAP, interpolator: torch.nn.Module | None = None,
-                 interpolator_name: str = "model") -> None:
+                 duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu",
+                 interpolation: str = DEFAULT_INTERPOLATION, cap: int = AUTO_CAP,
+                 interpolator: torch.nn.Module | None = None, interpolator_name: str = "model") -> None:
         self.windows = list(windows)
         self.channels = list(channels)
         self.substeps = substeps
         self.duty_cycle = float(duty_cycle)
         self.flow = flow
         self.device = torch.device(device)
-        self.flow_scale = float(flow_scale)
+        options = dict(INTERPOLATIONS[interpolation])
+        self.flow_scale = float(options.pop("flow_scale"))
+        self.warp_options = options
         self.cap = int(cap)
         self.interpolator = interpolator
-        self.method = METHOD if interpolator is None else f"learned:{interpolator_name}"
+        self.method = f"flow-{interpolation}" if interpolator is None else f"learned:{interpolator_name}"
         self._next = 0
         self._hi = 0
         self._frames: dict[int, np.ndarray] = {}
@@ -197,7 +209,8 @@ class ExposureAccumulator:
         for ch in self.channels:
             linear = torch.stack([torch.from_numpy(lookup(f, ch.lut)) for f in frames]).to(self.device)
             linear = linear.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / ch.q)
-            mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean")
+            mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean",
+                                      **self.warp_options)
             encoded.append(ch.crf.encode(mean.permute(1, 2, 0).contiguous().cpu().numpy()).copy())
         return encoded
 

@@ -174,7 +174,7 @@ def run_planned_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarke
 
     def handle(emitted) -> None:
         for w, encoded in emitted:
-            sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center), exposure_meta(acc, w)))
+            sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center), exposure_meta(unit, acc, w)))
 
     frames = read_source(unit)
     kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()

@@ -136,7 +136,7 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
         flow = create_flow(cfg.flow or "dis", device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
         learned = None if cfg.interpolator is None else load_interpolator(cfg.interpolator, device)
         return ExposureAccumulator(windows, channels, substeps=cfg.substeps, duty_cycle=cfg.duty_cycle, flow=flow,
-                                   device=device, interpolator=learned,
+                                   device=device, interpolation=cfg.interpolation, interpolator=learned,
                                    interpolator_name=Path(cfg.interpolator or "").name)
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
@@ -153,11 +153,12 @@ def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: 
                     **options)
 
 
-def exposure_meta(acc, w: Window) -> dict | None:
-    """The continuous-exposure meta of window ``w`` when ``acc`` averages sub-frame samples, else None."""
-    from blursynth.ops.exposure import ExposureAccumulator
+def exposure_meta(unit: AverageUnit, acc, w: Window) -> dict | None:
+    """The continuous-exposure meta of window ``w`` when the unit averages sub-frame samples, else None.
 
-    return acc.take_meta(w) if isinstance(acc, ExposureAccumulator) else None
+    Decided from the config, so a plain run never imports ``ops/exposure.py`` (and torch with it).
+    """
+    return acc.take_meta(w) if unit.config.continuous else None
 
 
 def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: np.ndarray,

@@ -262,7 +262,7 @@ class FlowSelector:
         """Turn the windows the accumulator completed into samples."""
         for w, encoded in emitted:
             p = self.pending.pop(w.index)
-            sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center), exposure_meta(self.acc, w))
+            sample = make_sample(self.unit, w, encoded, self.sharp.pop(w.center), exposure_meta(self.unit, self.acc, w))
             sample.meta.update(p["meta"])
             if p["maps"] is not None:
                 sample.extras.update(p["maps"])
