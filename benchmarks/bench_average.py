@@ -165,6 +165,8 @@ def worker_average(spec: dict) -> dict:
 def worker_exposure(spec: dict) -> dict:
     """``average --frames 7 --substeps K`` (continuous exposure) in-process on a short clip; K = 1 is the plain
     average of the same windows (the ratio's baseline)."""
+    import torch  # noqa: F401 - imported before the clock, as the other workers' imports (~1.3 s once per process)
+
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 

@@ -283,3 +283,15 @@ def test_a_plain_cpu_run_does_not_import_torch(tmp_path):
             "fps=240.0, frames=(7, 7))); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_window_p99_from_pair_histograms():
+    """K comes from the p99 of the window's measurable motion, read from per-pair histograms (1/64-px bins)."""
+    from blursynth.ops.exposure import histogram_p99, motion_histogram
+
+    values = np.arange(1000, dtype=np.float32) / 100.0  # 0.00 .. 9.99 px: the p99 (rank 989) is 9.89
+    halves = [motion_histogram(values[:500], 1.0, 32), motion_histogram(values[500:], 1.0, 32)]
+    assert histogram_p99(halves) == pytest.approx(9.89, abs=1 / 128)
+    assert histogram_p99([motion_histogram(values, 0.5, 32)]) == pytest.approx(19.78, abs=1 / 128)  # frame px
+    assert histogram_p99([motion_histogram(np.zeros(0, np.float32), 1.0, 32)]) == 0.0
+    assert histogram_p99([motion_histogram(np.full(9, 1e6, np.float32), 1.0, 32)]) > 32  # beyond the cap: K = cap

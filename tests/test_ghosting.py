@@ -13,6 +13,7 @@ from textures import textured_image
 
 from blursynth.io.video import SourceInfo
 from blursynth.recipes.ghosting import GHOSTING_PX, PairSampler, probe_luma, source_displacement
+from blursynth.shards.reader import read_shard
 
 H, W, N = 96, 128, 16
 
@@ -49,11 +50,12 @@ def test_fast_pan_video_warns_once_and_manifest_records_it(tmp_path):
     assert "--substeps auto" in ghost[0]  # the remedy that keeps the frame rate and the window
 
 
-def test_substeps_silence_the_warning_but_keep_the_measurement(tmp_path):
+def test_substeps_need_no_warning_their_samples_record_the_displacement(tmp_path):
     video = write_video(tmp_path / "in" / "fast.mkv", pan_frames(_texture(), N, H, W, 3.0))
     ghost, sources = _average(video, tmp_path / "out", "--substeps", "auto", "--frames", "7")
-    assert ghost == []
-    assert sources[0]["frame_displacement_p99"] == pytest.approx(3.0, abs=0.3)
+    assert ghost == [] and "frame_displacement_p99" not in sources[0]
+    metas = [m for f in sorted((tmp_path / "out" / "train").glob("*.h5")) for m in read_shard(f).meta]
+    assert metas and all(m["frame_displacement_p99"] == pytest.approx(3.0, abs=0.3) for m in metas)
 
 
 def test_slow_pan_frame_folder_does_not_warn(tmp_path):

@@ -33,13 +33,12 @@ import torch
 
 from blursynth.errors import InputError
 from blursynth.flow.base import FlowBackend
-from blursynth.flow.measure import Measured, measure, to_gray8
+from blursynth.flow.measure import measure, pair_noise_sigma, to_gray8
 from blursynth.ops.accumulate import Channel, Emitted, lookup
 from blursynth.ops.crf import encode_sum
 from blursynth.ops.interpolate import (
     WindowFlows,
     compute_window_flows,
-    displacement_p99,
     interpolate_window,
     sample_times,
 )
@@ -88,6 +87,31 @@ def load_interpolator(path: str, device: str | torch.device = "cpu") -> torch.nn
     return model
 
 
+#: Bins per pixel of :func:`motion_histogram`: the p99 is known to 1/128 px (K is its ceiling).
+BINS_PER_PX = 64
+
+
+def motion_histogram(moving: np.ndarray, scale: float, cap: int) -> np.ndarray:
+    """Counts of a pair's measurable motion in bins of 1/64 frame pixel (the last bin holds everything beyond
+    ``2 cap`` px). Summed over a window's pairs, it gives the window's p99 (:func:`histogram_p99`) without
+    sorting a million values per window, and overlapping windows reuse each pair's histogram."""
+    bins = 2 * cap * BINS_PER_PX + 1
+    index = np.minimum(moving * (BINS_PER_PX / scale), bins - 1).astype(np.int64)
+    return np.bincount(index, minlength=bins)
+
+
+def histogram_p99(histograms: Sequence[np.ndarray]) -> float:
+    """The 99th percentile (frame px per frame, bin centre) of the motion counted in ``histograms``; 0 when
+    nothing is measurable (the rank rule of ``ops.interpolate.displacement_p99``)."""
+    counts = np.sum(histograms, axis=0) if histograms else np.zeros(1, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    rank = min(total - 1, int(np.ceil(0.99 * total)) - 1)
+    index = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
+    return 0.0 if index == 0 and counts[0] > rank else (index + 0.5) / BINS_PER_PX
+
+
 class ExposureAccumulator:
     """Averages each window's continuous-exposure samples; see the module docstring.
 
@@ -125,8 +149,9 @@ class ExposureAccumulator:
         self._hi = 0
         self._frames: dict[int, np.ndarray] = {}
         self._gray: dict[int, np.ndarray] = {}
-        self._pairs: dict[int, tuple[np.ndarray, np.ndarray, Measured]] = {}
+        self._pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._meta: dict[int, dict] = {}
+        self._noise_sigma: float | None = None
         sample_times(3, 1 if substeps == "auto" else substeps, duty_cycle)  # checks the options once
 
     def extend(self, windows: Sequence[Window]) -> None:
@@ -166,13 +191,17 @@ class ExposureAccumulator:
             for i in [i for i in table if i < first]:
                 del table[i]
 
-    def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray, Measured]:
-        """Forward and backward flow of frames (i, i + 1) at the flow's resolution, and their measurement."""
+    def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward and backward flow of frames (i, i + 1) at the flow's resolution, and the histogram of their
+        measurable motion (:func:`motion_histogram`)."""
         if i not in self._pairs:
             gray = np.stack([self._gray_of(i), self._gray_of(i + 1)])
             flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale)
             fwd, bwd = flows.forward[0], flows.backward[0]
-            self._pairs[i] = (fwd, bwd, measure(fwd, bwd, flows.gray[0], flows.gray[1]))
+            if self._noise_sigma is None:  # once per source: the sensor's noise does not change between pairs
+                self._noise_sigma = pair_noise_sigma(flows.gray[0], flows.gray[1], fwd)
+            m = measure(fwd, bwd, flows.gray[0], flows.gray[1], noise_sigma=self._noise_sigma)
+            self._pairs[i] = (fwd, bwd, motion_histogram(m.moving[m.measurable], self.flow_scale, self.cap))
         return self._pairs[i]
 
     def _gray_of(self, i: int) -> np.ndarray:
@@ -182,8 +211,7 @@ class ExposureAccumulator:
 
     def _average(self, w: Window) -> list[np.ndarray]:
         n = w.n
-        measured = [self._pair(i)[2] for i in range(w.start, w.stop - 1)] if n > 1 else []
-        p99 = displacement_p99(measured, self.flow_scale)
+        p99 = histogram_p99([self._pair(i)[2] for i in range(w.start, w.stop - 1)]) if n > 1 else 0.0
         if self.substeps == "auto":
             k = int(min(self.cap, max(1, np.ceil(p99 - 1e-9))))
         else:
@@ -207,8 +235,11 @@ class ExposureAccumulator:
                             scale=self.flow_scale)
         encoded = []
         for ch in self.channels:
-            linear = torch.stack([torch.from_numpy(lookup(f, ch.lut)) for f in frames]).to(self.device)
-            linear = linear.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / ch.q)
+            table = (ch.lut / ch.q).astype(np.float32)  # g^-1 as float: the integer table over its full scale
+            buffer = np.empty((len(frames), *frames[0].shape), np.float32)
+            for j, f in enumerate(frames):
+                lookup(f, table, out=buffer[j])
+            linear = torch.from_numpy(buffer).to(self.device).permute(0, 3, 1, 2)  # channels-last, no copy
             mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean",
                                       **self.warp_options)
             encoded.append(ch.crf.encode(mean.permute(1, 2, 0).contiguous().cpu().numpy()).copy())

@@ -75,7 +75,9 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
         try:
             info = probe_source(src, cfg.fps)
             entry.update(size=info.size_bytes, hash=quick_hash(src.path))
-            sampler = None if cfg.uses_flow else PairSampler(info)  # the ghosting guard (GOPRO, LODE)
+            # The ghosting guard (GOPRO, LODE); flow-selected windows measure every pair, and sub-frame samples
+            # (--substeps) record each window's displacement in its meta, so neither needs it.
+            sampler = None if cfg.uses_flow or cfg.continuous else PairSampler(info)
             repeats = probe_source_repeats(src, info, sampler)
         except SourceError as exc:
             skip_log("skipping %s", exc)
@@ -132,8 +134,7 @@ def plan_average(cfg: AverageConfig, sources: list[Source]) -> AveragePlan:
             displacement = source_displacement(sampler, cfg.downsample)
             if displacement is not None:
                 entry["frame_displacement_p99"] = displacement
-                if not cfg.continuous:  # sub-frame samples are the remedy the warning points to
-                    warn_ghosting(src.path, displacement)
+                warn_ghosting(src.path, displacement)
         planned.append((src, info, windows, count, repeats))
 
     units = []
