@@ -167,6 +167,9 @@ def test_accumulator_holds_only_the_pending_windows_frames():
     (["--duty-cycle", "0"], "--duty-cycle"), (["--duty-cycle", "1.5"], "--duty-cycle"),
     (["--duty-cycle", "0.5", "--frames", "1"], "--duty-cycle"), (["--interpolation", "quality"], "--interpolation"),
     (["--substeps", "2", "--interpolation", "best"], "--interpolation"),
+    (["--interpolation", "balanced"], "--interpolation"), (["--substeps", "257"], "--substeps"),
+    (["--substeps", "4", "--flow", "none"], "--flow none"), (["--recipe", "reds", "--flow", "none"], "--flow none"),
+    (["--substeps", "2", "--interpolator", "missing.pt"], "missing.pt"),
 ])
 def test_bad_options(tmp_path, args, message):
     folder = write_frame_folder(tmp_path / "seq", np.zeros((9, 16, 16, 3), np.uint8))
@@ -247,7 +250,7 @@ def test_learned_interpolator_against_its_own_formula(tmp_path, kind):
     assert s["meta"]["interpolation"] == f"learned:{model.name}" and s["meta"]["exposure_samples"] == 17
 
 
-@pytest.mark.parametrize(("content", "message"), [("not a model", "not a TorchScript interpolator"),
+@pytest.mark.parametrize(("content", "message"), [("not a model", "not a TorchScript or torch.export interpolator"),
                                                    ("crop", "must return (B, 3, H, W)")])
 def test_a_bad_interpolator_file_is_one_line_and_no_output(tmp_path, content, message):
     model = tmp_path / "model.pt"
@@ -295,3 +298,50 @@ def test_window_p99_from_pair_histograms():
     assert histogram_p99([motion_histogram(values, 0.5, 32)]) == pytest.approx(19.78, abs=1 / 128)  # frame px
     assert histogram_p99([motion_histogram(np.zeros(0, np.float32), 1.0, 32)]) == 0.0
     assert histogram_p99([motion_histogram(np.full(9, 1e6, np.float32), 1.0, 32)]) > 32  # beyond the cap: K = cap
+
+
+def test_auto_accounts_for_the_duty_cycle(tmp_path):
+    """Samples are tau / K frames apart: a ~6 px/frame pan at tau = 0.5 needs K ~ 3, not ~ 6."""
+    frames = pan_frames(textured_image(96, 200, seed=2), 9, 64, 96, velocity=6.0)
+    folder = write_frame_folder(tmp_path / "seq", frames)
+    run_ok("average", folder, tmp_path / "out", "--frames", "9", "--substeps", "auto", "--duty-cycle", "0.5",
+           "--fps", "240", "-q")
+    (s,) = samples(tmp_path / "out")
+    m = s["meta"]
+    assert m["frame_displacement_p99"] == pytest.approx(6.0, abs=0.3)
+    assert m["substeps"] == int(np.ceil(0.5 * m["frame_displacement_p99"])) in (3, 4)
+    assert 0.7 <= m["substep_px"] <= 1.0
+
+
+def test_frames_too_small_for_a_reduced_flow_use_their_own_size(tmp_path):
+    frames = pan_frames(textured_image(40, 60, seed=2), 7, 22, 22, velocity=1.5)
+    run_ok("average", write_video(tmp_path / "small.mkv", frames), tmp_path / "out", "--frames", "7",
+           "--substeps", "2", "-q")
+    (s,) = samples(tmp_path / "out")
+    assert s["meta"]["substeps"] == 2
+
+
+def test_frames_too_small_for_any_flow_fail_the_source_in_one_line(tmp_path):
+    frames = pan_frames(textured_image(30, 40, seed=2), 7, 10, 11, velocity=1.0)
+    result = invoke("average", write_video(tmp_path / "tiny.mkv", frames), tmp_path / "out", "--frames", "7",
+                    "--substeps", "2")
+    line = assert_clean_error(result, "tiny.mkv")
+    assert "optical flow failed on 11x10 frames" in line and "attempt" not in result.output
+
+
+class _OnlySixteen(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if a.shape[-1] != 16:
+            raise ValueError("only 16 px frames")
+        return a
+
+
+def test_an_interpolator_failing_on_real_frames_stops_the_run_in_one_line(tmp_path):
+    model = tmp_path / "only16.pt"
+    torch.jit.script(_OnlySixteen()).save(str(model))
+    folder = write_frame_folder(tmp_path / "seq", pan_frames(textured_image(40, 60, seed=2), 5, 24, 32, 1.0))
+    result = invoke("average", folder, tmp_path / "out", "--fps", "240", "--frames", "5", "--substeps", "2",
+                    "--interpolator", model)
+    line = assert_clean_error(result, "only16.pt")
+    assert "fails on 32x24 frames" in line and "only 16 px frames" in line and len(line) < 300
+    assert "attempt" not in result.output

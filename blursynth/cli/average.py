@@ -9,6 +9,7 @@ from blursynth.cli.progress import create_progress, raise_for_errors, split_coun
 from blursynth.config import DEFAULT_MAX_MATCH_ERROR, RECIPES, AverageConfig, parse_frames, parse_layout, resolve_recipe
 from blursynth.config.average import INTERPOLATION_NAMES
 from blursynth.config.local import parse_substeps
+from blursynth.errors import ConfigError
 from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
 
 
@@ -64,7 +65,7 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
               help="How --substeps synthesises samples from the flow: balanced (flow at half size, one bicubic "
                    "warp per sample), quality (full-size flow, two warps, occlusion handling: for accurate flow "
                    "such as RAFT; ~3x slower on CPU), fast (balanced with bilinear warps) [balanced].")
-@click.option("--interpolator", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--interpolator", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="A learned frame interpolator (TorchScript, or torch.export .pt2), model(frame0, frame1, t) on "
                    "frames in [0, 1] as encoded, instead of the flow-based synthesis of --substeps.")
 @click.option("--raft-model", type=click.Choice(RAFT_MODELS), default="small", show_default=True,
@@ -97,11 +98,18 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
       blursynth average REDS_videos/ out/ --workers 2
       blursynth average /shared/videos /shared/out --executor ray --ray-address auto
     """
+    substeps = parse_substeps(substeps_text) if substeps_text is not None else RECIPES[recipe].substeps
+    continuous = substeps != 1 or duty_cycle not in (None, 1.0)
+    if interpolation is not None and not continuous:
+        raise ConfigError("--interpolation sets how sub-frame samples are made: give --substeps K|auto or --duty-cycle")
+    if flow == "none" and continuous:
+        raise ConfigError("--substeps and --duty-cycle synthesise samples from optical flow: leave out --flow none "
+                          "(or choose the flow they use with --flow)")
     values = resolve_recipe(
         recipe, frames=parse_frames(frames_text) if frames_text is not None else None,
         stride=stride, crf=crf, gamma=gamma, downsample=downsample, flow=flow, flow_threshold=flow_threshold,
         max_match_error=max_match_error, max_step_px=max_step_px, blur_map=blur_map,
-        substeps=parse_substeps(substeps_text) if substeps_text is not None else None,
+        substeps=substeps if substeps_text is not None else None,
     )
     cfg = AverageConfig(
         inputs=tuple(inputs), out=out, recipe=recipe, frames=values["frames"], stride=values["stride"],

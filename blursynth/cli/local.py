@@ -55,13 +55,17 @@ DEFAULT_OUT = "lbs_out"
                    "same trajectory (continuous exposure, no discrete copies); auto: per sample the smallest K "
                    "(at most 32) with which no point of a moving object moves more than 1 px between samples. "
                    "1: the N discrete frames only (the staircase of copies of blursynth before issue 18).")
+@click.option("--duty-cycle", type=float, default=1.0, show_default=True, metavar="TAU",
+              help="Fraction 0 < TAU <= 1 of the trajectory the exposure covers, centred on the sharp (middle) "
+                   "frame: still (N-1)*K+1 samples, spread over TAU*(N-1) steps (so between the poses even at "
+                   "--substeps 1); auto counts the shorter sample spacing.")
 @options.apply(options.crf, options.gamma, options.local_seed, options.local_val_fraction, options.shard_size,
                options.layout, options.compression, options.local_device, options.local_backend, *options.executors,
                options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
-          substeps_text, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor,
+          substeps_text, duty_cycle, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor,
           workers, ray_address, retries, overwrite):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
@@ -80,6 +84,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --coco instances_val2017.json --coco-images val2017 --bg backgrounds/ --crop 256x256
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --layout h5,gopro --val-fraction 0.1
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --substeps 1   # N discrete frames, no sub-steps
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --duty-cycle 0.5   # half the trajectory exposed
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
     """
@@ -101,7 +106,8 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         rotate=parse_range(rotate_text, "--rotate"), crop=parse_size(crop_text) if crop_text else None,
         crf=crf or "gamma", gamma=float(gamma if gamma is not None else 2.2), seed=seed, val_fraction=val_fraction,
         shard_size=shard_size, layout=parse_layout(layout), compression=compression, device=device,
-        backend=backend, substeps=parse_substeps(substeps_text), overwrite=overwrite, executor=executor,
+        backend=backend, substeps=parse_substeps(substeps_text), duty_cycle=duty_cycle,
+        overwrite=overwrite, executor=executor,
         workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.local import run_local

@@ -34,6 +34,9 @@ class LocalConfig(OutputFields, ExecutionFields, Fingerprinted):
             smallest K (at most ``trajectories.AUTO_SUBSTEPS_CAP``) with which no point of a moving object moves
             more than 1 px between samples; the default since revision 2 of ``local`` (issue 18). 1 renders the
             N frames only: revision 1's discrete copies.
+        duty_cycle: tau in (0, 1] (issue 18): the exposure covers the centred fraction tau of the N - 1 steps,
+            ``[c - tau (N - 1) / 2, c + tau (N - 1) / 2]``, still M = (N - 1) K + 1 samples (off the poses even
+            at K = 1); the middle sample stays the sharp frame. 1 (the default) leaves outputs as they were.
     """
 
     backgrounds: tuple[str, ...]
@@ -58,6 +61,8 @@ class LocalConfig(OutputFields, ExecutionFields, Fingerprinted):
     # Issue 18: a continuous exposure by default (REVISIONS["local"] 2, so always in the fingerprint); 1 renders
     # the N discrete frames of revision 1.
     substeps: int | str = output_field("auto", kw_only=True)
+    # Issue 18: added after revision 2's outputs; 1 reproduces them, so it stays out of their fingerprint.
+    duty_cycle: float = output_field(1.0, omit_default=True, kw_only=True)
     recipe = "local"
 
     def __post_init__(self) -> None:
@@ -102,6 +107,9 @@ def check_local_config(cfg: LocalConfig) -> None:
     if cfg.substeps != "auto" and (isinstance(cfg.substeps, bool) or not isinstance(cfg.substeps, int)
                                    or cfg.substeps < 1):
         raise ConfigError(f"--substeps: expected a whole number >= 1 or auto, got {cfg.substeps!r}")
+    if isinstance(cfg.duty_cycle, bool) or not isinstance(cfg.duty_cycle, (int, float)) \
+            or not 0.0 < cfg.duty_cycle <= 1.0:  # NaN fails the comparison too
+        raise ConfigError(f"--duty-cycle: expected a fraction 0 < tau <= 1, got {cfg.duty_cycle!r}")
     check_output_options(cfg)
 
 

@@ -27,12 +27,14 @@ synthesised from bidirectional optical flow in between.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from blursynth.errors import InputError
-from blursynth.flow.base import FlowBackend
+from blursynth.errors import InputError, SourceError
+from blursynth.flow.base import FlowBackend, opencv_failure
 from blursynth.flow.measure import measure, pair_noise_sigma, to_gray8
 from blursynth.ops.accumulate import Channel, Emitted, lookup
 from blursynth.ops.crf import encode_sum
@@ -59,6 +61,14 @@ INTERPOLATIONS: dict[str, dict] = {
 DEFAULT_INTERPOLATION = "balanced"
 
 
+def _reason(exc: BaseException, *, last: bool = False, limit: int = 160) -> str:
+    """One short line out of a foreign exception's message (its first line, or its last for a traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = (lines[-1] if last else lines[0]) if lines else type(exc).__name__
+    text = text.split(". ")[0] if len(text) > limit else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_interpolator(path: str, device: str | torch.device = "cpu") -> torch.nn.Module:
     """A frame interpolator from ``path`` on ``device``, checked on a tiny pair: TorchScript (``torch.jit.save``)
     or, for a ``.pt2`` file, ``torch.export.save`` with dynamic batch, height and width.
@@ -72,20 +82,21 @@ def load_interpolator(path: str, device: str | torch.device = "cpu") -> torch.nn
         else:
             model = torch.jit.load(str(path), map_location=torch.device(device)).eval()
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a TorchScript interpolator ({reason})") from None
+        raise InputError(f"{path}: not a TorchScript or torch.export interpolator ({_reason(exc)})") from None
     probe = torch.full((1, 3, 16, 16), 0.5, device=torch.device(device))
     try:
         with torch.no_grad():
             out = model(probe, probe, torch.full((1,), 0.5, device=probe.device))
     except Exception as exc:  # noqa: BLE001 - any failure of foreign code is the file's fault
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: the interpolator fails on a 16x16 pair ({reason})") from None
+        raise InputError(f"{path}: the interpolator fails on a 16x16 pair ({_reason(exc, last=True)})") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, 3, 16, 16):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise InputError(f"{path}: the interpolator must return (B, 3, H, W) frames, got {got}")
     return model
 
+
+#: Shortest side (px) below which the flow is computed at the frames' own size rather than reduced.
+MIN_FLOW_SIDE = 32
 
 #: Bins per pixel of :func:`motion_histogram`: the p99 is known to 1/128 px (K is its ceiling).
 BINS_PER_PX = 64
@@ -125,14 +136,16 @@ class ExposureAccumulator:
         device: torch device the interpolation runs on.
         interpolation: a preset of :data:`INTERPOLATIONS` (flow resolution, warps, occlusion handling).
         cap: largest K of ``auto``.
-        interpolator: a TorchScript frame interpolator (:func:`load_interpolator`) instead of the flow-based
-            synthesis; ``interpolator_name`` is recorded as the method.
+        interpolator: a learned frame interpolator (:func:`load_interpolator`) instead of the flow-based
+            synthesis, loaded from ``interpolator_path`` (named in errors; its file name goes to the meta).
+        source: the source's path, named when its frames are too small for the flow.
     """
 
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
                  duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu",
                  interpolation: str = DEFAULT_INTERPOLATION, cap: int = AUTO_CAP,
-                 interpolator: torch.nn.Module | None = None, interpolator_name: str = "model") -> None:
+                 interpolator: torch.nn.Module | None = None, interpolator_path: str = "model",
+                 source: str = "") -> None:
         self.windows = list(windows)
         self.channels = list(channels)
         self.substeps = substeps
@@ -144,7 +157,9 @@ class ExposureAccumulator:
         self.warp_options = options
         self.cap = int(cap)
         self.interpolator = interpolator
-        self.method = f"flow-{interpolation}" if interpolator is None else f"learned:{interpolator_name}"
+        self.interpolator_path = str(interpolator_path)
+        self.source = source
+        self.method = f"flow-{interpolation}" if interpolator is None else f"learned:{Path(interpolator_path).name}"
         self._next = 0
         self._hi = 0
         self._frames: dict[int, np.ndarray] = {}
@@ -196,7 +211,14 @@ class ExposureAccumulator:
         measurable motion (:func:`motion_histogram`)."""
         if i not in self._pairs:
             gray = np.stack([self._gray_of(i), self._gray_of(i + 1)])
-            flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale)
+            if min(gray.shape[1:]) * self.flow_scale < MIN_FLOW_SIDE:  # too small to shrink for the flow
+                self.flow_scale = 1.0
+            try:
+                flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale)
+            except cv2.error as exc:  # the backend refuses these frames (DIS: both sides under 12 px)
+                h, w = gray.shape[1:]
+                raise SourceError(self.source, f"optical flow failed on {w}x{h} frames ({opencv_failure(exc)}); "
+                                  "sub-frame samples need it") from None
             fwd, bwd = flows.forward[0], flows.backward[0]
             if self._noise_sigma is None:  # once per source: the sensor's noise does not change between pairs
                 self._noise_sigma = pair_noise_sigma(flows.gray[0], flows.gray[1], fwd)
@@ -212,8 +234,8 @@ class ExposureAccumulator:
     def _average(self, w: Window) -> list[np.ndarray]:
         n = w.n
         p99 = histogram_p99([self._pair(i)[2] for i in range(w.start, w.stop - 1)]) if n > 1 else 0.0
-        if self.substeps == "auto":
-            k = int(min(self.cap, max(1, np.ceil(p99 - 1e-9))))
+        if self.substeps == "auto":  # consecutive samples are tau / K frames apart
+            k = int(min(self.cap, max(1, np.ceil(self.duty_cycle * p99 - 1e-9))))
         else:
             k = int(self.substeps)
         m = (n - 1) * k + 1
@@ -246,14 +268,21 @@ class ExposureAccumulator:
         return encoded
 
     def _learned(self, frames: list[np.ndarray], k: int) -> list[np.ndarray]:
-        """The window's mean through the TorchScript interpolator: its frames, rounded to code values, are
-        linearised like decoded ones."""
+        """The window's mean through the learned interpolator: its frames, rounded to code values, are
+        linearised like decoded ones and summed as they come (never all M held)."""
         n = len(frames)
         times = sample_times(n, k, self.duty_cycle)
         nearest = np.rint(times)
         on_frame = np.abs(times - nearest) < 1e-9
         vmax = float(np.iinfo(frames[0].dtype).max)
-        codes = [frames[int(i)] for i in nearest[on_frame]]
+        totals = [np.zeros(frames[0].shape, np.int64) for _ in self.channels]
+
+        def add(code: np.ndarray) -> None:
+            for total, ch in zip(totals, self.channels, strict=True):
+                total += lookup(code, ch.lut)
+
+        for i in nearest[on_frame]:
+            add(frames[int(i)])
         off = times[~on_frame]
         pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
         with torch.no_grad():
@@ -263,15 +292,25 @@ class ExposureAccumulator:
                 local = torch.from_numpy(off[pair == i] - i).float().to(self.device)
                 for start in range(0, len(local), 8):
                     t = local[start:start + 8]
-                    out = self.interpolator(ends[0].expand(len(t), -1, -1, -1), ends[1].expand(len(t), -1, -1, -1), t)
-                    coded = out.clamp(0.0, 1.0).mul_(vmax).round_().permute(0, 2, 3, 1).cpu().numpy()
-                    codes.extend(coded.astype(frames[0].dtype))
-        out = []
-        for ch in self.channels:  # M can exceed the frames the integer tables were sized for: sum in int64
-            total = np.zeros(codes[0].shape, np.int64)
-            for c in codes:
-                total += lookup(c, ch.lut)
-            out.append(ch.crf.encode((total / (len(codes) * ch.q)).astype(np.float32)).copy())
+                    out = self._call(ends[0].expand(len(t), -1, -1, -1), ends[1].expand(len(t), -1, -1, -1), t)
+                    for code in out.clamp(0.0, 1.0).mul_(vmax).round_().permute(0, 2, 3, 1).cpu().numpy():
+                        add(code.astype(frames[0].dtype))
+        # M can exceed the frames the integer tables were sized for: summed in int64, encoded from the float mean
+        return [ch.crf.encode((total / (len(times) * ch.q)).astype(np.float32)).copy()
+                for total, ch in zip(totals, self.channels, strict=True)]
+
+    def _call(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The learned interpolator on one batch; a failure or a wrong shape stops the run with one line (the
+        model is at fault, not the source: no retry helps)."""
+        size = f"{a.shape[-1]}x{a.shape[-2]}"
+        try:
+            out = self.interpolator(a, b, t)
+        except Exception as exc:  # noqa: BLE001 - foreign code
+            raise InputError(f"{self.interpolator_path}: the interpolator fails on {size} frames "
+                             f"({_reason(exc, last=True)})") from None
+        if not isinstance(out, torch.Tensor) or out.shape != a.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputError(f"{self.interpolator_path}: the interpolator returned {got} for {tuple(a.shape)} frames")
         return out
 
     @staticmethod

@@ -20,6 +20,9 @@ them:
    weighted samples: a continuous exposure instead of N discrete copies. ``--substeps auto`` (the default
    since revision 2) takes one K per sample for all its objects, ``--substeps 1`` renders the N frames only.
    K is decided after every draw, so the trajectory, the scene and the sharp frame do not depend on it.
+   ``--duty-cycle`` tau < 1 spreads the M samples over the centred fraction tau of the trajectory
+   (``trajectories.exposure_times``); the middle sample is still the middle pose, and auto counts the
+   spacing tau / K.
 """
 
 from __future__ import annotations
@@ -131,13 +134,14 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
             "steps": [[_step_params(k, motion) for k in kinds] for kinds in steps],
             "poses": poses.reshape(n, 6).round(6).tolist(),
         })
+    tau = float(cfg.duty_cycle)
     if cfg.substeps == "auto":
-        substeps, px = auto_substeps(moving)
+        substeps, px = auto_substeps(moving, duty_cycle=tau)
     else:
         substeps = cfg.substeps
-        px = float(max(substep_displacement(p, size, [substeps])[0] for p, size in moving))
-    if substeps > 1:
-        layers = [(prem, subsample(poses, substeps)) for prem, poses in layers]
+        px = float(max(substep_displacement(p, size, [substeps], tau)[0] for p, size in moving))
+    if substeps > 1 or tau != 1.0:
+        layers = [(prem, subsample(poses, substeps, tau)) for prem, poses in layers]
     if cfg.backend == "torch":
         from blursynth.ops.render_torch import render_moving_torch
 
@@ -166,6 +170,9 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         "exposure_samples": (n - 1) * substeps + 1,  # M equally weighted samples
         "substep_px": round(px, 4),  # the largest motion of an object point between two of them
     }
+    if tau != 1.0:  # recorded when given, so that outputs of the default keep their bytes (meta included)
+        meta |= {"duty_cycle": tau, "interpolation": "render",  # the exact poses are rendered, no flow
+                 "sample_spacing": tau / substeps}  # trajectory steps between samples
     return Sample(blur=blur, sharp=sharp, meta=meta, extras={"mask": mask})
 
 

@@ -137,7 +137,7 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
         learned = None if cfg.interpolator is None else load_interpolator(cfg.interpolator, device)
         return ExposureAccumulator(windows, channels, substeps=cfg.substeps, duty_cycle=cfg.duty_cycle, flow=flow,
                                    device=device, interpolation=cfg.interpolation, interpolator=learned,
-                                   interpolator_name=Path(cfg.interpolator or "").name)
+                                   interpolator_path=cfg.interpolator or "", source=unit.source.path)
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
 

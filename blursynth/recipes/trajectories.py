@@ -184,45 +184,92 @@ def _fractional(alpha: np.ndarray, beta: np.ndarray, s: np.ndarray) -> tuple[np.
     return power, beta * ratio
 
 
-def subsample(poses: np.ndarray, substeps: int) -> np.ndarray:
-    """The trajectory's poses at ``M = (N - 1) substeps + 1`` equally spaced times ``j / substeps``.
+def exposure_times(n: int, substeps: int, duty_cycle: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The M = (N - 1) K + 1 sample times of an exposure of N trajectory poses, as ``(step, fraction)``: sample
+    j is at time ``step[j] + fraction[j]`` (frame units, ``0 <= fraction < 1``), uniform over
+    ``[c - tau (N - 1) / 2, c + tau (N - 1) / 2]`` with ``c = (N - 1) / 2`` (``--duty-cycle`` tau, issue 18).
+
+    With tau = 1 the times are ``j / K`` exactly (integer times on the trajectory's poses). Otherwise sample j
+    is at ``c + tau (j - (M - 1) / 2) / K``: the middle sample (M is odd for odd N) is at c exactly, so it is
+    the sharp frame, and the others are off the poses even at K = 1. Same times as ``average``'s
+    ``ops/interpolate.sample_times``.
+
+    Returns:
+        ``step`` ``(M,)`` int64 in ``[0, N - 1]``, ``fraction`` ``(M,)`` float64 (0 where ``step`` is a pose).
+    """
+    m = (n - 1) * substeps + 1
+    j = np.arange(m)
+    if duty_cycle == 1.0:
+        return j // substeps, (j % substeps) / substeps
+    times = (n - 1) / 2.0 + duty_cycle * (j - (m - 1) / 2.0) / substeps
+    step = np.clip(np.floor(times), 0, n - 1).astype(np.int64)
+    return step, np.clip(times - step, 0.0, 1.0)  # t - floor(t) is exact in floating point
+
+
+def poses_at(poses: np.ndarray, step: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """The trajectory's poses at times ``step + fraction`` (``0 <= fraction <= 1``; ``step`` an integer array).
 
     Within step k the object follows the constant-velocity screw motion from pose k to pose k + 1 (the step's
-    translation, rotation and scaling happen together and uniformly, whatever order drew them): the poses at
-    integer times are the trajectory's own, bit for bit, so the middle sample is the sharp frame. Nothing is
-    drawn: the trajectory does not depend on ``substeps``, which only sets how finely it is sampled.
+    translation, rotation and scaling happen together and uniformly, whatever order drew them); a fraction of
+    0 gives pose ``step`` bit for bit, a fraction of 1 pose ``step + 1``. Nothing is drawn: the trajectory does
+    not depend on where it is sampled.
+
+    Returns:
+        ``(len(step), 2, 3)`` float64.
+    """
+    poses = np.asarray(poses, np.float64)
+    step, fraction = np.asarray(step, np.int64), np.asarray(fraction, np.float64)
+    whole = fraction >= 1.0
+    step, fraction = np.where(whole, step + 1, step), np.where(whole, 0.0, fraction)
+    out = poses[step]  # a copy (fancy indexing)
+    between = np.flatnonzero(fraction > 0.0)
+    if len(between) == 0:
+        return out
+    alpha, beta = _step_similarities(poses)
+    k, s = step[between], fraction[between]
+    power, shift = _fractional(alpha[k], beta[k], s)
+    rot = np.stack([np.stack([power.real, -power.imag], -1), np.stack([power.imag, power.real], -1)], -2)
+    moved = rot @ poses[k]  # T^s applied to pose k
+    moved[:, 0, 2] += shift.real
+    moved[:, 1, 2] += shift.imag
+    out[between] = moved
+    return out
+
+
+def subsample(poses: np.ndarray, substeps: int, duty_cycle: float = 1.0) -> np.ndarray:
+    """The trajectory's poses at the ``M = (N - 1) substeps + 1`` times of :func:`exposure_times`.
+
+    With ``duty_cycle`` 1 the poses at integer times are the trajectory's own, bit for bit; with any duty cycle
+    the middle sample is the middle pose, the sharp frame. The trajectory does not depend on ``substeps`` or
+    ``duty_cycle``, which only set where it is sampled (:func:`poses_at`).
 
     Args:
         poses: ``(N, 2, 3)`` float64 from :func:`trajectory`.
         substeps: K >= 1 sub-steps per step.
+        duty_cycle: tau in (0, 1], the fraction of the N - 1 steps the exposure covers, centred.
 
     Returns:
         ``(M, 2, 3)`` float64.
     """
     poses = np.asarray(poses, np.float64)
-    if substeps == 1 or len(poses) == 1:
+    if (substeps == 1 and duty_cycle == 1.0) or len(poses) == 1:
         return poses
-    alpha, beta = _step_similarities(poses)
-    s = np.arange(1, substeps) / substeps  # the in-between times of every step
-    power, shift = _fractional(alpha[:, None], beta[:, None], s[None, :])  # (N - 1, K - 1)
-    rot = np.stack([np.stack([power.real, -power.imag], -1), np.stack([power.imag, power.real], -1)], -2)
-    start = poses[:-1, None]  # (N - 1, 1, 2, 3)
-    between = rot @ start  # (N - 1, K - 1, 2, 3): T^s applied to pose k
-    between[..., 0, 2] += shift.real
-    between[..., 1, 2] += shift.imag
-    out = np.concatenate([start, between], axis=1).reshape(-1, 2, 3)
-    return np.concatenate([out, poses[-1:]])
+    return poses_at(poses, *exposure_times(len(poses), substeps, duty_cycle))
 
 
-def substep_displacement(poses: np.ndarray, patch_size: tuple[int, int], substeps: np.ndarray) -> np.ndarray:
+def substep_displacement(poses: np.ndarray, patch_size: tuple[int, int], substeps: np.ndarray,
+                         duty_cycle: float = 1.0) -> np.ndarray:
     """Largest distance any point of the patch moves between two consecutive samples, for each K in ``substeps``.
 
     Exact for the patch rectangle, no bound: a sample-to-sample motion is affine in the point, so its largest
     length over the (convex) rectangle is at a corner; and within step k the motion from sample j to j + 1 is
     ``alpha^(j/K)`` times the first one about the same fixed point, so the largest is the first or the last.
+    With a duty cycle tau < 1 the samples are tau / K steps apart and a pair may straddle two steps: the
+    motion between two samples is still affine in the point, so its largest length is at a corner, and it is
+    measured between the sampled poses themselves (:func:`subsample`), also exact.
 
     Args:
-        poses: ``(N, 2, 3)``; patch_size: ``(h, w)``; substeps: ``(C,)`` candidate K values.
+        poses: ``(N, 2, 3)``; patch_size: ``(h, w)``; substeps: ``(C,)`` candidate K values; duty_cycle: tau.
 
     Returns:
         ``(C,)`` float64 pixels (0 for a single pose).
@@ -230,6 +277,8 @@ def substep_displacement(poses: np.ndarray, patch_size: tuple[int, int], substep
     substeps = np.asarray(substeps, np.int64)
     if len(poses) < 2:
         return np.zeros(len(substeps))
+    if duty_cycle != 1.0:
+        return np.array([_sampled_displacement(poses, patch_size, int(k), duty_cycle) for k in substeps])
     alpha, beta = _step_similarities(np.asarray(poses, np.float64))
     q = np.stack([corners(p, patch_size) @ np.array([1.0, 1j]) for p in poses[:-1]])  # (N - 1, 4) at step start
     power, shift = _fractional(alpha[None, :], beta[None, :], 1.0 / substeps[:, None])  # (C, N - 1)
@@ -239,15 +288,33 @@ def substep_displacement(poses: np.ndarray, patch_size: tuple[int, int], substep
 
 
 def auto_substeps(moving: list[tuple[np.ndarray, tuple[int, int]]], cap: int = AUTO_SUBSTEPS_CAP,
-                  max_px: float = 1.0) -> tuple[int, float]:
+                  max_px: float = 1.0, duty_cycle: float = 1.0) -> tuple[int, float]:
     """``--substeps auto``: the smallest K <= ``cap`` with which no point of any moving object moves more than
     ``max_px`` between consecutive samples (:func:`substep_displacement`), and that largest motion at K.
+    Samples are ``duty_cycle / K`` steps apart, so a duty cycle tau needs about tau times the K of tau = 1.
 
     Args:
         moving: per moving object, its poses ``(N, 2, 3)`` and patch size ``(h, w)``.
     """
+    if duty_cycle != 1.0:  # measured per K on the sampled poses: stop at the first K that fits
+        for k in range(1, cap + 1):
+            worst = max(substep_displacement(p, size, [k], duty_cycle)[0] for p, size in moving)
+            if worst <= max_px * (1 + 1e-9):
+                break
+        return k, float(worst)
     candidates = np.arange(1, cap + 1)
     worst = np.max([substep_displacement(p, size, candidates) for p, size in moving], axis=0)
     fits = np.flatnonzero(worst <= max_px * (1 + 1e-9))
     k = int(candidates[fits[0]]) if len(fits) else cap
     return k, float(worst[k - 1])
+
+
+def _sampled_displacement(poses: np.ndarray, patch_size: tuple[int, int], substeps: int, duty_cycle: float
+                          ) -> float:
+    """Largest motion of a patch corner between consecutive samples of :func:`subsample` (exact, see
+    :func:`substep_displacement`)."""
+    sampled = subsample(poses, substeps, duty_cycle)
+    h, w = patch_size
+    pts = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+    q = np.einsum("mij,pj->mpi", sampled[:, :, :2], pts) + sampled[:, None, :, 2]  # (M, 4, 2)
+    return float(np.linalg.norm(np.diff(q, axis=0), axis=-1).max()) if len(q) > 1 else 0.0
