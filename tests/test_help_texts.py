@@ -108,6 +108,7 @@ LOCAL_VALUES = {
     "--rotate": (["--rotate", "0:1"], "rotate"),
     "--crop": (["--crop", "32x48"], "crop"),
     "--substeps": (["--substeps", "8"], "substeps"),  # auto is the default since issue 18
+    "--duty-cycle": (["--duty-cycle", "0.5"], "duty_cycle"),
     "--crf": (["--crf", "srgb"], "crf"),
     "--gamma": (["--gamma", "2.4"], "gamma"),
     "--seed": (["--seed", "3"], "seed"),

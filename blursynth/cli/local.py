@@ -65,8 +65,8 @@ DEFAULT_OUT = "lbs_out"
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
-          substeps_text, duty_cycle, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend, executor,
-          workers, ray_address, retries, overwrite):
+          substeps_text, duty_cycle, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend,
+          executor, workers, ray_address, retries, overwrite):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along

@@ -12,7 +12,9 @@ scene itself. ``ops/render_torch.py`` is the torch twin of :func:`render_moving`
 
 Continuous exposure (``--substeps K``, issue 18): the poses are then the trajectory sampled K times per step,
 M = (N - 1) K + 1 equally weighted samples, and "frame" above reads "sample"; the middle sample is still the
-middle frame. A cluster of one object (the common case) is then accumulated without compositing every sample:
+middle frame. With ``--duty-cycle`` tau < 1 the M poses are spread over the centred fraction tau of the
+trajectory (``trajectories.subsample``); nothing changes here, the middle pose is still the sharp frame.
+A cluster of one object (the common case) is then accumulated without compositing every sample:
 the mean of ``P + (1 - A) S`` over the samples is ``S + mean(P) - mean(A) S``, so only the warped patches are
 summed (one warp and one add per sample). K = 1 keeps the frame-by-frame loop, so its bytes are those of
 earlier versions.

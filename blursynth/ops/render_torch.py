@@ -12,7 +12,8 @@ holds the same way: a sample point whose four neighbours are all padding is exac
 
 With ``substeps`` > 1 (continuous exposure, issue 18) a cluster has M = (N - 1) K + 1 samples; they are
 composited in batches of at least N samples and about :data:`BATCH_PIXELS` sample pixels, so memory stays
-bounded whatever K; K = 1 is one batch of the N frames, computed exactly as before.
+bounded whatever K; K = 1 is one batch of the N frames, computed exactly as before (with ``--duty-cycle``
+tau < 1 and K = 1 it is one batch of N poses between the frames).
 """
 
 from __future__ import annotations
