@@ -345,3 +345,14 @@ def test_an_interpolator_failing_on_real_frames_stops_the_run_in_one_line(tmp_pa
     line = assert_clean_error(result, "only16.pt")
     assert "fails on 32x24 frames" in line and "only 16 px frames" in line and len(line) < 300
     assert "attempt" not in result.output
+
+
+def test_backward_flows_in_a_thread_are_the_same_flows():
+    from blursynth.ops.interpolate import compute_window_flows
+
+    gray = np.stack([np.clip(np.rint(f.mean(-1)), 0, 255).astype(np.uint8)
+                     for f in pan_frames(textured_image(80, 140, seed=6), 4, 64, 96, velocity=2.5)])
+    one = compute_window_flows(None, create_flow("dis"), gray=gray, flow_scale=0.5)
+    two = compute_window_flows(None, create_flow("dis"), gray=gray, flow_scale=0.5, backward=create_flow("dis"))
+    np.testing.assert_array_equal(one.forward, two.forward)
+    np.testing.assert_array_equal(one.backward, two.backward)

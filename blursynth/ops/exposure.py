@@ -139,18 +139,20 @@ class ExposureAccumulator:
         interpolator: a learned frame interpolator (:func:`load_interpolator`) instead of the flow-based
             synthesis, loaded from ``interpolator_path`` (named in errors; its file name goes to the meta).
         source: the source's path, named when its frames are too small for the flow.
+        flow_backward: a second instance of the flow backend, for the backward flows in a thread of their own.
     """
 
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
                  duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu",
                  interpolation: str = DEFAULT_INTERPOLATION, cap: int = AUTO_CAP,
                  interpolator: torch.nn.Module | None = None, interpolator_path: str = "model",
-                 source: str = "") -> None:
+                 source: str = "", flow_backward: FlowBackend | None = None) -> None:
         self.windows = list(windows)
         self.channels = list(channels)
         self.substeps = substeps
         self.duty_cycle = float(duty_cycle)
         self.flow = flow
+        self.flow_backward = flow_backward
         self.device = torch.device(device)
         options = dict(INTERPOLATIONS[interpolation])
         self.flow_scale = float(options.pop("flow_scale"))
@@ -214,7 +216,8 @@ class ExposureAccumulator:
             if min(gray.shape[1:]) * self.flow_scale < MIN_FLOW_SIDE:  # too small to shrink for the flow
                 self.flow_scale = 1.0
             try:
-                flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale)
+                flows = compute_window_flows(None, self.flow, gray=gray, flow_scale=self.flow_scale,
+                                             backward=self.flow_backward)
             except cv2.error as exc:  # the backend refuses these frames (DIS: both sides under 12 px)
                 h, w = gray.shape[1:]
                 raise SourceError(self.source, f"optical flow failed on {w}x{h} frames ({opencv_failure(exc)}); "

@@ -133,11 +133,14 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
         from blursynth.flow import create_flow
         from blursynth.ops.exposure import ExposureAccumulator, load_interpolator
 
-        flow = create_flow(cfg.flow or "dis", device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        name = cfg.flow or "dis"
+        flow = create_flow(name, device=device, raft_model=cfg.raft_model, raft_weights=cfg.raft_weights)
+        backward = create_flow(name) if name in ("dis", "deepflow", "farneback") else None  # OpenCV: a 2nd thread
         learned = None if cfg.interpolator is None else load_interpolator(cfg.interpolator, device)
         return ExposureAccumulator(windows, channels, substeps=cfg.substeps, duty_cycle=cfg.duty_cycle, flow=flow,
                                    device=device, interpolation=cfg.interpolation, interpolator=learned,
-                                   interpolator_path=cfg.interpolator or "", source=unit.source.path)
+                                   interpolator_path=cfg.interpolator or "", source=unit.source.path,
+                                   flow_backward=backward)
     return create_accumulator(cfg.backend, windows, channels, device=device, batch_frames=cfg.batch_frames,
                               online=online, disjoint=disjoint)
 
