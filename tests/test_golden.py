@@ -57,21 +57,22 @@ GOLDEN = {
     # The local cases were re-recorded for issue 18 (REVISIONS["local"] 2): `local` renders a continuous
     # exposure by default (--substeps auto), and objects are keyed by their path relative to the VOC root, so
     # the object split no longer depends on how --voc was spelled (the meta's object `source` is that key, and
-    # every sample records substeps, exposure_samples and substep_px). `local_substeps1` is revision 2 at
+    # every sample records substeps, exposure_samples, substep_px, duty_cycle, interpolation "render" and
+    # sample_spacing). `local_substeps1` is revision 2 at
     # --substeps 1: the same discrete frames as revision 1 (with --val-fraction 0, where the split plays no part,
     # its arrays are revision 1's bit for bit: tests/test_local_revision.py), another object split here.
     # Revision 1's values (issue 17): local (bb5d6177..., 85dc1a15...), local_torch (13002a2a..., 85dc1a15...).
     "local": (
         "d2fa6094a3954e008b37b220b94dcea570217462e42ae6d39b622874de3c70f2",
-        "5c04ac27d1dcd5a1ffc3ad72b2b024e4b7cffc6a80c4042a33faa69f3185b731",
+        "5910d3cc06b39ede1f3c5d38bd1cff65c238b8eabb6606499c4d3802b6f1efda",
     ),
     "local_torch": (
         "bf335ad0b9f400f672dca3d62ea2b62bcc4593e493cad3e730d28fc486cfc304",
-        "5c04ac27d1dcd5a1ffc3ad72b2b024e4b7cffc6a80c4042a33faa69f3185b731",
+        "5910d3cc06b39ede1f3c5d38bd1cff65c238b8eabb6606499c4d3802b6f1efda",
     ),
     "local_substeps1": (
         "f98c52235fdbacd7c8035e7bf7ba17c2d483b0f8db5c15ce34ae050a9d13cf15",
-        "bccfa939ff0ad43fe933f15f8693278c93ab25d6be4aa0721cf314fcaec30c95",
+        "edae2b85131b47468557227811b5a84f1e4c583e9fe0a93a7306d851042b0b12",
     ),
     "pan_gopro_only": (
         "41c8becb4ed15042e8257be470e955a90eebca4f350ac73e818e9ae7e462b842",

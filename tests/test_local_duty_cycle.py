@@ -166,7 +166,7 @@ def test_duty_cycle_one_is_the_default_and_a_half_only_shortens_the_exposure(tmp
         blur, sharp, mask, meta = half[name]
         assert np.array_equal(sharp, sharp1)  # the sharp frame and every draw are independent of tau
         assert all(meta[key] == meta1[key] for key in ("objects", "n_frames", "center", "background"))
-        assert "duty_cycle" not in meta1 and "interpolation" not in meta1  # the default's meta is unchanged
+        assert meta1["duty_cycle"] == 1.0 and meta1["interpolation"] == "render"  # every sample records them
         k = meta["substeps"]
         assert meta["duty_cycle"] == 0.5 and meta["interpolation"] == "render"
         assert meta["sample_spacing"] == 0.5 / k and meta["exposure_samples"] == (meta["n_frames"] - 1) * k + 1

@@ -170,9 +170,8 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         "exposure_samples": (n - 1) * substeps + 1,  # M equally weighted samples
         "substep_px": round(px, 4),  # the largest motion of an object point between two of them
     }
-    if tau != 1.0:  # recorded when given, so that outputs of the default keep their bytes (meta included)
-        meta |= {"duty_cycle": tau, "interpolation": "render",  # the exact poses are rendered, no flow
-                 "sample_spacing": tau / substeps}  # trajectory steps between samples
+    meta |= {"duty_cycle": tau, "interpolation": "render",  # the exact poses are rendered, no flow
+             "sample_spacing": tau / substeps}  # trajectory steps between samples
     return Sample(blur=blur, sharp=sharp, meta=meta, extras={"mask": mask})
 
 
