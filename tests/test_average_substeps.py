@@ -158,7 +158,9 @@ def test_accumulator_holds_only_the_pending_windows_frames():
     for i, f in enumerate(frames):
         emitted += acc.push(i, f)
         held = max(held, len(acc._frames), len(acc._pairs))
-    assert [w.index for w, _ in emitted] == list(range(8))
+        assert len(acc._queue) <= 1  # at most one window waits in the worker
+    emitted += acc.finish()
+    assert [w.index for w, _ in emitted] == list(range(8))  # in order, every one
     assert held <= 7  # never more than one window's frames, whatever the video's length
 
 

@@ -26,7 +26,9 @@ synthesised from bidirectional optical flow in between.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -169,6 +171,8 @@ class ExposureAccumulator:
         self._pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._meta: dict[int, dict] = {}
         self._noise_sigma: float | None = None
+        self._queue: deque[tuple[Window, Future]] = deque()
+        self._worker: ThreadPoolExecutor | None = None
         sample_times(3, 1 if substeps == "auto" else substeps, duty_cycle)  # checks the options once
 
     def extend(self, windows: Sequence[Window]) -> None:
@@ -179,23 +183,38 @@ class ExposureAccumulator:
             self.windows.append(w)
 
     def push(self, index: int, frame: np.ndarray) -> Emitted:
-        """Add frame ``index`` (frames must come in order) and return the windows it completes."""
+        """Add frame ``index`` (frames must come in order) and return the windows completed so far, in order.
+
+        The flows of a pair are computed here as soon as both frames are in; a complete window's samples are
+        synthesised in a worker thread (:meth:`_synthesize`), so the next window's flows overlap them. At most
+        one window waits in the worker: a second one makes ``push`` wait for the first.
+        """
         if index != self._hi:
             raise ValueError(f"frames must be pushed in order: expected {self._hi}, got {index}")
         self._hi = index + 1
-        if any(w.start <= index < w.stop for w in self.windows[self._next:]):
+        pending = self.windows[self._next:]
+        if any(w.start <= index < w.stop for w in pending):
             self._frames[index] = frame
-        out: Emitted = []
+            if any(w.start < index < w.stop for w in pending):  # the pair (index - 1, index) is needed
+                self._pair(index - 1)
         while self._next < len(self.windows) and self.windows[self._next].stop <= self._hi:
             w = self.windows[self._next]
-            out.append((w, self._average(w)))
+            self._queue.append((w, self._submit(w)))
             self._next += 1
             self._forget()
-        return out
+        return self._collect(wait=len(self._queue) > 1)
 
     def finish(self) -> Emitted:
-        """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
-        return []
+        """The windows still in the worker; windows past a truncation are dropped."""
+        return self._collect(wait=True, everything=True)
+
+    def _collect(self, *, wait: bool, everything: bool = False) -> Emitted:
+        out: Emitted = []
+        while self._queue and (self._queue[0][1].done() or wait):
+            w, future = self._queue.popleft()
+            out.append((w, future.result()))  # a failure in the worker is raised here
+            wait = everything
+        return out
 
     def take_meta(self, w: Window) -> dict:
         """The continuous-exposure fields of window ``w``'s sample meta (once)."""
@@ -234,7 +253,8 @@ class ExposureAccumulator:
             self._gray[i] = to_gray8(self._frames[i])
         return self._gray[i]
 
-    def _average(self, w: Window) -> list[np.ndarray]:
+    def _submit(self, w: Window) -> Future:
+        """Decide K and the meta of window ``w`` from its pairs' motion; hand its synthesis to the worker."""
         n = w.n
         p99 = histogram_p99([self._pair(i)[2] for i in range(w.start, w.stop - 1)]) if n > 1 else 0.0
         if self.substeps == "auto":  # consecutive samples are tau / K frames apart
@@ -250,14 +270,21 @@ class ExposureAccumulator:
             "substep_px": round(p99 * spacing, 4), "sample_spacing": spacing,
         }
         frames = [self._frames[i] for i in range(w.start, w.stop)]
-        if (k == 1 and self.duty_cycle == 1.0) or n == 1:  # the plain average, in exact integers
+        flows = None
+        if n > 1 and (k > 1 or self.duty_cycle < 1.0) and self.interpolator is None:
+            flows = WindowFlows(forward=np.stack([self._pair(i)[0] for i in range(w.start, w.stop - 1)]),
+                                backward=np.stack([self._pair(i)[1] for i in range(w.start, w.stop - 1)]),
+                                gray=np.zeros((0, 1, 1), np.uint8), backend=self.flow.name, scale=self.flow_scale)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exposure")
+        return self._worker.submit(self._synthesize, frames, k, flows)
+
+    def _synthesize(self, frames: list[np.ndarray], k: int, flows: WindowFlows | None) -> list[np.ndarray]:
+        """The encoded mean of one window's samples, one image per channel (runs in the worker thread)."""
+        if (k == 1 and self.duty_cycle == 1.0) or len(frames) == 1:  # the plain average, in exact integers
             return [self._exact(frames, ch) for ch in self.channels]
         if self.interpolator is not None:
             return self._learned(frames, k)
-        fwd = np.stack([self._pair(i)[0] for i in range(w.start, w.stop - 1)])
-        bwd = np.stack([self._pair(i)[1] for i in range(w.start, w.stop - 1)])
-        flows = WindowFlows(forward=fwd, backward=bwd, gray=np.zeros((0, 1, 1), np.uint8), backend=self.flow.name,
-                            scale=self.flow_scale)
         encoded = []
         for ch in self.channels:
             table = (ch.lut / ch.q).astype(np.float32)  # g^-1 as float: the integer table over its full scale
