@@ -145,6 +145,8 @@ def _run_average(spec: dict):
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
+    harness.as_the_cli()
+
     shutil.rmtree(spec["out"], ignore_errors=True)
     return lambda: run_average(AverageConfig(inputs=(spec["clip"],), out=spec["out"], device="cpu"))
 
@@ -170,6 +172,7 @@ def worker_exposure(spec: dict) -> dict:
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
+    harness.as_the_cli()
     shutil.rmtree(spec["out"], ignore_errors=True)
     cfg = AverageConfig(inputs=(spec["clip"],), out=spec["out"], device="cpu", frames=(7, 7),
                         substeps=spec["substeps"], interpolation=spec.get("interpolation", "balanced"))

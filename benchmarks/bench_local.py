@@ -167,6 +167,7 @@ def _run_local(spec: dict):
     from blursynth.config import LocalConfig
     from blursynth.recipes.local import run_local
 
+    harness.as_the_cli()
     inputs = Path(spec["inputs"])
     kw = {"backend": spec["backend"]} if spec.get("backend") else {}
     if spec.get("substeps") is not None:  # None: the library's default (auto)

@@ -306,3 +306,13 @@ def shard_metas(out: str | Path) -> list[tuple[Path, int, dict]]:
         with h5py.File(path, "r") as f:
             found += [(path, j, json.loads(m)) for j, m in enumerate(f["meta"].asstr()[:])]
     return found
+
+
+def as_the_cli() -> None:
+    """In a worker about to run blursynth in-process: the process settings the ``blursynth`` command applies at
+    start (``blursynth/run/host.py``), where the measured revision has them (older ones ran without)."""
+    try:
+        from blursynth.run.host import tune_process
+    except ImportError:
+        return
+    tune_process()

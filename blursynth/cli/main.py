@@ -56,6 +56,9 @@ cli.add_command(export)
 
 def main() -> None:
     from blursynth import interrupt
+    from blursynth.run.host import tune_process
+
+    tune_process()  # before any large array exists (blursynth/run/host.py)
 
     interrupt.install()  # Ctrl-C, and SIGTERM (a scheduler, `timeout`, `kill`), stop cleanly and are never lost
     cli(prog_name="blursynth")

@@ -74,6 +74,9 @@ class StreamingAccumulator:
         channels: outputs to produce for every window.
     """
 
+    #: The runner runs its OpenCV and torch kernels on one thread each (:func:`single_threaded_kernels`).
+    own_threads = True
+
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, disjoint: bool | None = None) -> None:
         self.windows = list(windows)
         self.channels = list(channels)

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import ConfigError
+from blursynth.ops.images import work_array
 
 if TYPE_CHECKING:  # imported on use by the torch paths only
     import torch
@@ -99,10 +100,10 @@ class CRF:
             uint8 array of the shape of ``linear`` (at most 4 channels, as OpenCV requires).
         """
         scratch = {} if scratch is None else scratch
-        out = _work(scratch, "code", linear.shape, np.uint8)
+        out = work_array(scratch, "code", linear.shape, np.uint8)
         if linear.dtype.kind in "iu" and self.name == "linear":  # sums of a non-negative table: no clip needed
             return cv2.convertScaleAbs(linear, dst=out, alpha=255.0 * scale)
-        x = _work(scratch, "x", linear.shape, np.float32)
+        x = work_array(scratch, "x", linear.shape, np.float32)
         if linear.dtype.kind in "iu":
             np.copyto(x, linear, casting="unsafe")
         else:  # pow and convertScaleAbs would take |y|
@@ -115,8 +116,8 @@ class CRF:
         if scale != 1.0:  # sRGB: IEC 61966-2-1, in float32 numpy
             x *= np.float32(scale)
         np.clip(x, 0.0, 1.0, out=x)
-        low = np.multiply(x, np.float32(12.92), out=_work(scratch, "low", x.shape, np.float32))
-        dark = np.less_equal(x, np.float32(0.0031308), out=_work(scratch, "dark", x.shape, np.bool_))
+        low = np.multiply(x, np.float32(12.92), out=work_array(scratch, "low", x.shape, np.float32))
+        dark = np.less_equal(x, np.float32(0.0031308), out=work_array(scratch, "dark", x.shape, np.bool_))
         np.power(x, np.float32(1 / 2.4), out=x)  # numpy's float32 pow: OpenCV's differs in the last bit
         x *= np.float32(1.055)
         x -= np.float32(0.055)
@@ -230,13 +231,6 @@ def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None):
     return _encode_torch(sums, n, q, crf)
 
 
-def _work(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray:
-    arr = scratch.get(name)
-    if arr is None or arr.shape != shape or arr.dtype != dtype:
-        arr = scratch[name] = np.empty(shape, dtype)
-    return arr
-
-
 def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
     shape = sums.shape
     flat = np.ascontiguousarray(sums).reshape(-1, shape[-2] * shape[-1]) if sums.ndim >= 2 else sums[None]
@@ -244,10 +238,10 @@ def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> 
     # Exact correction of the float estimate (off by one in ~1e-4 of pixels near a rounding boundary):
     # v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by cv2.LUT (0.5 ms per pass).
     t = rounding_thresholds(crf, n, q).astype(np.int32)
-    bound = _work(scratch, "bound", flat.shape, np.int32)
-    below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT, dst=_work(scratch, "lt", flat.shape,
+    bound = work_array(scratch, "bound", flat.shape, np.int32)
+    below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT, dst=work_array(scratch, "lt", flat.shape,
                                                                                          np.uint8))
-    above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE, dst=_work(scratch, "ge", flat.shape,
+    above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE, dst=work_array(scratch, "ge", flat.shape,
                                                                                       np.uint8))
     cv2.bitwise_and(above, 1, dst=above)
     cv2.bitwise_and(below, 1, dst=below)

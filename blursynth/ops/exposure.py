@@ -144,6 +144,10 @@ class ExposureAccumulator:
         flow_backward: a second instance of the flow backend, for the backward flows in a thread of their own.
     """
 
+    #: The flows (two threads) and the synthesis (a worker thread) already occupy both cores: the runner runs
+    #: OpenCV and torch kernels on one thread each (:func:`blursynth.ops.accumulate.single_threaded_kernels`).
+    own_threads = True
+
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
                  duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu",
                  interpolation: str = DEFAULT_INTERPOLATION, cap: int = AUTO_CAP,
@@ -173,6 +177,8 @@ class ExposureAccumulator:
         self._noise_sigma: float | None = None
         self._queue: deque[tuple[Window, Future]] = deque()
         self._worker: ThreadPoolExecutor | None = None
+        self._linear: np.ndarray | None = None  # the worker's linearised window and work arrays, reused
+        self._scratch: dict = {}
         sample_times(3, 1 if substeps == "auto" else substeps, duty_cycle)  # checks the options once
 
     def extend(self, windows: Sequence[Window]) -> None:
@@ -286,15 +292,19 @@ class ExposureAccumulator:
         if self.interpolator is not None:
             return self._learned(frames, k)
         encoded = []
+        n = len(frames)
+        if self._linear is None or self._linear.shape[0] < n or self._linear.shape[1:] != frames[0].shape:
+            self._linear = np.empty((n, *frames[0].shape), np.float32)  # reused: no page faults per window
+        buffer = self._linear[:n]
         for ch in self.channels:
             table = (ch.lut / ch.q).astype(np.float32)  # g^-1 as float: the integer table over its full scale
-            buffer = np.empty((len(frames), *frames[0].shape), np.float32)
             for j, f in enumerate(frames):
                 lookup(f, table, out=buffer[j])
             linear = torch.from_numpy(buffer).to(self.device).permute(0, 3, 1, 2)  # channels-last, no copy
             mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean",
-                                      **self.warp_options)
-            encoded.append(ch.crf.encode(mean.permute(1, 2, 0).contiguous().cpu().numpy()).copy())
+                                      scratch=self._scratch, **self.warp_options)
+            mean = mean.permute(1, 2, 0).contiguous().cpu().numpy()
+            encoded.append(ch.crf.encode(mean, scratch=self._scratch).copy())
         return encoded
 
     def _learned(self, frames: list[np.ndarray], k: int) -> list[np.ndarray]:

@@ -320,7 +320,8 @@ def _one_gather(i0: torch.Tensor, i1: torch.Tensor, fwd: torch.Tensor, bwd: torc
 def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float = 1.0,
                        flows: WindowFlows | None = None, backend: FlowBackend | None = None,
                        reduce: str = "sum", mode: str = "bicubic", occlusion: bool = True,
-                       visibility_scale: float = 0.5, impl: str = "auto", gathers: int = 2) -> torch.Tensor:
+                       visibility_scale: float = 0.5, impl: str = "auto", gathers: int = 2,
+                       scratch: dict | None = None) -> torch.Tensor:
     """The sum (or mean) of a window's M = (N - 1) K + 1 equally weighted continuous-exposure samples.
 
     Samples at integer times are the real frames; the others are synthesised pair by pair
@@ -345,6 +346,7 @@ def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float
         gathers: full-resolution gathers per synthesised sample: 2 (one per frame), or 1 with
             ``occlusion=False`` (the nearer frame blended with the other aligned to it once per pair,
             :func:`_one_gather`; as accurate with DIS, 40 % faster on the CPU).
+        scratch: dict keeping the OpenCV kernels' work arrays between calls (the result is then one of them).
 
     Returns:
         (3, H, W) float32 on ``frames``' device.
@@ -365,22 +367,22 @@ def interpolate_window(frames: torch.Tensor, substeps: int, *, duty_cycle: float
     nearest = np.rint(times)
     on_frame = np.abs(times - nearest) < 1e-9
     whole = nearest[on_frame].astype(np.int64)
+    off = times[~on_frame]
+    pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
+    if len(off) and flows is None:
+        flows = compute_window_flows(frames, backend, pairs=pair.tolist())
+    if len(off) and use_cv2:
+        acc = cv2_ops.window_sum(lambda i: frames[i].permute(1, 2, 0).numpy(), whole, flows, off, pair, mode=mode,
+                                 occlusion=occlusion, visibility_scale=visibility_scale, gathers=gathers,
+                                 scratch=scratch)
+        if reduce == "mean":
+            np.divide(acc, np.float32(len(times)), out=acc)
+        return torch.from_numpy(acc).permute(2, 0, 1)  # (3, H, W) view of the (H, W, 3) sum
     if len(whole) == n:  # every frame once (tau = 1): no gathered copy of the window
         total = frames.sum(0)
     else:
         total = frames[torch.from_numpy(whole).to(frames.device)].sum(0) if len(whole) else torch.zeros_like(frames[0])
-    off = times[~on_frame]
-    pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
     if len(off):
-        if flows is None:
-            flows = compute_window_flows(frames, backend, pairs=pair.tolist())
-        if use_cv2:
-            acc = np.ascontiguousarray(total.permute(1, 2, 0).numpy(), dtype=np.float32)  # total is ours
-            cv2_ops.accumulate_window(acc, lambda i: frames[i].permute(1, 2, 0).numpy(), flows.forward,
-                                      flows.backward, flows.scale, off, pair, mode=mode, occlusion=occlusion,
-                                      visibility_scale=visibility_scale, gathers=gathers)
-            total = torch.from_numpy(acc).permute(2, 0, 1)  # (3, H, W) view of the (H, W, 3) sum
-            return total / len(times) if reduce == "mean" else total
         for i in np.unique(pair):
             fwd = torch.from_numpy(flows.forward[i]).to(frames.device)
             bwd = torch.from_numpy(flows.backward[i]).to(frames.device)

@@ -23,7 +23,7 @@ from blursynth.errors import SourceError
 from blursynth.io.repeats import RepeatCadence
 from blursynth.io.sources import Source, discover_sources
 from blursynth.io.video import SourceInfo
-from blursynth.ops.accumulate import StreamingAccumulator, single_threaded_kernels
+from blursynth.ops.accumulate import single_threaded_kernels
 from blursynth.ops.images import downsampled_size, to_uint8
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, max_windows_bound, plan_windows
@@ -178,7 +178,7 @@ def run_planned_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarke
             sink.add(w.index, make_sample(unit, w, encoded, sharp.pop(w.center), exposure_meta(unit, acc, w)))
 
     frames = read_source(unit)
-    kernels = single_threaded_kernels() if isinstance(acc, StreamingAccumulator) else contextlib.nullcontext()
+    kernels = single_threaded_kernels() if getattr(acc, "own_threads", False) else contextlib.nullcontext()
     try:
         with contextlib.closing(frames), kernels:
             for index, frame in frames:

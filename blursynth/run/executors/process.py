@@ -23,6 +23,7 @@ from typing import Any
 from blursynth import interrupt
 from blursynth.run.executors.base import Outcome, Retrying, call_unit, describe
 from blursynth.run.executors.forwarding import ForwardingProgress, apply_events, route_logs
+from blursynth.run.host import tune_process
 from blursynth.run.progress import ProgressSink
 
 MAX_MESSAGES = 64  # messages read from one worker per turn of the driver's loop
@@ -88,6 +89,7 @@ def _worker_main(conn, parent_pid: int, log_level: int, threads: int) -> None:
             conn.send(message)
 
     try:
+        tune_process()  # inherited from the driver as a rule; a spawned interpreter may not be its child
         _limit_threads(threads)
         route_logs(log_level, lambda level, msg: send(("log", level, msg)))
         progress = ForwardingProgress(lambda events: send(("progress", events)))

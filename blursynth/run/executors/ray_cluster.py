@@ -17,6 +17,7 @@ from blursynth import interrupt
 from blursynth.errors import ConfigError, MissingDependencyError
 from blursynth.run.executors.base import Outcome, Retrying, call_unit, describe
 from blursynth.run.executors.forwarding import ForwardingProgress, apply_events, route_logs
+from blursynth.run.host import tune_process
 
 log = logging.getLogger("blursynth.run")
 
@@ -87,6 +88,7 @@ def _ray_task(fn, unit, out, relay, log_level: int, cwd: str) -> Outcome:
     Runs in the driver's working directory, so relative OUT and input paths mean what they meant to the user
     (Ray workers start in a directory of their own).
     """
+    tune_process()  # a Ray worker is the raylet's child, not the driver's (blursynth/run/host.py)
     try:
         os.chdir(cwd)
     except OSError as exc:
