@@ -123,6 +123,16 @@ LOCAL_VALUES = {
     "--ray-address": (["--executor", "ray", "--ray-address", "auto"], "ray_address"),
     "--retries": (["--retries", "0"], "retries"),
     "--overwrite": (["--overwrite"], "overwrite"),
+    "--camera": (["--camera", "rsblur"], "camera"),  # issue 19: the camera pipeline
+    "--sat-mask": (["--sat-mask"], "sat_mask"),
+    "--camera-saturation": (["--camera", "rsblur", "--no-camera-saturation"], "camera_saturation"),
+    "--camera-noise": (["--camera", "rsblur", "--no-camera-noise"], "camera_noise"),
+    "--camera-noise-scale": (["--camera", "rsblur", "--camera-noise-scale", "1,2"], "camera_noise_scale"),
+    "--camera-matrix": (["--camera", "rsblur", "--camera-matrix", "a,b"], "camera_matrices"),
+    "--camera-bayer": (["--camera", "rsblur", "--camera-bayer", "rggb"], "camera_bayer"),
+    "--camera-mosaic": (["--camera", "rsblur", "--no-camera-mosaic"], "camera_mosaic"),
+    "--camera-jpeg": (["--camera", "rsblur", "--camera-jpeg", "70,90"], "camera_jpeg"),
+    "--camera-h264-crf": (["--camera", "rsblur", "--camera-h264-crf", "23"], "camera_h264_crf"),
 }
 NO_CONFIG = {"--verbose", "--quiet", "--help"}  # logging and help: not settings of the dataset
 

@@ -74,13 +74,13 @@ from blursynth.flow.names import FLOW_NAMES, FLOW_STAT_NAMES, RAFT_MODELS
               help="RAFT state-dict file (default: torchvision's registry weights).")
 @options.apply(options.crf, options.gamma, options.seed, options.val_fraction, options.shard_size,
                options.layout, options.compression, options.device, options.backend, options.batch_frames,
-               *options.executors, options.overwrite, options.verbose, options.quiet)
+               *options.cameras, *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, downsample, flow, flow_threshold,
             flow_stat, max_match_error, max_step_px, blur_map, drop_static, keep_plain_mean, substeps_text, duty_cycle,
             interpolation, interpolator, raft_model, raft_weights, crf, gamma, seed,
             val_fraction, shard_size, layout, compression, device, backend, batch_frames, executor, workers,
-            ray_address, retries, overwrite):
+            ray_address, retries, overwrite, **camera):
     """Average consecutive frames of high-fps videos or frame folders in linear light.
 
     INPUT is a video file, a folder searched recursively for videos, or a folder of frame images (one
@@ -97,6 +97,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
       blursynth average --recipe reds REDS_120fps/ out/ --fps 120
       blursynth average REDS_videos/ out/ --workers 2
       blursynth average /shared/videos /shared/out --executor ray --ray-address auto
+      blursynth average GOPRO_Large_all/ out/ --fps 240 --camera rsblur --camera-jpeg 70,95
     """
     substeps = parse_substeps(substeps_text) if substeps_text is not None else RECIPES[recipe].substeps
     continuous = substeps != 1 or duty_cycle not in (None, 1.0)
@@ -121,7 +122,7 @@ def average(ctx, inputs, out, recipe, frames_text, stride, max_per_source, fps, 
         blur_map=bool(values["blur_map"]), raft_model=raft_model, raft_weights=raft_weights, drop_static=drop_static,
         keep_plain_mean=keep_plain_mean, substeps=values["substeps"],
         duty_cycle=1.0 if duty_cycle is None else duty_cycle, interpolator=interpolator,
-        interpolation=interpolation or "balanced",
+        interpolation=interpolation or "balanced", **options.camera_fields(camera),
         executor=executor, workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.average import run_average

@@ -60,13 +60,13 @@ DEFAULT_OUT = "lbs_out"
                    "frame: still (N-1)*K+1 samples, spread over TAU*(N-1) steps (so between the poses even at "
                    "--substeps 1); auto counts the shorter sample spacing.")
 @options.apply(options.crf, options.gamma, options.local_seed, options.local_val_fraction, options.shard_size,
-               options.layout, options.compression, options.local_device, options.local_backend, *options.executors,
-               options.overwrite, options.verbose, options.quiet)
+               options.layout, options.compression, options.local_device, options.local_backend, *options.cameras,
+               *options.executors, options.overwrite, options.verbose, options.quiet)
 @click.pass_context
 def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categories, min_object_area, num_samples,
           moving_objects, static_text, object_scale, frames_text, translate_text, scale_text, rotate_text, crop_text,
           substeps_text, duty_cycle, crf, gamma, seed, val_fraction, shard_size, layout, compression, device, backend,
-          executor, workers, ray_address, retries, overwrite):
+          executor, workers, ray_address, retries, overwrite, **camera):
     """Synthesise local blur (LODE/BladeNet Sec. 4.1): segmented objects move over sharp backgrounds.
 
     Each sample pastes --moving-objects objects (scaled by --object-scale) on a background, moves them along
@@ -87,6 +87,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --duty-cycle 0.5   # half the trajectory exposed
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --camera rsblur --no-camera-mosaic
     """
     if gamma is not None and crf not in (None, "gamma"):
         raise ConfigError(f"--gamma: only used with --crf gamma, not --crf {crf}")
@@ -107,7 +108,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
         crf=crf or "gamma", gamma=float(gamma if gamma is not None else 2.2), seed=seed, val_fraction=val_fraction,
         shard_size=shard_size, layout=parse_layout(layout), compression=compression, device=device,
         backend=backend, substeps=parse_substeps(substeps_text), duty_cycle=duty_cycle,
-        overwrite=overwrite, executor=executor,
+        overwrite=overwrite, executor=executor, **options.camera_fields(camera),
         workers=workers, ray_address=ray_address, retries=retries,
     )
     from blursynth.recipes.local import run_local

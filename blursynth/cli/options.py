@@ -85,3 +85,50 @@ def apply(*decorators):
         return fn
 
     return wrap
+
+
+# -- the camera pipeline (issue 19), `average` and `local` -----------------------------------------------------
+camera = click.option(
+    "--camera", type=click.Choice(["none", "rsblur"]), default="none", show_default=True,
+    help="Camera pipeline applied to the blurry image (Rim et al. 2022, RSBlur): saturation, inverse ISP, "
+         "Poisson-Gaussian noise on the RAW mosaic, ISP (Malvar demosaic), optional JPEG/H.264; re-encoded with "
+         "--crf/--gamma; the sharp image stays clean; the draw goes to meta[\"camera\"].")
+sat_mask = click.option("--sat-mask", is_flag=True, default=False,
+                        help="Store sat_mask (n, H, W, 3) uint8: 255 x the fraction of the exposure's samples at "
+                             "the maximum code value (always stored with --camera rsblur).")
+camera_saturation = click.option("--camera-saturation/--no-camera-saturation", default=True, show_default=True,
+                                 help="Saturation stage: blur + alpha x sat_mask, alpha ~ U(0.25, 1.75), clipped.")
+camera_noise = click.option("--camera-noise/--no-camera-noise", default=True, show_default=True,
+                            help="Poisson-Gaussian noise on the RAW mosaic (RSBlur's RealBlur beta1, beta2).")
+camera_noise_scale = click.option("--camera-noise-scale", default=None, metavar="LO,HI",
+                                  help="beta1 and beta2 drawn per sample from U(LO x beta, HI x beta) [0.5,1.5].")
+camera_matrix = click.option("--camera-matrix", default=None, metavar="NAME[,NAME...]",
+                             help="Camera colour matrices one is drawn from per sample [all shipped].")
+camera_bayer = click.option("--camera-bayer", default=None, metavar="P[,P...]",
+                            help="Bayer patterns one is drawn from per sample: RGGB, BGGR, GRBG, GBRG [all four].")
+camera_mosaic = click.option("--camera-mosaic/--no-camera-mosaic", default=True, show_default=True,
+                             help="Bayer mosaic and demosaic (off: the noise is added to the camera RGB image).")
+camera_jpeg = click.option("--camera-jpeg", default=None, metavar="LO,HI",
+                           help="JPEG round trip at a quality drawn per sample from LO..HI (or one value Q) "
+                                "[default: no JPEG].")
+camera_h264_crf = click.option("--camera-h264-crf", type=int, default=None, metavar="N",
+                               help="H.264 encode/decode round trip at CRF N, as REDS' compressed track "
+                                    "[default: none].")
+cameras = (camera, sat_mask, camera_saturation, camera_noise, camera_noise_scale, camera_matrix, camera_bayer,
+           camera_mosaic, camera_jpeg, camera_h264_crf)
+
+
+def camera_fields(kwargs: dict) -> dict:
+    """Take the camera options out of a command's keyword arguments, as ``config.camera.CameraFields`` values."""
+    from blursynth.config.camera import parse_names, parse_pair
+
+    return {
+        "camera": kwargs.pop("camera"), "sat_mask": kwargs.pop("sat_mask"),
+        "camera_saturation": kwargs.pop("camera_saturation"), "camera_noise": kwargs.pop("camera_noise"),
+        "camera_noise_scale": parse_pair(kwargs.pop("camera_noise_scale"), "--camera-noise-scale"),
+        "camera_matrices": parse_names(kwargs.pop("camera_matrix"), "--camera-matrix"),
+        "camera_bayer": parse_names(kwargs.pop("camera_bayer"), "--camera-bayer", upper=True),
+        "camera_mosaic": kwargs.pop("camera_mosaic"),
+        "camera_jpeg": parse_pair(kwargs.pop("camera_jpeg"), "--camera-jpeg", integer=True),
+        "camera_h264_crf": kwargs.pop("camera_h264_crf"),
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from blursynth.config.camera import CameraFields, check_camera_options
 from blursynth.config.fields import (
     REVISIONS,
     ExecutionFields,
@@ -81,7 +82,7 @@ DEFAULT_MAX_MATCH_ERROR = 12.0
 
 
 @dataclass(frozen=True)
-class AverageConfig(OutputFields, ExecutionFields, Fingerprinted):
+class AverageConfig(OutputFields, CameraFields, ExecutionFields, Fingerprinted):
     """Fully resolved configuration of ``blursynth average``.
 
     Fields declared with ``output_field`` determine the produced bytes; they form the fingerprint that an
@@ -179,6 +180,10 @@ def check_average_config(cfg: AverageConfig) -> None:
     if cfg.max_per_source is not None and cfg.max_per_source < 1:
         raise ConfigError(f"--max-per-source: expected a positive number, got {cfg.max_per_source}")
     check_output_options(cfg)
+    check_camera_options(cfg)
+    if cfg.keep_plain_mean and cfg.camera_on:
+        raise ConfigError("--keep-plain-mean stores the plain mean for GOPRO_Large's blur/, which has no camera: "
+                          "leave it out with --camera")
     if cfg.fps is not None and not (0 < cfg.fps <= 100_000):
         raise ConfigError(f"--fps: expected a frame rate in (0, 100000], got {cfg.fps}")
     if cfg.batch_frames < 1:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from blursynth.config.camera import CameraFields, check_camera_options
 from blursynth.config.fields import ExecutionFields, Fingerprinted, OutputFields, check_output_options, output_field
 from blursynth.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class LocalConfig(OutputFields, ExecutionFields, Fingerprinted):
+class LocalConfig(OutputFields, CameraFields, ExecutionFields, Fingerprinted):
     """Fully resolved configuration of ``blursynth local`` (local blur synthesis, LODE/BladeNet Sec. 4.1).
 
     Attributes (beyond those shared with :class:`AverageConfig`):
@@ -73,6 +74,7 @@ def check_local_config(cfg: LocalConfig) -> None:
     """Named checks of ``blursynth local`` options."""
     if not cfg.backgrounds:
         raise ConfigError("--bg: give at least one background folder (REDS train_sharp works as is)")
+    check_camera_options(cfg)
     if cfg.voc is None and cfg.coco is None:
         raise ConfigError("no objects: pass --voc VOC2012 and/or --coco instances.json --coco-images DIR")
     if (cfg.coco is None) != (cfg.coco_images is None):

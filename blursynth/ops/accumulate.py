@@ -32,6 +32,11 @@ if TYPE_CHECKING:  # torch is imported on use: a CPU streaming run never pays it
 
 Emitted = list[tuple[Window, list[np.ndarray]]]
 
+#: ``Channel.output`` values: ``code`` (the window's mean re-encoded to uint8 by the CRF), ``mean`` (the mean
+#: linear light itself, float32 in [0, 1]: the input of the camera pipeline, issue 19) and ``saturation``
+#: (float32 fraction of the window's samples at the source's maximum code value, per pixel and channel).
+OUTPUTS = ("code", "mean", "saturation")
+
 
 @dataclass(frozen=True)
 class Channel:
@@ -41,16 +46,38 @@ class Channel:
         crf: camera response re-applied after averaging.
         lut: int32 (2**bits,) inverse table from :meth:`CRF.inverse_lut`.
         q: full scale of the table.
+        output: what the window's sum becomes (:data:`OUTPUTS`). A ``saturation`` channel's table is the
+            indicator of the maximum code value (q = 1), so its window mean is the clipped fraction; the
+            integer accumulators need nothing else, and it costs nothing when not asked for.
     """
 
     crf: CRF
     lut: np.ndarray
     q: int
+    output: str = "code"
 
     @classmethod
-    def create(cls, crf: CRF, bit_depth: int, n_max: int) -> Channel:
+    def create(cls, crf: CRF, bit_depth: int, n_max: int, output: str = "code") -> Channel:
         lut, q = crf.inverse_lut(bit_depth, n_max)
-        return cls(crf, lut, q)
+        return cls(crf, lut, q, output)
+
+    @classmethod
+    def saturation(cls, bit_depth: int) -> Channel:
+        """The clipped-sample counter: 1 at the maximum code value (255, or 65535 for 16-bit), else 0."""
+        vmax = (1 << bit_depth) - 1
+        lut = (np.arange(vmax + 1) == vmax).astype(np.int32)
+        return cls(CRF("linear"), lut, 1, "saturation")
+
+
+def window_output(total, n: int, ch: Channel, scratch: dict | None = None):
+    """A window's integer sum (numpy array or torch tensor) as the channel's output: uint8 code values
+    (:func:`encode_sum`) or, for ``mean``/``saturation`` channels, the float32 mean ``total / (n q)``
+    (a numpy array either way for those)."""
+    if ch.output == "code":
+        return encode_sum(total, n, ch.q, ch.crf, scratch=scratch)
+    if not isinstance(total, np.ndarray):
+        total = total.cpu().numpy()
+    return (total / float(n * ch.q)).astype(np.float32)
 
 
 def lookup(frame: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -192,7 +219,7 @@ class StreamingAccumulator:
                     total = total.copy()
                     for lin in tail:
                         np.subtract(total, lin, out=total)
-                encoded.append(encode_sum(total, w.n, ch.q, ch.crf, scratch=self._encode_scratch))
+                encoded.append(window_output(total, w.n, ch, self._encode_scratch))
             out.append((w, encoded))
             self._next += 1
         return out
@@ -299,7 +326,8 @@ class TorchAccumulator:
             table = self._prefix[c]
             sums = torch.stack([table[w.stop] - table[w.start] for w in ready])
             for j, w in enumerate(ready):
-                encoded[j].append(encode_sum(sums[j], w.n, ch.q, ch.crf).cpu().numpy())
+                out = window_output(sums[j], w.n, ch)
+                encoded[j].append(out if isinstance(out, np.ndarray) else out.cpu().numpy())
             # Boundaries no later window needs can go.
             keep_from = self.windows[self._next].start if self._next < len(self.windows) else self._base
             for b in [b for b in table if b < keep_from]:

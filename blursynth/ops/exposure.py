@@ -38,14 +38,14 @@ import torch
 from blursynth.errors import InputError, SourceError
 from blursynth.flow.base import FlowBackend, opencv_failure
 from blursynth.flow.measure import measure, pair_noise_sigma, to_gray8
-from blursynth.ops.accumulate import Channel, Emitted, lookup
-from blursynth.ops.crf import encode_sum
+from blursynth.ops.accumulate import Channel, Emitted, lookup, window_output
 from blursynth.ops.interpolate import (
     WindowFlows,
     compute_window_flows,
     interpolate_window,
     sample_times,
 )
+from blursynth.ops.saturation import saturated_fraction
 from blursynth.ops.windows import Window
 
 #: Largest K that ``--substeps auto`` picks (the issue's cap): 32 keeps 31 synthesised samples per pair.
@@ -296,16 +296,25 @@ class ExposureAccumulator:
         if self._linear is None or self._linear.shape[0] < n or self._linear.shape[1:] != frames[0].shape:
             self._linear = np.empty((n, *frames[0].shape), np.float32)  # reused: no page faults per window
         buffer = self._linear[:n]
+        saturated = None
         for ch in self.channels:
+            if ch.output == "saturation":  # counted on the first channel's samples, below
+                encoded.append(None)
+                continue
             table = (ch.lut / ch.q).astype(np.float32)  # g^-1 as float: the integer table over its full scale
             for j, f in enumerate(frames):
                 lookup(f, table, out=buffer[j])
             linear = torch.from_numpy(buffer).to(self.device).permute(0, 3, 1, 2)  # channels-last, no copy
+            if saturated is None and any(c.output == "saturation" for c in self.channels):
+                saturated = saturated_fraction(linear, k, self.duty_cycle, flows, **self.warp_options)
             mean = interpolate_window(linear, k, duty_cycle=self.duty_cycle, flows=flows, reduce="mean",
                                       scratch=self._scratch, **self.warp_options)
             mean = mean.permute(1, 2, 0).contiguous().cpu().numpy()
-            encoded.append(ch.crf.encode(mean, scratch=self._scratch).copy())
-        return encoded
+            if ch.output == "mean":
+                encoded.append(mean.copy())
+            else:
+                encoded.append(ch.crf.encode(mean, scratch=self._scratch).copy())
+        return [saturated if out is None else out for out in encoded]
 
     def _learned(self, frames: list[np.ndarray], k: int) -> list[np.ndarray]:
         """The window's mean through the learned interpolator: its frames, rounded to code values, are
@@ -336,8 +345,10 @@ class ExposureAccumulator:
                     for code in out.clamp(0.0, 1.0).mul_(vmax).round_().permute(0, 2, 3, 1).cpu().numpy():
                         add(code.astype(frames[0].dtype))
         # M can exceed the frames the integer tables were sized for: summed in int64, encoded from the float mean
-        return [ch.crf.encode((total / (len(times) * ch.q)).astype(np.float32)).copy()
-                for total, ch in zip(totals, self.channels, strict=True)]
+        means = [(total / (len(times) * ch.q)).astype(np.float32) for total, ch in zip(totals, self.channels,
+                                                                                       strict=True)]
+        return [m if ch.output != "code" else ch.crf.encode(m).copy()
+                for m, ch in zip(means, self.channels, strict=True)]
 
     def _call(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The learned interpolator on one batch; a failure or a wrong shape stops the run with one line (the
@@ -358,4 +369,5 @@ class ExposureAccumulator:
         total = lookup(frames[0], ch.lut).copy()
         for f in frames[1:]:
             total += lookup(f, ch.lut)
-        return encode_sum(total, len(frames), ch.q, ch.crf)
+        return window_output(total, len(frames), ch)
+

@@ -27,6 +27,7 @@ from blursynth.ops.accumulate import single_threaded_kernels
 from blursynth.ops.images import downsampled_size, to_uint8
 from blursynth.ops.splits import assign_splits
 from blursynth.ops.windows import Window, max_windows_bound, plan_windows
+from blursynth.recipes.camera import camera_settings
 from blursynth.recipes.ghosting import PairSampler, source_displacement, warn_ghosting
 from blursynth.recipes.source_unit import (
     AverageUnit,
@@ -218,6 +219,7 @@ def run_average(cfg: AverageConfig, progress: ProgressSink | None = None):
         from blursynth.ops.exposure import load_interpolator
 
         load_interpolator(cfg.interpolator, device)
+    camera_settings(cfg)  # an unknown --camera-matrix fails here, before OUT is touched
     sources = discover_sources(cfg.inputs, exclude=[cfg.out])
     plan = plan_average(cfg, sources)
     return run_job(

@@ -8,6 +8,7 @@ the two runners cannot drift apart (same CRF channels, same reader, same metadat
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from blursynth.ops.accumulate import Channel, create_accumulator
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames
 from blursynth.ops.windows import Window
+from blursynth.recipes.camera import camera_settings, render_blur, saturation_mask
 from blursynth.recipes.ghosting import PairSampler
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
@@ -126,9 +128,13 @@ def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device
     """
     cfg = unit.config
     n_max = cfg.frames[1]
-    channels = [Channel.create(create_crf(cfg.crf, cfg.gamma), unit.info.bit_depth, n_max)]
+    # With the camera the first channel is the window's linear-light mean, rendered by make_sample.
+    output = "mean" if cfg.camera_on else "code"
+    channels = [Channel.create(create_crf(cfg.crf, cfg.gamma), unit.info.bit_depth, n_max, output)]
     if "gopro" in cfg.layout or cfg.keep_plain_mean:
         channels.append(Channel.create(create_crf("linear"), unit.info.bit_depth, n_max))
+    if cfg.records_saturation:  # always the last channel (make_sample takes it off)
+        channels.append(Channel.saturation(unit.info.bit_depth))
     if cfg.continuous:  # --substeps / --duty-cycle: sub-frame samples synthesised from the flow
         from blursynth.flow import create_flow
         from blursynth.ops.exposure import ExposureAccumulator, load_interpolator
@@ -151,6 +157,8 @@ def open_sink(unit: AverageUnit, out: Path, slots: Sequence[ShardSlot], result: 
     cfg = unit.config
     if cfg.keep_plain_mean and "h5" in cfg.layout:  # the plain mean in the shards too (export's gopro blur/)
         options["extra_datasets"] = (*options.get("extra_datasets", ()), "blur_linear")
+    if cfg.records_saturation and "h5" in cfg.layout:
+        options["extra_datasets"] = (*options.get("extra_datasets", ()), "sat_mask")
     return UnitSink(out, unit.source.key, unit.source.path, slots, result, layouts=cfg.layout,
                     compression=cfg.compression, progress=progress, static="drop" if cfg.drop_static else "count",
                     **options)
@@ -208,8 +216,22 @@ def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: 
         meta["duplicate_frames"] = span - w.n
     if cfg.downsample > 1:
         meta["downsample"] = cfg.downsample
+    encoded = list(encoded)
+    fraction = encoded.pop() if cfg.records_saturation else None
     extras = {"blur_linear": encoded[1]} if len(encoded) > 1 else {}
-    return Sample(blur=encoded[0], sharp=sharp, meta=meta, extras=extras)
+    blur = encoded[0]
+    if fraction is not None:
+        extras["sat_mask"] = saturation_mask(fraction)
+    if cfg.camera_on:  # encoded[0] is the linear mean: the camera renders the blurry image from it
+        blur, meta["camera"] = render_blur(_camera_settings(cfg), cfg.seed, meta["sample"], blur,
+                                           create_crf(cfg.crf, cfg.gamma), fraction)
+    return Sample(blur=blur, sharp=sharp, meta=meta, extras=extras)
+
+
+@functools.lru_cache(maxsize=4)
+def _camera_settings(cfg: AverageConfig):
+    """The unit's ``CameraConfig``, built once per config and process."""
+    return camera_settings(cfg)
 
 
 def commit_failed_source(sink: UnitSink, result: UnitResult, exc: SourceError, **marker) -> None:

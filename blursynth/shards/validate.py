@@ -10,8 +10,9 @@ a crash. Checks:
   ``width`` agree with the marker and the datasets; ``blur``/``sharp`` uint8 (n, H, W, 3) chunked one image
   per chunk; ``meta`` (n,) strings that parse as JSON objects with ``n_frames``; ``mask`` uint8 (n, H, W);
   ``blur_map`` float16 (n, H, W) finite and >= 0; ``measurable`` uint8 (n, H, W) of 0/1, and ``blur_map`` 0
-  wherever it is 0; ``blur_linear`` uint8 (n, H, W, 3); blur differs from sharp for most samples; a marker or
-  shard of a newer format version is reported as such (never checked against this version's rules);
+  wherever it is 0; ``blur_linear`` and ``sat_mask`` uint8 (n, H, W, 3); blur differs from sharp for most
+  samples; a marker or shard of a newer format version is reported as such (never checked against this
+  version's rules);
 * ``.partial`` files and ``.h5`` files without a marker are listed as ignored (never counted).
 """
 
@@ -75,7 +76,7 @@ class Validation:
 
 #: Optional datasets: their dtype and whether they are RGB images ((n, H, W, 3)) rather than maps ((n, H, W)).
 EXTRAS = {"mask": (np.uint8, False), "blur_map": (np.float16, False), "measurable": (np.uint8, False),
-          "blur_linear": (np.uint8, True)}
+          "blur_linear": (np.uint8, True), "sat_mask": (np.uint8, True)}
 
 
 def _check_shard(check: ShardCheck, path: Path, marker: ShardMarker, sample_limit: int) -> None:
