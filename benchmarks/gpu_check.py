@@ -13,7 +13,10 @@ One script for every CUDA path, so a session lent a GPU for a few minutes runs o
      window);
    * ``accumulate``: ``ops.accumulate.TorchAccumulator`` averaging 720p frames into 7-frame windows, frames/s;
    * ``local render``: ``ops.render_torch.render_moving_torch`` of one 720p sample with two moving objects at
-     K = 8 sub-steps, samples/s.
+     K = 8 sub-steps, samples/s;
+   * ``camera``: ``camera.apply_camera`` (issue 19, RSBlur's pipeline with every stage on) of one 720p image,
+     samples/s; the noise's random numbers are drawn on the CPU on both columns (reproducible draws), so the
+     CUDA figure includes that CPU work and the transfer.
 
 The device machine has torch, CUDA, OpenCV and h5py but not PyAV: the tests need it (``tests/conftest.py``
 writes videos with it), so carry its wheel as the device tool's README describes; ``--skip-tests`` prints the
@@ -94,7 +97,18 @@ def row_local(device: str, repeats: int) -> tuple[str, float, str]:
     return "local render 720p, 2 objects, N=9 K=8", 1 / sec, "samples/s"
 
 
-ROWS = [row_interpolate, row_accumulate, row_local]
+def row_camera(device: str, repeats: int) -> tuple[str, float, str]:
+    from blursynth.camera import CameraConfig, apply_camera, draw_camera
+
+    gen = torch.Generator().manual_seed(0)
+    linear = torch.rand(3, 720, 1280, generator=gen).to(device)
+    sat = (torch.rand(3, 720, 1280, generator=gen) > 0.95).float().to(device)
+    params = draw_camera(CameraConfig(), 1)
+    sec = best(lambda: apply_camera(linear, params, sat=sat), repeats, device == "cuda")
+    return "camera apply_camera 720p (rsblur, all stages)", 1 / sec, "samples/s"
+
+
+ROWS = [row_interpolate, row_accumulate, row_local, row_camera]
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from textures import textured_image
 
-from blursynth.camera.isp import PATTERNS, apply_matrix, demosaic_malvar, gain_map, mosaic
+from blursynth.camera.isp import _MALVAR, PATTERNS, apply_matrix, demosaic_malvar, gain_map, mosaic
 from blursynth.camera.matrices import CAMERA_MATRICES, SRGB_TO_XYZ, camera_matrices
 from blursynth.camera.noise import EXACT_BELOW, add_poisson_gaussian, noise_draws, poisson_quantile
 from blursynth.ops.crf import create_crf
@@ -67,6 +67,31 @@ def test_malvar_is_exact_on_linear_ramps(pattern):
     out = demosaic_malvar(mosaic(image, pattern), pattern)
     inner = np.s_[:, 2:-2, 2:-2]  # the 5x5 filters reach 2 px: the reflect-padded border is not a ramp
     assert torch.allclose(out[inner], image[inner], atol=1e-5)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_malvar_matches_the_papers_filters_pixel_by_pixel(pattern):
+    """Reference: each missing colour is the paper's 5x5 filter (Fig. 2) at that site, computed in a loop."""
+    cfa = np.random.default_rng(2).random((10, 12))
+    padded = np.pad(cfa, 2, mode="reflect")
+    kernels = _MALVAR.numpy()  # G at R/B, R/B along the row, R/B along the column, R at B / B at R
+    expected = np.zeros((3, 10, 12))
+    r_row = pattern.index("R") // 2
+    for y in range(10):
+        for x in range(12):
+            here = pattern[2 * (y % 2) + x % 2]
+            patch = padded[y : y + 5, x : x + 5]
+            f = [(k * patch).sum() for k in kernels]
+            if here == "G":
+                in_r_row = y % 2 == r_row
+                rgb = (f[1] if in_r_row else f[2], cfa[y, x], f[2] if in_r_row else f[1])
+            elif here == "R":
+                rgb = (cfa[y, x], f[0], f[3])
+            else:
+                rgb = (f[3], f[0], cfa[y, x])
+            expected[:, y, x] = rgb
+    out = demosaic_malvar(torch.from_numpy(cfa)[None], pattern).numpy()
+    assert np.allclose(out, expected, atol=1e-12)
 
 
 def test_demosaic_is_batched_like_one_image_at_a_time():

@@ -77,20 +77,33 @@ def gain_map(pattern: str, gains: tuple[float, float, float], height: int, width
 def demosaic_malvar(cfa: torch.Tensor, pattern: str) -> torch.Tensor:
     """Malvar-He-Cutler (ICASSP 2004) demosaic: ``(..., 1, H, W)`` -> ``(..., 3, H, W)``.
 
-    One ``conv2d`` with the four 5x5 filters over the reflect-padded mosaic, then each site takes its own value
-    for its colour and the filtered values for the other two.
+    The four 5x5 filters (``_MALVAR``) share their taps, so they are evaluated from five neighbour sums of the
+    reflect-padded mosaic (left+right and up+down at distances 1 and 2, the four diagonals) instead of a
+    ``conv2d`` (2x faster on one CPU thread, the same values within float rounding). Each site keeps its own
+    value for its colour and takes the filtered values for the other two.
     """
     shape = cfa.shape
     h, w = shape[-2:]
     x = cfa.reshape(-1, 1, h, w)
     mode = "reflect" if min(h, w) > 2 else "replicate"
-    f = F.conv2d(F.pad(x, (2, 2, 2, 2), mode=mode), _MALVAR.to(device=x.device, dtype=x.dtype)[:, None])
+    p = F.pad(x, (2, 2, 2, 2), mode=mode)
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        return p[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+
+    h1, v1 = at(0, -1) + at(0, 1), at(-1, 0) + at(1, 0)
+    h2, v2 = at(0, -2) + at(0, 2), at(-2, 0) + at(2, 0)
+    d4 = at(-1, -1) + at(-1, 1) + at(1, -1) + at(1, 1)
+    g_at_rb = (4 * x + 2 * (h1 + v1) - (h2 + v2)) / 8
+    along_row = (5 * x - d4 - h2 + 0.5 * v2 + 4 * h1) / 8
+    along_col = (5 * x - d4 - v2 + 0.5 * h2 + 4 * v1) / 8
+    cross = (6 * x + 2 * d4 - 1.5 * (h2 + v2)) / 8
     red, blue, g_rrow, g_brow, green = site_masks(pattern, h, w, x.device, x.dtype)
-    g_at_rb, along_row, along_col, cross = f[:, 0:1], f[:, 1:2], f[:, 2:3], f[:, 3:4]
-    r = x * red + along_row * g_rrow + along_col * g_brow + cross * blue
-    g = x * green + g_at_rb * (red + blue)
-    b = x * blue + along_row * g_brow + along_col * g_rrow + cross * red
-    return torch.cat([r, g, b], dim=1).reshape(*shape[:-3], 3, h, w)
+    out = torch.empty(x.shape[0], 3, h, w, device=x.device, dtype=x.dtype)
+    out[:, 0:1] = x * red + along_row * g_rrow + along_col * g_brow + cross * blue
+    out[:, 1:2] = x * green + g_at_rb * (red + blue)
+    out[:, 2:3] = x * blue + along_row * g_brow + along_col * g_rrow + cross * red
+    return out.reshape(*shape[:-3], 3, h, w)
 
 
 def apply_matrix(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
