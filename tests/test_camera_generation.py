@@ -34,7 +34,9 @@ def highlight_frames(n: int = 15, *, bits: int = 8, seed: int = 0) -> np.ndarray
     the maximum, B at the maximum in its left half only) and a static clipped stripe in R."""
     vmax = (1 << bits) - 1
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, int(vmax * 0.97), (H, W, 3)).astype(np.uint16 if bits == 16 else np.uint8)
+    small = rng.random((H // 6, W // 6, 3)).astype(np.float32)  # smooth, as natural images are (the demosaic)
+    smooth = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    base = np.rint(smooth * vmax * 0.9 + vmax * 0.05).astype(np.uint16 if bits == 16 else np.uint8)
     frames = np.repeat(base[None], n, axis=0)
     for k in range(n):
         x = 2 + 2 * k
@@ -167,3 +169,98 @@ def test_bad_camera_options_are_one_line_errors(tmp_path, args, names):
     result = invoke("average", src, tmp_path / "out", "--frames", N, *args)
     assert_clean_error(result, names)
     assert not (tmp_path / "out").exists()
+
+
+CONTRACT_KEYS = {"camera", "seed", "alpha", "matrix", "pattern", "red_gain", "blue_gain", "beta1", "beta2",
+                 "jpeg_quality", "h264_crf"}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("camera")
+    frames = highlight_frames()
+    src = write_frame_folder(tmp / "clip", frames)
+    run_ok("average", src, tmp / "plain", "--frames", N, "--fps", 240, "-q")
+    run_ok("average", src, tmp / "cam", "--frames", N, "--fps", 240, "--camera", "rsblur", "-q")
+    return tmp, src, frames
+
+
+def test_camera_renders_blur_records_the_draw_and_leaves_sharp(clip):
+    tmp, src, frames = clip
+    plain, cam = samples(tmp / "plain"), samples(tmp / "cam")
+    assert len(cam) == len(plain) == 3
+    for p, c in zip(plain, cam, strict=True):
+        draw = c["meta"]["camera"]
+        assert set(draw) >= CONTRACT_KEYS and draw["camera"] == "rsblur"
+        assert draw["alpha"] is not None and draw["beta1"] is not None and draw["jpeg_quality"] is None
+        assert {k: v for k, v in c["meta"].items() if k != "camera"} == p["meta"]
+        np.testing.assert_array_equal(c["sharp"], p["sharp"])
+        np.testing.assert_array_equal(c["sat_mask"], expected_mask(frames, c["meta"]))  # stored with the camera
+        assert (c["blur"] != p["blur"]).mean() > 0.3
+        assert np.abs(c["blur"].astype(int) - p["blur"]).mean() < 20  # the same scene through a camera
+    assert len({c["meta"]["camera"]["seed"] for c in cam}) == 3
+
+
+def test_camera_same_command_same_bytes_with_two_workers_other_seed_other_draw(clip):
+    tmp, src, _ = clip
+    run_ok("average", src, tmp / "w2", "--frames", N, "--fps", 240, "--camera", "rsblur", "--workers", 2, "-q")
+    for a, b in zip(samples(tmp / "cam"), samples(tmp / "w2"), strict=True):
+        assert a["meta"] == b["meta"]
+        for name in ("blur", "sharp", "sat_mask"):
+            np.testing.assert_array_equal(a[name], b[name])
+    run_ok("average", src, tmp / "seed1", "--frames", N, "--fps", 240, "--camera", "rsblur", "--seed", 1, "-q")
+    other = samples(tmp / "seed1")
+    for a, b in zip(samples(tmp / "cam"), other, strict=True):
+        assert a["meta"]["camera"]["seed"] != b["meta"]["camera"]["seed"]
+        assert a["meta"]["camera"]["alpha"] != b["meta"]["camera"]["alpha"]
+
+
+def test_camera_options_reach_the_draw(clip):
+    tmp, src, _ = clip
+    run_ok("average", src, tmp / "opts", "--frames", N, "--fps", 240, "--camera", "rsblur", "--camera-jpeg", "50,60",
+           "--camera-bayer", "grbg", "--camera-matrix", "sony_a7r3", "--no-camera-saturation", "--no-camera-noise",
+           "-q")
+    for s in samples(tmp / "opts"):
+        draw = s["meta"]["camera"]
+        assert 50 <= draw["jpeg_quality"] <= 60 and draw["pattern"] == "GRBG" and draw["matrix"] == "sony_a7r3"
+        assert draw["alpha"] is None and draw["beta1"] is None and draw["beta2"] is None
+    result = invoke("average", src, tmp / "bad", "--frames", N, "--camera", "rsblur", "--camera-matrix", "leica_x")
+    assert "leica_x" in assert_clean_error(result, "--camera-matrix")
+    assert not (tmp / "bad").exists()
+
+
+def test_a_resume_with_other_camera_options_is_refused(clip):
+    tmp, src, _ = clip
+    for args in (("--camera", "none"), ("--camera", "rsblur", "--camera-jpeg", "90"), ("--sat-mask",)):
+        result = invoke("average", src, tmp / "cam", "--frames", N, "--fps", 240, *args)
+        assert "--overwrite" in assert_clean_error(result, "other settings")
+    before = {p: p.read_bytes() for p in (tmp / "cam").rglob("*.h5")}
+    run_ok("average", src, tmp / "cam", "--frames", N, "--fps", 240, "--camera", "rsblur", "-q")  # resumes
+    assert before == {p: p.read_bytes() for p in (tmp / "cam").rglob("*.h5")}
+
+
+def test_camera_with_substeps_and_a_16_bit_source(tmp_path):
+    frames = highlight_frames(bits=16)
+    src = write_frames_16(tmp_path / "clip16", frames)
+    run_ok("average", src, tmp_path / "plain", "--frames", N, "--fps", 240, "--substeps", 2, "-q")
+    run_ok("average", src, tmp_path / "cam", "--frames", N, "--fps", 240, "--substeps", 2, "--camera", "rsblur",
+           "--camera-jpeg", "90", "-q")
+    for p, c in zip(samples(tmp_path / "plain"), samples(tmp_path / "cam"), strict=True):
+        assert c["meta"]["bit_depth"] == 16 and c["meta"]["camera"]["jpeg_quality"] == 90
+        np.testing.assert_array_equal(c["sharp"], p["sharp"])
+        assert (c["blur"] != p["blur"]).any() and c["sat_mask"].max() == 255
+
+
+def test_shards_with_sat_mask_validate_inspect_and_export(clip):
+    tmp, _, _ = clip
+    from blursynth.shards.validate import validate_output
+
+    check = validate_output(tmp / "cam")
+    assert check.ok, check.to_dict()
+    run_ok("inspect", tmp / "cam", "-q")
+    for layout in ("gopro", "basicsr"):
+        run_ok("export", tmp / "cam", tmp / f"x_{layout}", "--layout", layout, "-q")
+        pngs = sorted((tmp / f"x_{layout}").rglob("sat_mask/*.png"))
+        assert len(pngs) == 3
+        image = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (H, W, 3)

@@ -27,6 +27,7 @@ import numpy as np
 
 from blursynth.ops import composite
 from blursynth.ops.crf import CRF
+from blursynth.ops.saturation import CLIP_LEVEL
 
 #: Per moving object, in z-order (last on top): premultiplied patch ``(h, w, 4) float32``, poses ``(N, 2, 3)``.
 Layers = list[tuple[np.ndarray, np.ndarray]]
@@ -43,7 +44,8 @@ def paste_static(scene: np.ndarray, premultiplied: np.ndarray, pose: np.ndarray,
     scene[y0:y1, x0:x1] = crf.encode(region)
 
 
-def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int = 1
+def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int = 1,
+                  mean_out: np.ndarray | None = None, sat_out: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
     """Average the frames of objects moving over a still scene.
 
@@ -54,6 +56,9 @@ def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int 
         crf: the camera response.
         substeps: samples per trajectory step in the poses (``trajectories.subsample``); the middle pose is
             the sharp frame either way.
+        mean_out: ``(H, W, 3) float32`` filled with the exposure's mean linear light (the camera's input).
+        sat_out: ``(H, W, 3) float32`` filled with the fraction of the samples that are clipped: composited
+            values at the maximum code's linear value (``ops.saturation.CLIP_LEVEL``), scene pixels at 255.
 
     Returns:
         ``blur``, ``sharp`` ``(H, W, 3) uint8``, ``mask`` ``(H, W) uint8`` and the composited boxes
@@ -65,13 +70,19 @@ def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int 
     boxes, groups = composite.swept_boxes(layers, (height, width))
     blur, sharp = scene.copy(), scene.copy()
     mask = np.zeros((height, width), np.uint8)
+    if mean_out is not None:
+        mean_out[:] = crf.decode(scene)
+    if sat_out is not None:
+        np.equal(scene, 255, out=sat_out, casting="unsafe")
     for (x0, y0, x1, y1), members in groups:
         base = crf.decode(scene[y0:y1, x0:x1])
+        count = None if sat_out is None else (base >= CLIP_LEVEL).astype(np.float32) * np.float32(n)
         if substeps > 1 and len(members) == 1:
             acc, cover = _sum_one_object(base, (x0, y0), layers[members[0]], boxes[members[0]], mid,
-                                         sharp, crf)
+                                         sharp, crf, count)
             blur[y0:y1, x0:x1] = crf.encode(acc)
             mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
+            _fill(mean_out, sat_out, (x0, y0, x1, y1), acc, count, n)
             continue
         acc = base * np.float32(n)
         cover = np.zeros(base.shape[:2], np.float32)
@@ -91,20 +102,39 @@ def render_moving(scene: np.ndarray, layers: Layers, crf: CRF, *, substeps: int 
                 composite.over(frame[sub], composite.warp(layers[i][0], layers[i][1][k], b), uncovered[sub])
             if k == mid:
                 sharp[fy0:fy1, fx0:fx1] = crf.encode(frame)
+            if count is not None:
+                _count_clipped(count[local], frame, base[local])
             frame -= base[local]  # exactly 0 where nothing covers the pixel
             acc[local] += frame
             cover[local] += 1.0 - uncovered
         blur[y0:y1, x0:x1] = crf.encode(acc / np.float32(n))
         mask[y0:y1, x0:x1] = composite.coverage_mask(cover, n)
+        _fill(mean_out, sat_out, (x0, y0, x1, y1), acc / np.float32(n), count, n)
     return blur, sharp, mask, [list(box) for box, _ in groups]
 
 
+def _count_clipped(count: np.ndarray, frame: np.ndarray, base: np.ndarray) -> None:
+    """One sample's clipped pixels into ``count`` (which starts at N times the scene's clipped pixels)."""
+    count += frame >= CLIP_LEVEL
+    count -= base >= CLIP_LEVEL
+
+
+def _fill(mean_out: np.ndarray | None, sat_out: np.ndarray | None, box: tuple[int, int, int, int],
+          mean: np.ndarray, count: np.ndarray | None, n: int) -> None:
+    """A cluster's mean and clipped fraction into the full-frame outputs, where asked for."""
+    x0, y0, x1, y1 = box
+    if mean_out is not None:
+        mean_out[y0:y1, x0:x1] = mean
+    if sat_out is not None:
+        sat_out[y0:y1, x0:x1] = count / np.float32(n)
+
+
 def _sum_one_object(base: np.ndarray, origin: tuple[int, int], layer: tuple[np.ndarray, np.ndarray],
-                    boxes: list[composite.Box | None], mid: int, sharp: np.ndarray, crf: CRF
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    boxes: list[composite.Box | None], mid: int, sharp: np.ndarray, crf: CRF,
+                    count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One object alone in its cluster: the mean ``S + mean(P) - mean(A) S`` over all samples from the summed
     warps, and the summed coverage; writes the sharp frame (sample ``mid``) into ``sharp`` as the frame loop
-    does.
+    does. With ``count`` (the clipped-sample count, ``sat_out``) every sample is composited to be counted.
 
     Returns:
         the mean linear exposure ``(bh, bw, 3)`` and the coverage sum ``(bh, bw)``, both float32.
@@ -118,10 +148,13 @@ def _sum_one_object(base: np.ndarray, origin: tuple[int, int], layer: tuple[np.n
         warped = composite.warp(prem, poses[k], b)
         local = np.s_[b[1] - y0 : b[3] - y0, b[0] - x0 : b[2] - x0]
         cv2.add(total[local], warped, dst=total[local])
-        if k == mid:
+        if k == mid or count is not None:
             frame = base[local].copy()
             composite.over(frame, warped)
-            sharp[b[1] : b[3], b[0] : b[2]] = crf.encode(frame)
+            if k == mid:
+                sharp[b[1] : b[3], b[0] : b[2]] = crf.encode(frame)
+            if count is not None:
+                _count_clipped(count[local], frame, base[local])
     n = np.float32(len(poses))
     cover = np.ascontiguousarray(total[..., 3])
     mean = base + (total[..., :3] - cover[..., None] * base) / n

@@ -14,6 +14,8 @@ With ``substeps`` > 1 (continuous exposure, issue 18) a cluster has M = (N - 1) 
 composited in batches of at least N samples and about :data:`BATCH_PIXELS` sample pixels, so memory stays
 bounded whatever K; K = 1 is one batch of the N frames, computed exactly as before (with ``--duty-cycle``
 tau < 1 and K = 1 it is one batch of N poses between the frames).
+
+``mean_out`` and ``sat_out`` (issue 19's camera and ``sat_mask``) are filled as by the CPU renderer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from blursynth.ops import composite
 from blursynth.ops.crf import CRF
 from blursynth.ops.render import Layers
+from blursynth.ops.saturation import CLIP_LEVEL
 
 #: A batch holds about this many sample pixels (at least the N trajectory frames): ~0.3 GB of working memory.
 BATCH_PIXELS = 1 << 22
@@ -67,7 +70,8 @@ def _composite(scene_box, members: list[int], layers: Layers, box: composite.Box
     return frames, uncovered
 
 
-def render_moving_torch(scene: np.ndarray, layers: Layers, crf: CRF, device: str = "cpu", *, substeps: int = 1
+def render_moving_torch(scene: np.ndarray, layers: Layers, crf: CRF, device: str = "cpu", *, substeps: int = 1,
+                        mean_out: np.ndarray | None = None, sat_out: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]:
     """Same arguments and results as :func:`blursynth.ops.render.render_moving`, computed on ``device``."""
     import torch
@@ -79,16 +83,23 @@ def render_moving_torch(scene: np.ndarray, layers: Layers, crf: CRF, device: str
     _, groups = composite.swept_boxes(layers, (height, width))
     blur, sharp = scene.copy(), scene.copy()
     mask = np.zeros((height, width), np.uint8)
+    if mean_out is not None:
+        mean_out[:] = crf.decode(scene)
+    if sat_out is not None:
+        np.equal(scene, 255, out=sat_out, casting="unsafe")
     with torch.no_grad():
         for box, members in groups:
             x0, y0, x1, y1 = box
             codes = torch.from_numpy(np.ascontiguousarray(scene[y0:y1, x0:x1])).to(device)
             base = crf.decode_torch(codes).permute(2, 0, 1)
             batch = max(frames_per_step, BATCH_PIXELS // ((y1 - y0) * (x1 - x0)))
+            clipped = torch.zeros_like(base) if sat_out is not None else None
             if n <= batch:  # all samples at once (always so with K = 1: the frames exactly as before)
                 frames, uncovered = _composite(base, members, layers, box, 0, n, device)
                 sharp[y0:y1, x0:x1] = crf.encode_torch(frames[mid]).permute(1, 2, 0).cpu().numpy()
                 mean, cover = frames.mean(dim=0), (1.0 - uncovered).sum(dim=0)[0]
+                if clipped is not None:
+                    clipped += (frames >= CLIP_LEVEL).sum(dim=0)
             else:
                 total = torch.zeros_like(base)
                 cover = torch.zeros(base.shape[1:], dtype=torch.float32, device=device)
@@ -99,7 +110,13 @@ def render_moving_torch(scene: np.ndarray, layers: Layers, crf: CRF, device: str
                         sharp[y0:y1, x0:x1] = crf.encode_torch(frames[mid - first]).permute(1, 2, 0).cpu().numpy()
                     total += frames.sum(dim=0)
                     cover += (1.0 - uncovered).sum(dim=0)[0]
+                    if clipped is not None:
+                        clipped += (frames >= CLIP_LEVEL).sum(dim=0)
                 mean = total / n
+            if mean_out is not None:
+                mean_out[y0:y1, x0:x1] = mean.permute(1, 2, 0).cpu().numpy()
+            if sat_out is not None:
+                sat_out[y0:y1, x0:x1] = (clipped / n).permute(1, 2, 0).cpu().numpy()
             blur[y0:y1, x0:x1] = crf.encode_torch(mean).permute(1, 2, 0).cpu().numpy()
             mask[y0:y1, x0:x1] = composite.coverage_mask(cover.cpu().numpy(), n)
     return blur, sharp, mask, [list(box) for box, _ in groups]

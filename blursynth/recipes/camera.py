@@ -11,14 +11,18 @@ The camera package (and torch with it) is imported here on use only: a run witho
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from blursynth.errors import ConfigError
 from blursynth.ops.crf import CRF
 
 
+@functools.lru_cache(maxsize=8)
 def camera_settings(cfg):
-    """The ``CameraConfig`` of a command's config (``config.camera.CameraFields``), or None without a camera.
+    """The ``CameraConfig`` of a command's config (``config.camera.CameraFields``), or None without a camera;
+    built once per config and process.
 
     Raises:
         ConfigError: an unknown colour matrix name (one line, naming the option and the known names).

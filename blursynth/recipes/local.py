@@ -24,6 +24,7 @@ from blursynth.objects.build import build_store
 from blursynth.objects.splits import open_store
 from blursynth.objects.store import STORE_NAME
 from blursynth.ops.splits import assign_splits
+from blursynth.recipes.camera import camera_settings
 from blursynth.recipes.local_sample import LocalContext, synthesize
 from blursynth.run.preflight import preflight
 from blursynth.run.progress import ProgressSink
@@ -133,8 +134,9 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     store, objects = open_store(str(Path(out) / STORE_NAME), cfg.seed, cfg.val_fraction)  # OUT or its staging
     result = UnitResult(unit.key, "ok")
     progress.source_started(unit.key, 0)
+    extras = ("mask", "sat_mask") if cfg.records_saturation else ("mask",)
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
-                    compression=cfg.compression, extra_datasets=("mask",), progress=progress)
+                    compression=cfg.compression, extra_datasets=extras, progress=progress)
     lost = 0
     try:
         for index in range(slot.first, slot.stop):
@@ -169,6 +171,7 @@ def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
     from blursynth.run.job import run_job
 
     device = preflight(device=cfg.device, out=cfg.out, executor=cfg.executor, ray_address=cfg.ray_address)
+    camera_settings(cfg)  # an unknown --camera-matrix fails here, before OUT is touched
     if cfg.backend == "auto":  # record the renderer actually used: it is part of the fingerprint
         cfg = dataclasses.replace(cfg, backend="torch" if device.startswith("cuda") else "stream")
     for path, what in ((cfg.voc, "--voc"), (cfg.coco, "--coco"), (cfg.coco_images, "--coco-images")):

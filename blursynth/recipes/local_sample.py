@@ -42,6 +42,7 @@ from blursynth.objects.store import ObjectStore
 from blursynth.ops import composite
 from blursynth.ops.crf import create_crf
 from blursynth.ops.render import paste_static, render_moving
+from blursynth.recipes.camera import camera_settings, render_blur, saturation_mask
 from blursynth.recipes.trajectories import (
     Motion,
     MotionRanges,
@@ -142,13 +143,16 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
         px = float(max(substep_displacement(p, size, [substeps], tau)[0] for p, size in moving))
     if substeps > 1 or tau != 1.0:
         layers = [(prem, subsample(poses, substeps, tau)) for prem, poses in layers]
+    # issue 19: the exposure's linear mean (the camera's input) and clipped fraction, only when asked for
+    outputs = {"mean_out": np.empty((height, width, 3), np.float32) if cfg.camera_on else None,
+               "sat_out": np.empty((height, width, 3), np.float32) if cfg.records_saturation else None}
     if cfg.backend == "torch":
         from blursynth.ops.render_torch import render_moving_torch
 
         device = resolve_device_name(cfg.device)
-        blur, sharp, mask, regions = render_moving_torch(scene, layers, crf, device, substeps=substeps)
+        blur, sharp, mask, regions = render_moving_torch(scene, layers, crf, device, substeps=substeps, **outputs)
     else:
-        blur, sharp, mask, regions = render_moving(scene, layers, crf, substeps=substeps)
+        blur, sharp, mask, regions = render_moving(scene, layers, crf, substeps=substeps, **outputs)
     meta = {
         "sample": f"{split}#{index:06d}",
         "name": f"{index:06d}",
@@ -172,7 +176,13 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
     }
     meta |= {"duty_cycle": tau, "interpolation": "render",  # the exact poses are rendered, no flow
              "sample_spacing": tau / substeps}  # trajectory steps between samples
-    return Sample(blur=blur, sharp=sharp, meta=meta, extras={"mask": mask})
+    extras = {"mask": mask}
+    if outputs["sat_out"] is not None:
+        extras["sat_mask"] = saturation_mask(outputs["sat_out"])
+    if cfg.camera_on:  # the blurry image through the camera, from the linear mean; sharp stays clean
+        blur, meta["camera"] = render_blur(camera_settings(cfg), cfg.seed, meta["sample"], outputs["mean_out"],
+                                           crf, outputs["sat_out"])
+    return Sample(blur=blur, sharp=sharp, meta=meta, extras=extras)
 
 
 def _step_params(kind: str, motion: Motion) -> dict:

@@ -8,7 +8,6 @@ the two runners cannot drift apart (same CRF channels, same reader, same metadat
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
@@ -223,15 +222,9 @@ def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: 
     if fraction is not None:
         extras["sat_mask"] = saturation_mask(fraction)
     if cfg.camera_on:  # encoded[0] is the linear mean: the camera renders the blurry image from it
-        blur, meta["camera"] = render_blur(_camera_settings(cfg), cfg.seed, meta["sample"], blur,
+        blur, meta["camera"] = render_blur(camera_settings(cfg), cfg.seed, meta["sample"], blur,
                                            create_crf(cfg.crf, cfg.gamma), fraction)
     return Sample(blur=blur, sharp=sharp, meta=meta, extras=extras)
-
-
-@functools.lru_cache(maxsize=4)
-def _camera_settings(cfg: AverageConfig):
-    """The unit's ``CameraConfig``, built once per config and process."""
-    return camera_settings(cfg)
 
 
 def commit_failed_source(sink: UnitSink, result: UnitResult, exc: SourceError, **marker) -> None:
