@@ -89,7 +89,8 @@ def test_local_camera_renders_blur_and_leaves_sharp_and_mask(white):
     plain = run(white, "plain", substeps=2)
     cam = run(white, "cam", substeps=2, camera="rsblur")
     again = run(white, "cam2", substeps=2, camera="rsblur")
-    other = run(white, "cam3", substeps=2, camera="rsblur", camera_jpeg=(60, 60), camera_bayer=("BGGR",))
+    other = run(white, "cam3", substeps=2, camera="rsblur", camera_jpeg=(60, 60), camera_bayer=("BGGR",),
+                layout=("h5", "gopro"))  # local's GOPRO tree has no plain-mean blur/: the camera is allowed there
     for p, c, a, o in zip(plain, cam, again, other, strict=True):
         np.testing.assert_array_equal(c["sharp"], p["sharp"])
         np.testing.assert_array_equal(c["mask"], p["mask"])
@@ -99,5 +100,7 @@ def test_local_camera_renders_blur_and_leaves_sharp_and_mask(white):
         np.testing.assert_array_equal(c["blur"], a["blur"])  # same command, same bytes
         np.testing.assert_array_equal(c["sat_mask"], a["sat_mask"])
         assert o["meta"]["camera"]["jpeg_quality"] == 60 and o["meta"]["camera"]["pattern"] == "BGGR"
+    tree = white.tmp / "cam3" / "train" / "local"
+    assert len(list((tree / "sat_mask").glob("*.png"))) == len(list((tree / "blur_gamma").glob("*.png"))) == 3
     draws = [c["meta"]["camera"]["seed"] for c in cam]
     assert len(set(draws)) == len(draws)  # one draw per sample

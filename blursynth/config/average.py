@@ -181,6 +181,9 @@ def check_average_config(cfg: AverageConfig) -> None:
         raise ConfigError(f"--max-per-source: expected a positive number, got {cfg.max_per_source}")
     check_output_options(cfg)
     check_camera_options(cfg)
+    if "gopro" in cfg.layout and cfg.camera_on:  # local's GOPRO tree has no plain mean: it takes the camera
+        raise ConfigError("--camera with --layout gopro: the GOPRO tree's blur/ (the plain mean of code values) "
+                          "would not match the camera's blur_gamma/; write --layout h5 and export the shards")
     if cfg.keep_plain_mean and cfg.camera_on:
         raise ConfigError("--keep-plain-mean stores the plain mean for GOPRO_Large's blur/, which has no camera: "
                           "leave it out with --camera")

@@ -122,9 +122,6 @@ def check_camera_options(cfg: CameraFields) -> None:
             raise ConfigError(f"--camera-jpeg: expected qualities 1 <= LO <= HI <= 100, got {lo},{hi}")
     if cfg.camera_h264_crf is not None and not (0 <= cfg.camera_h264_crf <= 51):
         raise ConfigError(f"--camera-h264-crf: expected an H.264 CRF in 0..51, got {cfg.camera_h264_crf}")
-    if "gopro" in getattr(cfg, "layout", ()):
-        raise ConfigError("--camera with --layout gopro: the GOPRO tree's blur/ (the plain mean of code values) "
-                          "would not match blur_gamma/; write --layout h5 and export the shards instead")
 
 
 def parse_names(text: str | None, option: str, *, upper: bool = False) -> tuple[str, ...] | None:

@@ -31,7 +31,9 @@ def saturated_fraction(linear: torch.Tensor, k: int, duty_cycle: float, flows: W
     reach :data:`CLIP_LEVEL`. The samples are those of :func:`blursynth.ops.interpolate.interpolate_window`
     (same times, flows and warp options), synthesised again with its torch kernels
     (:func:`interpolate_pair`), since its OpenCV kernels sum them without ever holding one. Only runs when a
-    saturation mask is asked for (``--sat-mask``, ``--camera``).
+    saturation mask is asked for (``--sat-mask``, ``--camera``), and only for the pairs with a clipped pixel in
+    either frame: between two frames without one, a sample above 1.0 could only be a bicubic overshoot (an
+    interpolation artefact, not light), which is not counted.
 
     Args:
         linear: (N, 3, H, W) float32 linear light of the window's frames.
@@ -53,7 +55,10 @@ def saturated_fraction(linear: torch.Tensor, k: int, duty_cycle: float, flows: W
         count += linear[int(j)] >= CLIP_LEVEL
     off = times[~on_frame]
     pair = np.minimum(np.floor(off).astype(np.int64), n - 2)
+    clipped = [bool((linear[j] >= CLIP_LEVEL).any()) for j in range(n)]
     for i in np.unique(pair):
+        if not (clipped[i] or clipped[i + 1]):  # nothing to count: see the docstring
+            continue
         fwd = torch.from_numpy(flows.forward[i]).to(linear.device)
         bwd = torch.from_numpy(flows.backward[i]).to(linear.device)
         if occlusion and flows.scale > visibility_scale:  # as interpolate_window: visibility at a lower scale
