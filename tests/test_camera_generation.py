@@ -264,3 +264,53 @@ def test_shards_with_sat_mask_validate_inspect_and_export(clip):
         assert len(pngs) == 3
         image = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
         assert image.shape == (H, W, 3)
+
+
+def test_sat_mask_and_camera_on_flow_selected_windows(tmp_path):
+    """The WILD path (windows chosen online from the flow, recipes/wild.py) shares the accumulators."""
+    frames = highlight_frames()
+    src = write_frame_folder(tmp_path / "clip", frames)
+    run_ok("average", src, tmp_path / "out", "--frames", N, "--fps", 240, "--max-step-px", 50, "--sat-mask", "-q")
+    found = samples(tmp_path / "out")
+    assert found and all("max_step_px" in s["meta"] for s in found)
+    for s in found:
+        np.testing.assert_array_equal(s["sat_mask"], expected_mask(frames, s["meta"]))
+    run_ok("average", src, tmp_path / "cam", "--frames", N, "--fps", 240, "--max-step-px", 50, "--camera", "rsblur",
+           "-q")
+    for s, c in zip(found, samples(tmp_path / "cam"), strict=True):
+        assert c["meta"]["camera"]["camera"] == "rsblur"
+        np.testing.assert_array_equal(c["sharp"], s["sharp"])
+        np.testing.assert_array_equal(c["sat_mask"], s["sat_mask"])
+
+
+def test_substep_counting_near_clipped_pixels_only_matches_the_whole_frame():
+    """Under --substeps a pair's samples are synthesised again only around its clipped pixels (ops/saturation.py
+    ``_regions``): the count there is that of the whole frame, but for samples within float rounding of 1.0."""
+    import torch
+
+    from blursynth.flow import create_flow
+    from blursynth.ops import saturation
+    from blursynth.ops.exposure import INTERPOLATIONS
+    from blursynth.ops.interpolate import compute_window_flows
+
+    h, w, n = 192, 256, 5
+    rng = np.random.default_rng(1)
+    small = rng.random((h // 8, w // 8, 3)).astype(np.float32)
+    base = np.clip(cv2.resize(small, (w + 40, h), interpolation=cv2.INTER_CUBIC) * 0.8 + 0.05, 0.0, 0.95)
+    frames = np.stack([base[:, 3 * k:3 * k + w] for k in range(n)])
+    for k in range(n):
+        frames[k, 60:84, 80 + 3 * k:104 + 3 * k] = 1.0
+    linear = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    gray = np.stack([cv2.cvtColor(np.rint(f ** (1 / 2.2) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
+    options = dict(INTERPOLATIONS["balanced"])
+    flows = compute_window_flows(None, create_flow("dis"), gray=gray, flow_scale=options.pop("flow_scale"))
+    assert saturation._regions(linear[0], linear[1], flows.forward[0], flows.backward[0], flows.scale)
+    near = saturation.saturated_fraction(linear, 8, 1.0, flows, **options)
+    original = saturation._regions
+    try:
+        saturation._regions = lambda *args: None
+        whole = saturation.saturated_fraction(linear, 8, 1.0, flows, **options)
+    finally:
+        saturation._regions = original
+    assert (near > 0).sum() > 1000
+    assert (near != whole).mean() < 0.002 and np.abs(near - whole).max() <= 0.2
