@@ -55,12 +55,24 @@ def test_camera_config_names_and_overrides():
     (lambda: CameraConfig(jpeg=(0, 90)), "jpeg"),
     (lambda: CameraConfig(h264_crf=60), "h264"),
     (lambda: CameraConfig(beta1=-1.0), "beta1"),
+    (lambda: CameraConfig(beta1=0.0), "beta1"),  # shot noise signal / beta1: would be inf/NaN
+    (lambda: CameraConfig(beta1=float("nan")), "beta1"),
+    (lambda: CameraConfig(beta2=-1e-5), "beta2"),
+    (lambda: CameraConfig(beta2="x"), "beta2"),
+    (lambda: CameraConfig(noise_range=(0.0, 0.0)), "noise range"),
+    (lambda: CameraConfig(noise_range=(0.0, 1.5)), "noise range"),
+    (lambda: CameraConfig(noise_range=(1.5, 0.5)), "noise range"),
 ])
 def test_bad_settings_are_one_line_config_errors(call, names):
     with pytest.raises(ConfigError) as info:
         call()
     message = info.value.format_message()
     assert names in message and "\n" not in message
+
+
+def test_edge_noise_settings_that_stay_valid():
+    assert CameraConfig(beta2=0.0).beta2 == 0.0  # no read noise is a valid camera
+    assert CameraConfig(noise_range=(1e-3, 1e-3)).noise_range == (1e-3, 1e-3)
 
 
 def test_settings_import_no_torch():

@@ -18,13 +18,14 @@ PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 CAMERAS = ("none", "rsblur")
 
 
-def _range(name: str, value, low: float, high: float | None = None) -> tuple[float, float]:
+def _range(name: str, value, low: float, high: float | None = None, positive: bool = False) -> tuple[float, float]:
+    """``value`` as a float pair ``low <= lo <= hi <= high`` (``positive``: ``lo > low`` instead)."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ConfigError(f"camera {name}: expected a (low, high) pair, got {value!r}") from None
-    if not (low <= lo <= hi and (high is None or hi <= high)):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+    if not ((lo > low if positive else low <= lo) and lo <= hi and (high is None or hi <= high)):
+        bound = f"[{low}, {high}]" if high is not None else (f"> {low}" if positive else f">= {low}")
         raise ConfigError(f"camera {name}: expected low <= high within {bound}, got ({lo}, {hi})")
     return lo, hi
 
@@ -60,13 +61,19 @@ class CameraConfig:
     def __post_init__(self) -> None:
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen: normalise once
         fix("alpha", _range("alpha", self.alpha, 0.0))
-        fix("noise_range", _range("noise range", self.noise_range, 0.0))
+        # a zero noise scale or beta1 would divide by zero in the shot noise (signal / beta1): refused
+        fix("noise_range", _range("noise range", self.noise_range, 0.0, positive=True))
         fix("red_gain", _range("red gain", self.red_gain, 1e-3))
         fix("blue_gain", _range("blue gain", self.blue_gain, 1e-3))
-        for name in ("beta1", "beta2"):
-            if not float(getattr(self, name)) >= 0:
-                raise ConfigError(f"camera {name}: expected a non-negative noise level, got {getattr(self, name)}")
-            fix(name, float(getattr(self, name)))
+        for name, strict in (("beta1", True), ("beta2", False)):
+            try:
+                value = float(getattr(self, name))
+            except (TypeError, ValueError):
+                raise ConfigError(f"camera {name}: expected a number, got {getattr(self, name)!r}") from None
+            if not (value > 0 if strict else value >= 0) or value == float("inf"):
+                need = "a positive shot-noise gain" if strict else "a non-negative read-noise level"
+                raise ConfigError(f"camera {name}: expected {need}, got {getattr(self, name)!r}")
+            fix(name, value)
         fix("matrices", tuple(self.matrices))
         unknown = [m for m in self.matrices if m not in CAMERA_MATRICES]
         if unknown:
