@@ -186,3 +186,30 @@ def test_noise_on_the_device_matches_the_cpu(device):
     other = add_poisson_gaussian(raw.to(device), BETA1, BETA2, seed=9).cpu()
     # a count may move by one where a rate sits on a decision boundary
     assert float((cpu - other).abs().max()) <= BETA1 * 1.01
+
+
+def _summed_inverse_cdf(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The oracle: the exact inversion over every value at once (the loop before issue 19's review), float64."""
+    p = torch.exp(-lam)
+    cdf, count = p.clone(), torch.zeros_like(lam)
+    for j in range(1, 121):
+        count += (u > cdf).double()
+        p = p * lam / j
+        cdf = cdf + p
+    return count
+
+
+def test_dark_content_quantiles_equal_the_full_inversion_value_by_value():
+    # dark RAW: rates 0..40 counts (linear 0.002-0.007 at beta1 ~ 1e-4), where the compacted loop does the work
+    n = 60_000
+    lam = torch.linspace(0.0, EXACT_BELOW - 1e-3, n, dtype=torch.float64)
+    u, _ = noise_draws((n,), seed=21)
+    u[:8] = torch.tensor([1e-12, 1 - 1e-12, 0.5, 0.999999, 1e-6, 0.25, 0.75, 0.9])  # the tails and the middle
+    k = poisson_quantile(lam, u).double()
+    assert torch.equal(k, _summed_inverse_cdf(lam, u))
+    # and each count is the u-quantile: P(K <= k - 1) < u <= P(K <= k) (torch's regularised gamma as the CDF)
+    sample = torch.arange(0, n, 97)
+    ks, ls, us = k[sample], lam[sample], u[sample]
+    upper = torch.special.gammaincc(ks + 1, ls)
+    lower = torch.where(ks > 0, torch.special.gammaincc(ks.clamp(min=1), ls), torch.zeros_like(ls))
+    assert bool((lower < us + 1e-12).all() and (us <= upper + 1e-12).all())

@@ -21,6 +21,7 @@ import torch
 
 EXACT_BELOW = 40.0  # counts: exact inversion below, Cornish-Fisher above
 _MAX_COUNT = 120  # the inversion's last count: P(Poisson(40) > 120) < 1e-20
+_CHUNK = 4  # pmf terms between two checks of which values are still searching
 
 
 def noise_draws(shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,20 +39,41 @@ def poisson_quantile(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     k = torch.floor(lam + lam.clamp(min=0).sqrt() * z + (z * z - 1) / 6 + 0.5).clamp_(min=0)
     small = lam < EXACT_BELOW
     if bool(small.any()):
-        ls = lam[small].double().clamp(min=0)
-        us = u[small]
-        p = torch.exp(-ls)  # P(K = 0)
-        cdf = p.clone()
-        count = torch.zeros_like(ls)
-        for j in range(1, _MAX_COUNT + 1):
-            above = us > cdf
-            if j % 8 == 1 and not bool(above.any()):
-                break  # every quantile found (the CDF only grows)
-            count += above.double()
-            p = p * ls / j
-            cdf = cdf + p
-        k[small] = count.to(k.dtype)
+        k[small] = _exact_quantile(lam[small].double().clamp(min=0), u[small]).to(k.dtype)
     return k
+
+
+def _exact_quantile(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Exact inverse CDF (1-D float64): the count of ``j`` with ``u > P(K <= j - 1)``, summing the pmf from 0.
+
+    Values are dropped from the working set as their quantile is found (checked every ``_CHUNK`` terms), so the
+    work per value follows its own count rather than the largest one (dark images: most rates in 20..40). Every
+    value sees the same float64 operations in the same order as a loop over all values, so the result is the
+    same bit for bit.
+    """
+    out = torch.empty_like(lam)
+    idx = torch.arange(lam.numel(), device=lam.device)
+    p = torch.exp(-lam)  # P(K = 0)
+    cdf = p.clone()
+    count = torch.zeros(lam.shape, dtype=torch.int32, device=lam.device)
+    above = torch.empty(lam.shape, dtype=torch.bool, device=lam.device)
+    j = 0
+    while True:
+        for _ in range(_CHUNK):
+            j += 1
+            count.add_(torch.gt(u, cdf, out=above))  # int32 += bool: 7x cheaper than a float64 count
+            p.mul_(lam).div_(j)  # P(K = j) = P(K = j - 1) * lam / j
+            cdf.add_(p)
+        live = torch.gt(u, cdf, out=above)
+        n_live = int(live.sum())
+        if n_live == 0 or j >= _MAX_COUNT:
+            out[idx] = count.to(out.dtype)
+            return out
+        if n_live < 0.75 * live.numel():  # compact: keep only the values still searching
+            done = ~live
+            out[idx[done]] = count[done].to(out.dtype)
+            idx, lam, u, p, cdf, count = (t[live] for t in (idx, lam, u, p, cdf, count))
+            above = torch.empty(lam.shape, dtype=torch.bool, device=lam.device)
 
 
 def add_poisson_gaussian(raw: torch.Tensor, beta1: float, beta2: float, seed: int) -> torch.Tensor:
