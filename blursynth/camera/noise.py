@@ -55,24 +55,24 @@ def _exact_quantile(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     idx = torch.arange(lam.numel(), device=lam.device)
     p = torch.exp(-lam)  # P(K = 0)
     cdf = p.clone()
-    count = torch.zeros(lam.shape, dtype=torch.int32, device=lam.device)
+    count = torch.zeros(lam.shape, dtype=torch.uint8, device=lam.device)  # <= _MAX_COUNT < 256
     above = torch.empty(lam.shape, dtype=torch.bool, device=lam.device)
     j = 0
     while True:
         for _ in range(_CHUNK):
             j += 1
-            count.add_(torch.gt(u, cdf, out=above))  # int32 += bool: 7x cheaper than a float64 count
+            # bool viewed as uint8: an add without a dtype conversion (7x cheaper than a float64 count)
+            count.add_(torch.gt(u, cdf, out=above).view(torch.uint8))
             p.mul_(lam).div_(j)  # P(K = j) = P(K = j - 1) * lam / j
             cdf.add_(p)
         live = torch.gt(u, cdf, out=above)
         n_live = int(live.sum())
         if n_live == 0 or j >= _MAX_COUNT:
-            out[idx] = count.to(out.dtype)
-            return out
-        if n_live < 0.75 * live.numel():  # compact: keep only the values still searching
-            done = ~live
-            out[idx[done]] = count[done].to(out.dtype)
-            idx, lam, u, p, cdf, count = (t[live] for t in (idx, lam, u, p, cdf, count))
+            return out.index_copy_(0, idx, count.to(out.dtype))
+        if n_live < 0.6 * live.numel():  # compact: keep only the values still searching
+            out.index_copy_(0, idx, count.to(out.dtype))  # the live ones are written again later
+            keep = live.nonzero().squeeze(1)  # one nonzero, then integer gathers (boolean masks redo it)
+            idx, lam, u, p, cdf, count = (t.index_select(0, keep) for t in (idx, lam, u, p, cdf, count))
             above = torch.empty(lam.shape, dtype=torch.bool, device=lam.device)
 
 
