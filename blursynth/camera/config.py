@@ -109,6 +109,7 @@ def camera_config(name: str, **overrides) -> CameraConfig | None:
 
 
 def camera_seed(seed: int, *key) -> int:
-    """The seed of one draw: ``derive_seed(seed, "camera", *key)``; key = (sample key,) at generation,
-    (epoch, index) in the reader."""
-    return derive_seed(seed, "camera", *key)
+    """The seed of one draw: ``derive_seed(seed, "camera", *key) >> 11``; key = (sample key,) at generation,
+    (epoch, index) in the reader. 53 bits, so that ``meta["camera"]["seed"]`` is exact in every JSON reader
+    (JavaScript, ``jq``, float64 parsers), not only in Python."""
+    return derive_seed(seed, "camera", *key) >> 11
