@@ -15,7 +15,10 @@ item's blur through RSBlur's pipeline again with a fresh draw, seeded by ``camer
 
 The draws never depend on the worker id or a global RNG, so 0, 1 or N workers give the same data. Call
 ``set_epoch`` before each epoch's iterator is made (workers receive a copy of the dataset then; with
-``persistent_workers=True`` they would keep the epoch they started with).
+``persistent_workers=True`` they would keep the epoch they started with). Two pitfalls: without ``set_epoch``
+every epoch repeats epoch 0's draws (the same noise on the same item, every epoch), and ``seed=None`` means
+seed 0 for the camera (a warning says so), so two datasets concatenated with the same seed (or none) share
+their draws at equal indices: give each its own seed.
 
 Shards are read through ``shards.reader.ShardReader``: each file is opened lazily, once per process (a reader
 pickled into a DataLoader worker reopens its file there), so the dataset is safe with ``num_workers > 0``.
@@ -61,8 +64,12 @@ class ShardDataset(torch.utils.data.Dataset):
             linearised with the dataset's own CRF (its meta's ``crf``/``gamma``), goes through the camera and is
             re-encoded with that CRF; the shards' ``sat_mask`` feeds the saturation stage (without it, a
             warning and no saturation). A dataset whose blur already went through a camera is refused.
-        seed: seeds the camera draws, ``camera_seed(seed, epoch, index)`` (None: 0). When given, the random
-            crop and the flips are drawn from ``(seed, epoch, index)`` too; None keeps torch's global RNG there.
+        seed: seeds the camera draws, ``camera_seed(seed, epoch, index)``; None means 0 for the camera (with a
+            warning when ``camera`` is set). The draws are keyed by (seed, epoch, index) alone: call
+            :meth:`set_epoch` at every epoch or each epoch repeats the same draws, and two datasets (e.g. in a
+            ``ConcatDataset``) with the same seed share draws at equal indices, so give them different seeds.
+            When given, the random crop and the flips are drawn from ``(seed, epoch, index)`` too; None keeps
+            torch's global RNG there.
 
     Items are dicts: every key as a ``(C, H, W)`` float32 tensor (``C`` = 3 for images, 1 for maps), plus
     ``meta`` (the sample's JSON string, so the default collate works), ``index`` and, with a camera,
@@ -111,6 +118,9 @@ class ShardDataset(torch.utils.data.Dataset):
         self._has_sat = [False] * len(self.files)
         if self.camera is not None:
             self._probe_camera_inputs()
+            if seed is None:
+                logger.warning("ShardDataset(camera=...): seed=None draws the camera from seed 0; pass seed= (a "
+                               "different one per dataset that is concatenated) and call set_epoch(e) every epoch")
 
     def _probe_camera_inputs(self) -> None:
         """Each shard's CRF and ``sat_mask``; refuse blur that already went through a camera."""
@@ -137,7 +147,8 @@ class ShardDataset(torch.utils.data.Dataset):
                            f" and {len(missing_sat) - 1} more shard(s)" if len(missing_sat) > 1 else "", SAT_MASK)
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw the camera (and, with a seed, the crops and flips) of ``epoch``: call before each epoch."""
+        """Draw the camera (and, with a seed, the crops and flips) of ``epoch``: call before each epoch's
+        iterator is made; without it every epoch repeats epoch 0's draws."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

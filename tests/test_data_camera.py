@@ -149,8 +149,30 @@ def test_missing_sat_mask_warns_once_and_skips_saturation(tmp_path, caplog):
     assert len(warnings) == 1 and str(paths[0]) in warnings[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="blursynth"):
-        ShardDataset(paths, camera=CameraConfig(saturation=False))
+        ShardDataset(paths, camera=CameraConfig(saturation=False), seed=0)
     assert not caplog.records  # nothing to warn about when the stage is off
+
+
+def test_camera_without_a_seed_warns_that_it_means_seed_0(shards, caplog):
+    cfg = CameraConfig()
+    with caplog.at_level(logging.WARNING, logger="blursynth"):
+        ds = ShardDataset(shards[0], camera=cfg)
+    warnings = [r.getMessage() for r in caplog.records if "seed" in r.getMessage()]
+    assert len(warnings) == 1 and "seed 0" in warnings[0] and "set_epoch" in warnings[0]
+    assert json.loads(ds[0]["camera"]) == draw_camera(cfg, camera_seed(0, 0, 0))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="blursynth"):
+        ShardDataset(shards[0], camera=cfg, seed=0)
+        ShardDataset(shards[0])  # no camera: the seed does not matter
+    assert not [r for r in caplog.records if "seed" in r.getMessage()]
+
+
+def test_without_set_epoch_every_epoch_repeats_the_draws(shards):
+    ds = ShardDataset(shards[0], camera="rsblur", seed=3)
+    first = [ds[i]["camera"] for i in range(len(ds))]
+    assert [ds[i]["camera"] for i in range(len(ds))] == first  # no set_epoch: the same draws again
+    ds.set_epoch(1)
+    assert all(ds[i]["camera"] != first[i] for i in range(len(ds)))
 
 
 @pytest.mark.parametrize("camera", ["sony", 3])
