@@ -17,12 +17,15 @@ class Sample:
         meta: JSON-serialisable description (source, frames, center, n_frames, fps, crf, gamma, recipe, seed...).
         extras: optional named arrays for particular layouts or recipes, e.g. ``blur_linear`` (the
             linear-CRF average written as ``blur/`` in the GOPRO tree), ``mask``, ``blur_map``.
+        static: whether nothing moved in the window, when the recipe decided it before a stage that changes the
+            blurry image anyway (the camera's noise, issue 19); None: the sink compares ``blur`` with ``sharp``.
     """
 
     blur: np.ndarray
     sharp: np.ndarray
     meta: dict
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    static: bool | None = None
 
     @property
     def size(self) -> tuple[int, int]:

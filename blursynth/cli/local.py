@@ -87,7 +87,7 @@ def local(ctx, out, backgrounds, voc, voc_split, coco, coco_images, coco_categor
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --duty-cycle 0.5   # half the trajectory exposed
       blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --num-samples 100000 --workers 2
       blursynth local --voc /shared/VOC2012 --bg /shared/REDS /shared/lbs --executor ray --ray-address auto
-      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --camera rsblur --no-camera-mosaic
+      blursynth local --voc VOC2012 --bg REDS/train_sharp out/ --camera rsblur
     """
     if gamma is not None and crf not in (None, "gamma"):
         raise ConfigError(f"--gamma: only used with --crf gamma, not --crf {crf}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from blursynth.camera.matrices import CAMERA_MATRICES  # names only: no torch (contract-changes.md)
 from blursynth.cli.logs import configure_logging
 from blursynth.config import BACKENDS, COMPRESSIONS, CRF_NAMES
 
@@ -92,7 +93,8 @@ camera = click.option(
     "--camera", type=click.Choice(["none", "rsblur"]), default="none", show_default=True,
     help="Camera pipeline applied to the blurry image (Rim et al. 2022, RSBlur): saturation, inverse ISP, "
          "Poisson-Gaussian noise on the RAW mosaic, ISP (Malvar demosaic), optional JPEG/H.264; re-encoded with "
-         "--crf/--gamma; the sharp image stays clean; the draw goes to meta[\"camera\"].")
+         "--crf/--gamma; the sharp image stays clean; the draw goes to meta[\"camera\"]. It runs on the CPU "
+         "whatever --device, so the bytes do not depend on the device.")
 sat_mask = click.option("--sat-mask", is_flag=True, default=False,
                         help="Store sat_mask (n, H, W, 3) uint8: 255 x the fraction of the exposure's samples at "
                              "the maximum code value (always stored with --camera rsblur).")
@@ -103,7 +105,8 @@ camera_noise = click.option("--camera-noise/--no-camera-noise", default=True, sh
 camera_noise_scale = click.option("--camera-noise-scale", default=None, metavar="LO,HI",
                                   help="beta1 and beta2 drawn per sample from U(LO x beta, HI x beta) [0.5,1.5].")
 camera_matrix = click.option("--camera-matrix", default=None, metavar="NAME[,NAME...]",
-                             help="Camera colour matrices one is drawn from per sample [all shipped].")
+                             help="Camera colour matrices one is drawn from per sample, of "
+                                  f"{', '.join(CAMERA_MATRICES)} [all of them].")
 camera_bayer = click.option("--camera-bayer", default=None, metavar="P[,P...]",
                             help="Bayer patterns one is drawn from per sample: RGGB, BGGR, GRBG, GBRG [all four].")
 camera_mosaic = click.option("--camera-mosaic/--no-camera-mosaic", default=True, show_default=True,

@@ -13,7 +13,6 @@ import math
 from dataclasses import KW_ONLY, dataclass
 
 from blursynth.config.fields import output_field
-from blursynth.config.parse import parse_range
 from blursynth.errors import ConfigError
 
 #: ``--camera`` values: no camera (the averaged image as it is) or the RSBlur pipeline (Rim et al. 2022).
@@ -60,6 +59,11 @@ class CameraFields:
         """Whether samples carry ``sat_mask``: asked for, or needed by the camera's saturation stage."""
         return self.sat_mask or self.camera_on
 
+    def to_dict(self) -> dict:
+        """The config as the manifest records it, with ``sat_mask`` as stored: true whenever samples carry it
+        (``--camera`` stores it without ``--sat-mask``). The fingerprint keeps the option as given."""
+        return super().to_dict() | {"sat_mask": self.records_saturation}
+
     def camera_overrides(self) -> dict:
         """The ``CameraConfig`` fields these options set (the others keep the pipeline's defaults)."""
         out: dict = {}
@@ -102,9 +106,10 @@ def check_camera_options(cfg: CameraFields) -> None:
         return
     if cfg.camera_noise_scale is not None:
         lo, hi = cfg.camera_noise_scale
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
-            raise ConfigError(f"--camera-noise-scale: expected 0 <= LO <= HI (factors of RSBlur's beta1 and beta2), "
-                              f"got {lo:g},{hi:g}")
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi):
+            got = f"{lo:g}" if lo == hi else f"{lo:g},{hi:g}"
+            raise ConfigError(f"--camera-noise-scale: expected 0 < LO <= HI (factors of RSBlur's beta1 and beta2; "
+                              f"0 would divide by a zero gain: use --no-camera-noise for no noise), got {got}")
         if not cfg.camera_noise:
             raise ConfigError("--camera-noise-scale sets the noise levels, but --no-camera-noise turns the noise off")
     if cfg.camera_matrices is not None and not cfg.camera_matrices:
@@ -119,9 +124,15 @@ def check_camera_options(cfg: CameraFields) -> None:
     if cfg.camera_jpeg is not None:
         lo, hi = cfg.camera_jpeg
         if not (1 <= lo <= hi <= 100):
-            raise ConfigError(f"--camera-jpeg: expected qualities 1 <= LO <= HI <= 100, got {lo},{hi}")
+            got = f"{lo}" if lo == hi else f"{lo},{hi}"
+            raise ConfigError(f"--camera-jpeg: expected qualities 1 <= LO <= HI <= 100 (or one quality Q), got {got}")
     if cfg.camera_h264_crf is not None and not (0 <= cfg.camera_h264_crf <= 51):
         raise ConfigError(f"--camera-h264-crf: expected an H.264 CRF in 0..51, got {cfg.camera_h264_crf}")
+    if not (cfg.camera_saturation or cfg.camera_noise or cfg.camera_mosaic or cfg.camera_jpeg is not None
+            or cfg.camera_h264_crf is not None):
+        raise ConfigError("--camera rsblur with --no-camera-saturation, --no-camera-noise and --no-camera-mosaic "
+                          "and no --camera-jpeg/--camera-h264-crf changes nothing (the inverse ISP and the ISP "
+                          "cancel): keep a stage on, or use --camera none")
 
 
 def parse_names(text: str | None, option: str, *, upper: bool = False) -> tuple[str, ...] | None:
@@ -136,7 +147,23 @@ def parse_names(text: str | None, option: str, *, upper: bool = False) -> tuple[
 
 
 def parse_pair(text: str | None, option: str, *, integer: bool = False) -> tuple | None:
-    """``LO,HI`` (or one value, LO = HI) as a tuple (None when the option is not given)."""
+    """``LO,HI`` (or one value, LO = HI) as a tuple (None when the option is not given).
+
+    Raises:
+        ConfigError: not one or two numbers (whole numbers with ``integer``) separated by a comma, a bound that
+            is not finite, or LO > HI; the message shows the text as given.
+    """
     if text is None:
         return None
-    return parse_range(str(text).replace(",", ":"), option, integer=integer)
+    kind = "whole numbers" if integer else "numbers"
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts] if len(parts) <= 2 else []
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values) or (integer and any(v != int(v) for v in values)):
+        raise ConfigError(f"{option}: expected LO,HI or one value ({kind}), got {text!r}")
+    lo, hi = values[0], values[-1]
+    if lo > hi:
+        raise ConfigError(f"{option}: LO is above HI in {text!r}; write it as {parts[-1]},{parts[0]}")
+    return (int(lo), int(hi)) if integer else (lo, hi)

@@ -56,9 +56,9 @@ def parse_range(text: str, option: str, *, integer: bool = False) -> tuple[float
     s = str(text).strip()
     m = re.fullmatch(rf"({_NUMBER})\s*(?::\s*({_NUMBER}))?", s) or re.fullmatch(
         r"(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)", s)
-    kind = "integer" if integer else "number"
     if not m:
-        raise ConfigError(f"{option}: expected a {kind} or a range like 1:6, got {text!r}")
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{option}: expected {kind} or a range like 1:6, got {text!r}")
     lo = float(m.group(1))
     hi = float(m.group(2)) if m.group(2) is not None else lo
     if integer and (lo != int(lo) or hi != int(hi)):

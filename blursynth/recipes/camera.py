@@ -44,6 +44,19 @@ def saturation_mask(fraction: np.ndarray) -> np.ndarray:
     return np.rint(np.float32(255.0) * np.asarray(fraction, np.float32)).astype(np.uint8)
 
 
+def static_before_camera(linear: np.ndarray, crf: CRF, sharp: np.ndarray) -> bool:
+    """Whether the window's blur without the camera (its linear mean encoded with the dataset's CRF) equals the
+    sharp frame exactly: ``--drop-static`` decides on that, as without ``--camera`` (the camera's noise makes
+    every blurry image differ from sharp). The first row is compared first, as ``run/sink.is_static`` does.
+    """
+    linear = np.asarray(linear, dtype=np.float32)
+    if linear.shape != sharp.shape:
+        return False
+    if not np.array_equal(crf.encode(linear[:1]), sharp[:1]):
+        return False
+    return bool(np.array_equal(crf.encode(linear), sharp))
+
+
 def render_blur(settings, seed: int, key: str, linear: np.ndarray, crf: CRF,
                 fraction: np.ndarray | None) -> tuple[np.ndarray, dict]:
     """The camera's blurry image of one sample and its draw.

@@ -27,7 +27,7 @@ from blursynth.ops.accumulate import Channel, create_accumulator
 from blursynth.ops.crf import create_crf
 from blursynth.ops.images import downsample_frames
 from blursynth.ops.windows import Window
-from blursynth.recipes.camera import camera_settings, render_blur, saturation_mask
+from blursynth.recipes.camera import camera_settings, render_blur, saturation_mask, static_before_camera
 from blursynth.recipes.ghosting import PairSampler
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
@@ -221,10 +221,12 @@ def make_sample(unit: AverageUnit, w: Window, encoded: list[np.ndarray], sharp: 
     blur = encoded[0]
     if fraction is not None:
         extras["sat_mask"] = saturation_mask(fraction)
+    static = None
     if cfg.camera_on:  # encoded[0] is the linear mean: the camera renders the blurry image from it
-        blur, meta["camera"] = render_blur(camera_settings(cfg), cfg.seed, meta["sample"], blur,
-                                           create_crf(cfg.crf, cfg.gamma), fraction)
-    return Sample(blur=blur, sharp=sharp, meta=meta, extras=extras)
+        crf = create_crf(cfg.crf, cfg.gamma)
+        static = static_before_camera(blur, crf, sharp)  # --drop-static: the window before the camera
+        blur, meta["camera"] = render_blur(camera_settings(cfg), cfg.seed, meta["sample"], blur, crf, fraction)
+    return Sample(blur=blur, sharp=sharp, meta=meta, extras=extras, static=static)
 
 
 def commit_failed_source(sink: UnitSink, result: UnitResult, exc: SourceError, **marker) -> None:

@@ -7,7 +7,8 @@ than the reserved bound) the shard in progress is committed ``final`` too, so a 
 shards that can never exist.
 
 Samples whose blur equals their sharp frame exactly (a window in which nothing moved: a static scene, or
-repeats that were not a cadence) are counted here, for every recipe that asks (``static``), and optionally
+repeats that were not a cadence; with ``--camera``, the blur the window had before the camera, which the recipe
+records in ``Sample.static``) are counted here, for every recipe that asks (``static``), and optionally
 dropped: ``static_windows`` in the shard marker's source entry, the unit's result and the manifest.
 """
 
@@ -111,7 +112,7 @@ class UnitSink:
             self.current = slot
         self._rejections = sum_counts(self._rejections, rejections)
         self._resume = resume
-        static = self.static is not None and is_static(sample)
+        static = self.static is not None and (is_static(sample) if sample.static is None else sample.static)
         if static:
             self._static += 1
         if not (static and self.static == "drop"):

@@ -203,13 +203,14 @@ def _export_folders(shards: list[ShardEntry], dest: Path, layout: str, names: Se
     by_split: dict[str, int] = {}
     meta_lines: dict[str, list[str]] = {}
     sources: set[str] = set()
-    files = no_plain = 0
+    files = no_plain = no_plain_camera = 0
     for split, meta, arrays in iter_samples(shards):
         sources.add(str(meta.get("source", "sample")))
         if layout == "gopro":
             folder, frame = sample_folder(dest, split, meta, split_names=splits, seq_names=names)
             files += len(write_gopro_sample(folder, frame, arrays, blur=blur))
             no_plain += PLAIN_MEAN not in arrays
+            no_plain_camera += PLAIN_MEAN not in arrays and meta.get("camera") is not None
         else:
             name = flat_name(meta, names)
             for kind, array in arrays.items():
@@ -220,10 +221,14 @@ def _export_folders(shards: list[ShardEntry], dest: Path, layout: str, names: Se
     for folder, lines in meta_lines.items():
         (dest / folder / "meta_info.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         files += 1
-    if layout == "gopro" and blur is BlurFolder.PLAIN and no_plain:
+    if layout == "gopro" and blur is BlurFolder.PLAIN and no_plain - no_plain_camera:
         log.warning("%d sample(s) have no plain mean of code values (the shards keep it with average "
                     "--keep-plain-mean): their sequences have blur_gamma/ but no blur/; pass --gopro-blur gamma "
-                    "to put the CRF average under blur/ as well", no_plain)
+                    "to put the CRF average under blur/ as well", no_plain - no_plain_camera)
+    if layout == "gopro" and blur is BlurFolder.PLAIN and no_plain_camera:
+        log.warning("%d sample(s) went through the camera (--camera): a camera dataset has no plain mean of code "
+                    "values, so their sequences have blur_gamma/ (the camera's image) but no blur/; pass "
+                    "--gopro-blur gamma to put it under blur/ as well", no_plain_camera)
     return {"samples": sum(by_split.values()), "by_split": by_split, "files": files, "sources": sources}
 
 

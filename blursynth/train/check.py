@@ -100,7 +100,7 @@ def run_train_check(cfg: TrainCheckConfig, echo=None) -> tuple[dict, bool]:
 
 def _check(cfg: TrainCheckConfig, out: Path, listing: ShardListing, report_dir: Path, say, t_start: float):
     from blursynth.device import resolve_device_name
-    from blursynth.train.alignment import check_alignment, describe
+    from blursynth.train.alignment import NOISE_SIGMA, check_alignment, describe
 
     device = resolve_device_name(cfg.device)
     validation = validate_output(out)
@@ -123,6 +123,9 @@ def _check(cfg: TrainCheckConfig, out: Path, listing: ShardListing, report_dir: 
     say(f"alignment: {bad} of {checked} checked pairs shifted, swapped or mismatched (allowed "
         f"{cfg.max_misaligned:.0%}); max shift {align['max_shift_px']:.1f} px, min low-pass correlation "
         + ("n/a" if corr is None else f"{corr:.3f}"))
+    if align["camera_pairs"]:
+        say(f"  {align['camera_pairs']} camera pair(s) (meta[\"camera\"]): swap test on both images low-passed "
+            f"with sigma {NOISE_SIGMA:g} px, so the camera's noise does not count as detail")
     for p in align["problems"][:5]:
         say(f"  {describe(p)}")
     if bad > 5:
