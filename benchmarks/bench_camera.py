@@ -5,6 +5,10 @@ with DataLoader ``num_workers`` 0, 1 and 2.
 
     python benchmarks/bench_camera.py [--repeat 3] [--samples 16] [--crop 256]
 
+Also: mosaic -> demosaic PSNR of the Malvar demosaic against OpenCV's bilinear one (``cv2.cvtColor`` Bayer codes,
+same 16-bit mosaic) on the first frame of every ``examples/clips/*.mp4``, four patterns, in linear light (gamma
+2.2, as the camera runs) and on code values; PSNR on 8-bit code values, 4 px border left out.
+
 Inputs: one shard of ``--samples`` 1280x720 samples (texture blur with a clipped highlight and its ``sat_mask``)
 written with ``ShardWriter`` under ``--work`` (cached). Generation figures are timed at 1 torch thread (what a
 unit gets inside ``average``/``local``) and at 2 (the machine's cores), best of ``--repeat``.
@@ -97,6 +101,43 @@ def generation(repeat: int) -> list[tuple[str, float]]:
     return rows
 
 
+# OpenCV names a Bayer pattern by its second row's second and third pixels: its BG code is our RGGB
+# (checked: a constant colour comes back exactly with these codes, see demosaic_psnr)
+CV2_BAYER = {"RGGB": "COLOR_BayerBG2RGB", "BGGR": "COLOR_BayerRG2RGB", "GRBG": "COLOR_BayerGB2RGB",
+             "GBRG": "COLOR_BayerGR2RGB"}
+
+
+def demosaic_psnr() -> list[tuple[str, str, str, float, float]]:
+    """``(clip, pattern, domain, Malvar dB, OpenCV bilinear dB)`` on the first frame of each shipped clip."""
+    import av
+    import cv2
+
+    from blursynth.camera.isp import PATTERNS, demosaic_malvar, mosaic
+
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a[4:-4, 4:-4].astype(np.float64), b[4:-4, 4:-4].astype(np.float64)
+        return float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+
+    flat = torch.tensor([200.0, 100.0, 50.0])[:, None, None].expand(3, 16, 16)
+    for pattern, code in CV2_BAYER.items():  # the pattern naming, checked
+        back = cv2.cvtColor(mosaic(flat, pattern)[0].numpy().astype(np.uint8), getattr(cv2, code))
+        assert (back[4:-4, 4:-4] == [200, 100, 50]).all(), (pattern, code)
+    rows = []
+    for clip in sorted((HERE.parent / "examples" / "clips").glob("*.mp4")):
+        with av.open(str(clip)) as container:
+            image = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        for domain, gamma in (("linear, gamma 2.2", 2.2), ("code values", 1.0)):
+            x = torch.from_numpy(np.ascontiguousarray(((image / 255.0) ** gamma).transpose(2, 0, 1)))
+            for pattern in PATTERNS:
+                raw = mosaic(x, pattern)
+                malvar = demosaic_malvar(raw, pattern).clamp(0, 1).permute(1, 2, 0).numpy()
+                raw16 = np.rint(raw[0].numpy() * 65535).astype(np.uint16)
+                bilinear = cv2.cvtColor(raw16, getattr(cv2, CV2_BAYER[pattern])) / 65535.0
+                code = [np.rint(np.clip(y, 0, 1) ** (1 / gamma) * 255) for y in (malvar, bilinear)]
+                rows.append((clip.name, pattern, domain, psnr(code[0], image), psnr(code[1], image)))
+    return rows
+
+
 def reader(path: Path, crop: int | None, repeat: int) -> list[tuple[str, float, float]]:
     from blursynth.data import ShardDataset
 
@@ -127,6 +168,9 @@ def main() -> int:
     print(f"bench_camera: torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, sec in generation(args.repeat):
         print(f"{name:<52}{sec * 1000:>9.0f} ms/sample")
+    print(f"{'demosaic PSNR (dB), first frame of':<52}{'Malvar':>12}{'bilinear':>10}")
+    for clip, pattern, domain, malvar, bilinear in demosaic_psnr():
+        print(f"{f'{clip} {pattern}, {domain}':<52}{malvar:>12.2f}{bilinear:>10.2f}")
     path = make_shard(args.work, args.samples)
     print(f"{'reader (items/s, DataLoader batch 4)':<52}{'no camera':>12}{'rsblur':>10}{'ratio':>8}")
     for crop in (args.crop, None):
