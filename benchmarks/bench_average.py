@@ -46,15 +46,16 @@ def _texture(rng, height: int, width: int):
     return np.clip(128.0 + 48.0 * acc, 0, 255).astype(np.uint8)
 
 
-def _frames(num: int, seed: int = 0):
-    """``num`` RGB frames: the texture panned (~2-4 px/frame), zoomed and slightly rotated, plus sensor noise."""
+def _frames(num: int, seed: int = 0, noise_sigma: float = NOISE_SIGMA):
+    """``num`` RGB frames: the texture panned (~2-4 px/frame), zoomed and slightly rotated, plus sensor noise
+    (``noise_sigma`` 0: none, the smooth clip of bench_peers.py)."""
     import cv2
     import numpy as np
 
     rng = np.random.default_rng(seed)
     th, tw = 1100, 1900
     tex = _texture(rng, th, tw)
-    bank = [np.rint(rng.standard_normal((HEIGHT, WIDTH, 3), dtype=np.float32) * NOISE_SIGMA).astype(np.int16)
+    bank = [np.rint(rng.standard_normal((HEIGHT, WIDTH, 3), dtype=np.float32) * noise_sigma).astype(np.int16)
             for _ in range(7)]
     for i in range(num):
         t = i / FPS
@@ -79,7 +80,7 @@ def worker_encode(spec: dict) -> dict:
         stream = out.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"crf": str(X264_CRF), "preset": X264_PRESET}
-        for rgb in _frames(spec["frames"]):
+        for rgb in _frames(spec["frames"], noise_sigma=spec.get("noise_sigma", NOISE_SIGMA)):
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
@@ -88,13 +89,15 @@ def worker_encode(spec: dict) -> dict:
     return {}
 
 
-def ensure_clip(bench: harness.Bench, num: int) -> tuple[Path, dict]:
-    """The cached clip of ``num`` frames (encoded in a child the first time) and its figures."""
-    path = bench.work / f"clip_{WIDTH}x{HEIGHT}_{FPS}fps_{num}f_crf{X264_CRF}_{X264_PRESET}_v{CLIP_VERSION}.mp4"
+def ensure_clip(bench: harness.Bench, num: int, noise_sigma: float = NOISE_SIGMA) -> tuple[Path, dict]:
+    """The cached clip of ``num`` frames (encoded in a child the first time) and its figures; ``noise_sigma`` 0
+    gives the smooth clip (no sensor noise)."""
+    smooth = "_smooth" if noise_sigma == 0 else ""
+    path = bench.work / f"clip_{WIDTH}x{HEIGHT}_{FPS}fps_{num}f_crf{X264_CRF}_{X264_PRESET}{smooth}_v{CLIP_VERSION}.mp4"
     encode_s = None
     if not path.exists():
         print(f"encoding {num} frames with libx264 ({X264_PRESET}, crf {X264_CRF}) ...", flush=True)
-        encode_s = bench.child("encode", {"clip": str(path), "frames": num})["process_s"]
+        encode_s = bench.child("encode", {"clip": str(path), "frames": num, "noise_sigma": noise_sigma})["process_s"]
     size = path.stat().st_size
     stats = {"path": str(path), "frames": num, "size_bytes": size, "kb_per_frame": size / num / 1000,
              "bitrate_mbps": size * 8 * FPS / num / 1e6, "encode_s": encode_s}
