@@ -39,12 +39,17 @@ from blursynth.io.frames import probe_frames
 from blursynth.io.images import read_frame
 from blursynth.io.sources import Source, list_images
 from blursynth.io.video import SourceInfo, probe_video, read_video
+from blursynth.io.video_seek import read_video_seeking
 from blursynth.ops.images import to_uint8
 from blursynth.run.progress import ProgressSink
 from blursynth.seeding import create_rng
 from blursynth.stats.flow_ratio import gap_frames, measured_span_ms, pair_starts, ratio_curve
 
 log = logging.getLogger("blursynth.stats")
+
+#: Read a video's measured frames by seeking to the keyframe before each (io/video_seek.py; the same frames, bit
+#: for bit); False decodes every frame up to the last one measured (benchmarks/bench_stats.py compares both).
+SEEK_FRAMES = True
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,10 @@ def _read_needed_frames(src: Source, info: SourceInfo,
                        needed: list[int]) -> tuple[dict[int, np.ndarray], SourceError | None]:
     """The ``needed`` frames as uint8 RGB, read in order up to the first that cannot be decoded.
 
-    Frame folders read only the needed files. A failure does not raise: the frames read before it are
-    returned with the error, so the caller can keep the pairs that lie in the decodable prefix.
+    Frame folders read only the needed files; videos seek to the keyframe before each needed frame where that is
+    safe (:func:`~blursynth.io.video_seek.read_video_seeking`, the same frames as decoding all). A failure does
+    not raise: the frames read before it are returned with the error, so the caller can keep the pairs that lie
+    in the decodable prefix.
 
     Returns:
         ``({index: (H, W, 3) uint8}, None)``, or the frames before the failure and its ``SourceError``.
@@ -78,7 +85,8 @@ def _read_needed_frames(src: Source, info: SourceInfo,
             for i in sorted(needed):
                 frames[i] = to_uint8(read_frame(files[i], info.bit_depth))
         else:
-            for index, frame in read_video(src.path, info, set(needed)):
+            read = read_video_seeking if SEEK_FRAMES else read_video
+            for index, frame in read(src.path, info, set(needed)):
                 frames[index] = to_uint8(frame)
     except SourceError as exc:
         return frames, exc
@@ -141,6 +149,8 @@ def _usable_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int, en
     if failure is None:
         return frames, usable
     decoded = _decodable_frames(src, info, needed, frames)
+    # Only the prefix counts, also where seeking read a frame past a damaged stretch it did not decode.
+    usable = [t for t in usable if t + gap < decoded]
     entry.update(frames_decoded=decoded, pairs_planned=len(starts))
     if not usable:
         raise SourceError(failure.path, f"{failure.reason}; no pair {gap} frames apart in the {decoded} "
