@@ -46,6 +46,7 @@ from blursynth.recipes.source_unit import (
     open_sink,
     read_source,
 )
+from blursynth.recipes.wild_pairs import PairPool, may_need_pair
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult
@@ -154,6 +155,10 @@ class FlowSelector:
         self.batch: list[_Decoded] = []
         self.prev: _Decoded | None = None  # last frame of the previous batch
         self.frame_shape: tuple[int, int] = (0, 0)
+        # One pair at a time (batch_size 1: the OpenCV methods) runs ahead in worker threads (wild_pairs).
+        self.pool = None if self.flow.batch_size > 1 else PairPool(lambda: create_flow(cfg.flow, device=device))
+        #: Frames not yet fed: (frame index, frame, (previous frame, this frame), future of their pair or None).
+        self.waiting: deque[tuple[int, np.ndarray, tuple[_Decoded, _Decoded] | None, object]] = deque()
 
     @property
     def done(self) -> bool:
@@ -169,9 +174,43 @@ class FlowSelector:
         """Frame ``index`` was decoded (and downsampled); measured once the batch is full."""
         self.frame_shape = frame.shape[:2]
         gray = to_gray8(frame)
-        self.batch.append((index, frame, to_uint8(frame) if self.flow.wants_rgb else gray, gray))
-        if len(self.batch) >= self.flow.batch_size:
-            self.flush()
+        decoded = (index, frame, to_uint8(frame) if self.flow.wants_rgb else gray, gray)
+        if self.pool is None:
+            self.batch.append(decoded)
+            if len(self.batch) >= self.flow.batch_size:
+                self.flush()
+            return
+        pair, future = None, None
+        if self.prev is not None:  # frame index closes pair index - 1: start it now if it may matter
+            pair = (self.prev, decoded)
+            if may_need_pair(self.sampler, self.prev[0], fed=not self.waiting):
+                future = self.pool.submit(self.prev[2], decoded[2], self.prev[3], gray)
+        self.prev = decoded
+        self.waiting.append((index, frame, pair, future))
+        while len(self.waiting) > 1:  # the previous frame's pair is done or nearly so; this one runs meanwhile
+            self._resolve()
+
+    def _resolve(self) -> None:
+        """Feed the oldest waiting frame with its pair's verdict (measured in order of need, as in flush)."""
+        index, frame, pair, future = self.waiting.popleft()
+        if self.sampler.done:  # the sequential path stops reading here
+            if future is not None:
+                future.cancel()
+            return
+        verdict = None
+        if pair is not None and self.sampler.needs_pair(index - 1):
+            if future is None:  # may_need_pair never says no to a needed pair; kept for safety
+                future = self.pool.submit(pair[0][2], pair[1][2], pair[0][3], pair[1][3])
+            verdict = self._measure(index - 1, future.result(), pair[0][3], pair[1][3])
+        elif future is not None:
+            future.cancel()
+        self._feed(index, frame, verdict)
+
+    def close(self) -> None:
+        """Stop the worker threads (what is queued is dropped)."""
+        self.waiting.clear()
+        if self.pool is not None:
+            self.pool.close()
 
     def flush(self) -> None:
         """Measure the pairs the batch closes, judge them and feed its frames to the sampler.
@@ -179,6 +218,8 @@ class FlowSelector:
         Flow is computed, forward and backward, only for the pairs the sampler can still use (those from the
         current candidate's start on; the verdict of an earlier pair is ignored); frame 0 closes no pair.
         """
+        while self.waiting:
+            self._resolve()
         if not self.batch:
             return
         seq = ([self.prev] if self.prev is not None else []) + self.batch
@@ -197,6 +238,8 @@ class FlowSelector:
 
     def drain(self) -> None:
         """The source ended: average what the delay line holds and emit the last windows."""
+        while self.waiting:
+            self._resolve()
         self._push_delayed(0)
         self._emit(self.acc.finish())
 
@@ -323,6 +366,8 @@ def run_flow_unit(unit: AverageUnit, out: Path, markers: dict[int, ShardMarker |
     except BaseException:
         sink.abort()
         raise
+    finally:
+        selector.close()
     add_rejections_note(result)
     progress.source_finished(key, result.status, result.samples, result.reason)
     return result
