@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Throughput of ``blursynth average --recipe wild`` next to decoding in the fastest PyAV mode, alone and with
 the x3 area downsampling WILD does first, on bench_average.py's clip. See benchmarks/README.md.
+
+``--baseline DIR`` also runs WILD from another checkout (``git worktree add --detach DIR REV``: its package on
+PYTHONPATH), alternating with this one, for a before/after in one run; the table then gives the speed-up and
+checks that both kept the same windows (the same number of samples and rejections).
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ def worker_decode_x3(spec: dict) -> dict:
 
 
 def worker_wild(spec: dict) -> dict:
+    import blursynth
     import blursynth.recipes.average  # noqa: F401  (imports are not timed)
+
+    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
+        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
 
     harness.cli_here(["--version"])
     out = Path(spec["out"])
@@ -50,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.add_argument("--frames", type=int, default=480, help="frames in the clip (default: %(default)s)")
     p.add_argument("--flows", default="dis,farneback", help="flow backends (default: %(default)s)")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="another blursynth checkout to run WILD from as well (a git worktree of the old revision)")
     args = harness.parse(p, WORKERS, argv)
     bench = harness.Bench(__file__, args, bench_average.DISTS)
     clip, bench.report["clip"] = bench_average.ensure_clip(bench, args.frames)
@@ -62,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     plan += [(f"wild {flow}", lambda flow=flow: bench.child("wild", {**spec, "flow": flow,
                                                                      "out": str(bench.work / f"wild_{flow}")}))
              for flow in args.flows.split(",")]
+    if args.baseline is not None:
+        base = args.baseline.resolve()
+        env = {"PYTHONPATH": str(base)}
+        plan += [(f"wild {flow} (baseline)",
+                  lambda flow=flow: bench.child("wild", {**spec, "flow": flow, "package": str(base / "blursynth"),
+                                                         "out": str(bench.work / f"wild_{flow}_base")}, env=env))
+                 for flow in args.flows.split(",")]
     runs = harness.alternate(plan, max(1, args.repeat or 2), "frames")
     res = bench.report["best"] = {name: best(rs) for name, rs in runs.items()}
     a = res[f"decode {mode}"]
@@ -71,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                    for name, r in res.items()])
     print(f"vs decode: frames/s over PyAV thread_type={mode}, the fastest of "
           + ", ".join(f"{m} {rate(r):.1f}" for m, r in modes.items()) + " frames/s")
+    for flow in args.flows.split(",") if args.baseline is not None else []:
+        new, old = res[f"wild {flow}"], res[f"wild {flow} (baseline)"]
+        same = (new["samples"], new["rejected"]) == (old["samples"], old["rejected"])
+        bench.report.setdefault("speedup", {})[flow] = rate(new) / rate(old)
+        print(f"wild {flow}: {rate(new) / rate(old):.2f}x the baseline's frames/s, CPU {new['cpu_s']:.1f} s vs "
+              f"{old['cpu_s']:.1f} s; same samples and rejections: {same}")
     bench.finish()
     return 0
 

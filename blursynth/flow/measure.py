@@ -101,7 +101,8 @@ def estimate_noise_sigma(gray: np.ndarray) -> float:
     return max(MIN_NOISE_SIGMA, float(1.4826 * np.median(np.abs(response)) / 6.0))
 
 
-def pair_noise_sigma(gray0: np.ndarray, gray1: np.ndarray, flow: np.ndarray) -> float:
+def pair_noise_sigma(gray0: np.ndarray, gray1: np.ndarray, flow: np.ndarray, *,
+                     maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
     """Sensor-noise sigma (gray levels) of a pair: the smaller of two estimates that each err only upwards.
 
     One frame cannot tell pixel-scale texture from noise: :func:`estimate_noise_sigma` gives 7-8 levels on a
@@ -112,10 +113,15 @@ def pair_noise_sigma(gray0: np.ndarray, gray1: np.ndarray, flow: np.ndarray) -> 
     bicubic, 3.4 bilinear, which shrank its measured blur length from 6.0 to 5.3 px through the texture
     test); the spatial one where the image has fine texture. Never below :data:`MIN_NOISE_SIGMA`.
 
-    Shape: (H, W) uint8 x 2, (2, H, W) -> float.
+    Shape: (H, W) uint8 x 2, (2, H, W) -> float. ``maps``: :func:`_sample_maps` of ``flow``, when at hand.
     """
     spatial = estimate_noise_sigma(gray0)
-    warped, inside = warp_back(gray1, flow, interpolation=cv2.INTER_CUBIC)
+    if maps is None:
+        warped, inside = warp_back(gray1, flow, interpolation=cv2.INTER_CUBIC)
+    else:
+        xs, ys, inside = maps
+        warped = cv2.remap(gray1.astype(np.float32), xs, ys, interpolation=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REPLICATE)
     residual = np.abs(warped[inside] - gray0[inside].astype(np.float32))
     if residual.size == 0:
         return spatial
@@ -185,6 +191,15 @@ def _round_trip(fwd: np.ndarray, bwd: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return fwd + back, back, match_inside(fwd)
 
 
+def _sample_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x + flow(x)`` as OpenCV remap maps (xs, ys) and whether it lies inside the frame: the same arrays
+    :func:`blursynth.flow.base.warp_back` and :func:`match_inside` build, built once per pair."""
+    h, w = flow.shape[1:]
+    xs = np.arange(w, dtype=np.float32)[None, :] + flow[0]
+    ys = np.arange(h, dtype=np.float32)[:, None] + flow[1]
+    return xs, ys, (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+
+
 def match_inside(flow: np.ndarray) -> np.ndarray:
     """Whether ``x + flow(x)`` lies inside the frame. Shape: (2, H, W) -> (H, W) bool."""
     h, w = flow.shape[1:]
@@ -231,18 +246,27 @@ def measure(fwd: np.ndarray, bwd: np.ndarray, gray0: np.ndarray, gray1: np.ndarr
             or from frame 0 alone when ``gray1`` is not given (an overestimate on finely textured frames).
     """
     gray0 = to_gray8(gray0)
+    maps = _sample_maps(fwd)
     if noise_sigma is not None:
         sigma = float(noise_sigma)
     elif gray1 is not None:
-        sigma = pair_noise_sigma(gray0, to_gray8(gray1), fwd)
+        sigma = pair_noise_sigma(gray0, to_gray8(gray1), fwd, maps=maps)
     else:
         sigma = estimate_noise_sigma(gray0)
     e1, rank = texture_basis(gray0, noise_sigma=sigma)
-    measurable = (rank > 0) & consistency_mask(fwd, bwd, e1=e1, rank=rank)
-    moving = np.where(measurable, visible_motion(fwd, e1, rank), np.float32(0.0)).astype(np.float32)
+    # consistency_mask and visible_motion with the sampling maps and the forward flow's projection computed once:
+    # the same arrays, bit for bit. (One two-channel remap of bwd is not: OpenCV's 32FC2 path differs.)
+    xs, ys, inside = maps
+    back = np.stack([cv2.remap(np.ascontiguousarray(bwd[k], dtype=np.float32), xs, ys, interpolation=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE) for k in range(2)])
+    fwd2 = _project(fwd, e1, rank)
+    tolerance = CONSISTENCY_ALPHA * (fwd2 + _project(back, e1, rank)) + CONSISTENCY_BETA
+    consistent = _project(fwd + back, e1, rank) < tolerance
+    measurable = (rank > 0) & (inside & consistent)
+    moving = np.where(measurable, np.sqrt(fwd2), np.float32(0.0)).astype(np.float32)
     return Measured(flow=fwd, magnitude=magnitude(fwd), measurable=measurable, moving=moving,
                     measurable_fraction=float(measurable.mean()) if measurable.size else 0.0,
-                    noise_sigma=max(sigma, MIN_NOISE_SIGMA), inside=match_inside(fwd))
+                    noise_sigma=max(sigma, MIN_NOISE_SIGMA), inside=inside)
 
 
 def measure_pair(backend: FlowBackend, frame0: np.ndarray, frame1: np.ndarray, *,
