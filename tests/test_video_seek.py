@@ -67,8 +67,9 @@ def seeked(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     return dict(read_video_seeking(str(path), probe_video(str(path)), wanted))
 
 
+@pytest.mark.parametrize("skip", [True, False], ids=["skip-nonref", "decode-all"])
 @pytest.mark.parametrize("name", ["bframes.mp4", "no-bframes.mkv", "bframes.mkv"])
-def test_sparse_random_frames_equal_sequential_decoding(clips, name, monkeypatch):
+def test_sparse_random_frames_equal_sequential_decoding(clips, name, skip, monkeypatch):
     path = clips[name]
     frames = sequential(path)
     assert len(frames) == N
@@ -77,6 +78,7 @@ def test_sparse_random_frames_equal_sequential_decoding(clips, name, monkeypatch
     index = packet_index(str(path), probe_video(str(path)))
     assert index is not None and index.key_index == tuple(range(0, N, 8))
     no_fallback(monkeypatch)
+    monkeypatch.setattr(video_seek, "SKIP_NONREF", skip)
     rng = np.random.default_rng(sum(map(ord, name)))
     for trial in range(6):
         wanted = {int(i) for i in rng.choice(N, size=int(rng.integers(1, 9)), replace=False)}
@@ -88,31 +90,31 @@ def test_sparse_random_frames_equal_sequential_decoding(clips, name, monkeypatch
             assert got[i].dtype == np.uint8 and np.array_equal(got[i], frames[i]), (name, i)
 
 
-def test_seeking_skips_the_frames_between_far_apart_keyframes(clips, monkeypatch):
+@pytest.mark.parametrize("skip", [True, False], ids=["skip-nonref", "decode-all"])
+def test_seeking_skips_the_frames_between_far_apart_keyframes(clips, monkeypatch, skip):
     """Frames 3 and 75: decoding stops after 3, then resumes at the keyframe 72 (a seek), not at 4."""
     decoded = []
-    real = av.container.InputContainer.decode
+    real = video_seek._decode
 
-    class Spy:
-        def __init__(self, container):
-            self.container = container
+    def spy(*a, **k):
+        for frame in real(*a, **k):
+            decoded.append(frame.pts)
+            yield frame
 
-        def __getattr__(self, name):
-            return getattr(self.container, name)
-
-        def decode(self, *a, **k):
-            for frame in real(self.container, *a, **k):
-                decoded.append(frame.pts)
-                yield frame
-
-    monkeypatch.setattr(video_seek, "_open", lambda path: Spy(av.open(path)))
+    monkeypatch.setattr(video_seek, "_decode", spy)
+    monkeypatch.setattr(video_seek, "SKIP_NONREF", skip)
+    no_fallback(monkeypatch)
     path = clips["bframes.mp4"]
+    frames = sequential(path)
     got = seeked(path, {3, 75})
-    assert sorted(got) == [3, 75]
+    assert sorted(got) == [3, 75] and all(np.array_equal(got[i], frames[i]) for i in got)
     index = packet_index(str(path), probe_video(str(path)))
     indices = [index.pts.index(p) for p in decoded]
     assert max(i for i in indices if i < 40) == 3 and min(i for i in indices if i > 3) >= 72, indices
-    assert len(decoded) <= 4 + 8
+    if skip:  # 3 B-frames between P-frames: those not wanted and not referenced are not decoded
+        assert len(decoded) < 8, indices
+    else:
+        assert indices == [0, 1, 2, 3, 72, 73, 74, 75]
 
 
 def vfr(path: Path) -> Path:

@@ -36,6 +36,12 @@ from blursynth.io.video import SourceInfo, _open, read_video
 #: Seek only when the keyframe before the next wanted frame lies more than this many frames ahead of the
 #: decoder: a seek flushes the (frame-threaded) decoder, which costs about as much as decoding a few frames.
 SEEK_MIN_SKIP = 16
+THREAD_TYPE = "AUTO"
+#: H.264: do not decode the frames that are neither wanted nor referenced by any other frame (``nal_ref_idc`` 0,
+#: most B-frames; FFmpeg's ``skip_frame=NONREF`` set per packet). The frames decoded do not change: nothing
+#: predicts from the skipped ones. Other codecs' "non-reference" can still be referenced (HEVC sub-layer
+#: non-reference pictures by higher temporal layers), so they decode every frame.
+SKIP_NONREF = True
 
 
 @dataclass(frozen=True)
@@ -92,17 +98,34 @@ class _Unsafe(Exception):
     """Seeking cannot continue here: the rest is read sequentially."""
 
 
+def _decode(container, stream, of_pts: dict[int, int], wanted: set[int], skip: bool):
+    """Decode ``stream`` from the demuxer's position; with ``skip``, the frames not ``wanted`` that no other frame
+    references (H.264 ``nal_ref_idc`` 0: most B-frames) are not decoded at all (FFmpeg ``skip_frame=NONREF``)."""
+    context = stream.codec_context
+    for packet in container.demux(stream):
+        if skip and packet.pts is not None:
+            context.skip_frame = "DEFAULT" if of_pts.get(packet.pts) in wanted else "NONREF"
+        yield from packet.decode()
+
+
 def _seek_frames(path: str, info: SourceInfo, index: PacketIndex,
                  todo: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """The frames ``todo`` (ascending), seeking where it pays; raises :class:`_Unsafe` where it is not safe."""
+    """The frames ``todo`` (ascending), seeking where it pays; raises :class:`_Unsafe` where it is not safe.
+
+    Without skipping, the frames from each keyframe on must come with the pts of consecutive indices; skipping
+    (H.264 only, :data:`SKIP_NONREF`) leaves gaps, so there the indices must only increase and reach each
+    wanted one.
+    """
     fmt = "rgb48le" if info.bit_depth == 16 else "rgb24"
     of_pts = {p: i for i, p in enumerate(index.pts)}
+    wanted = set(todo)
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = THREAD_TYPE
+        skip = SKIP_NONREF and stream.codec_context.name == "h264"
         frames = None
-        expect = 0  # the index the next frame from `frames` must have (once at or past the keyframe)
+        expect = 0  # the lowest index the next frame from `frames` may have (once at or past the keyframe)
         for target in todo:
             key = index.keyframe_before(target)
             if key is None:
@@ -110,7 +133,7 @@ def _seek_frames(path: str, info: SourceInfo, index: PacketIndex,
             if frames is None or key > expect + SEEK_MIN_SKIP:
                 if frames is not None or key > 0:  # to the keyframe's pts: FFmpeg lands on it (or before it)
                     container.seek(index.pts[key], stream=stream, backward=True)
-                frames, expect, started = container.decode(stream), key, False
+                frames, expect, started = _decode(container, stream, of_pts, wanted, skip), key, False
             for frame in frames:
                 i = of_pts.get(frame.pts)
                 if i is None:
@@ -118,9 +141,10 @@ def _seek_frames(path: str, info: SourceInfo, index: PacketIndex,
                 if i < expect and not started:  # before the keyframe: a seek landed earlier, a leading picture
                     continue
                 started = True
-                if i != expect or (frame.width, frame.height) != (info.width, info.height):
+                if i < expect or i > target or (i != expect and not skip) \
+                        or (frame.width, frame.height) != (info.width, info.height):
                     raise _Unsafe
-                expect += 1
+                expect = i + 1
                 if i == target:
                     yield i, frame.to_ndarray(format=fmt)
                     break

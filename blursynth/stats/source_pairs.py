@@ -66,9 +66,10 @@ class StatsUnit:
         return f"{self.label}:{self.source.key}"
 
 
-def _read_needed_frames(src: Source, info: SourceInfo,
-                       needed: list[int]) -> tuple[dict[int, np.ndarray], SourceError | None]:
-    """The ``needed`` frames as uint8 RGB, read in order up to the first that cannot be decoded.
+def _read_needed_frames(src: Source, info: SourceInfo, needed: list[int],
+                        on_frame=None) -> tuple[dict[int, np.ndarray], SourceError | None]:
+    """The ``needed`` frames as uint8 RGB, read in order up to the first that cannot be decoded;
+    ``on_frame(frames, index)`` is called as each one arrives.
 
     Frame folders read only the needed files; videos seek to the keyframe before each needed frame where that is
     safe (:func:`~blursynth.io.video_seek.read_video_seeking`, the same frames as decoding all). A failure does
@@ -84,10 +85,14 @@ def _read_needed_frames(src: Source, info: SourceInfo,
             files = list_images(Path(src.path))
             for i in sorted(needed):
                 frames[i] = to_uint8(read_frame(files[i], info.bit_depth))
+                if on_frame:
+                    on_frame(frames, i)
         else:
             read = read_video_seeking if SEEK_FRAMES else read_video
             for index, frame in read(src.path, info, set(needed)):
                 frames[index] = to_uint8(frame)
+                if on_frame:
+                    on_frame(frames, index)
     except SourceError as exc:
         return frames, exc
     missing = sorted(set(needed) - set(frames))
@@ -137,14 +142,15 @@ def _thread_flow(cfg: StatsConfig, device: str):
     return cache[key]
 
 
-def _usable_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int, entry: dict):
+def _usable_pairs(src: Source, info: SourceInfo, starts: list[int], gap: int, entry: dict, on_frame=None):
     """The decoded frames and the starts whose two frames decoded; a damaged source is recorded in ``entry``.
+    ``on_frame`` as in :func:`_read_needed_frames`.
 
     Raises:
         SourceError: not one pair lies in the decodable prefix.
     """
     needed = sorted(set(starts) | {t + gap for t in starts})
-    frames, failure = _read_needed_frames(src, info, needed)
+    frames, failure = _read_needed_frames(src, info, needed, on_frame)
     usable = [t for t in starts if t in frames and t + gap in frames]
     if failure is None:
         return frames, usable
@@ -207,15 +213,22 @@ def measure_source(unit: StatsUnit, out=None, progress: ProgressSink | None = No
                      width=info.width, height=info.height)
         if not starts:
             raise SourceError(src.path, f"{info.num_frames} frames: too short for a pair {gap} frames apart")
-        frames, starts = _usable_pairs(src, info, starts, gap, entry)
         threads = 1 if cfg.flow == "raft" else cfg.threads
         with ThreadPoolExecutor(max_workers=threads) as pool:
             try:
-                futures = []
-                for t in starts:
-                    a, scale = _shrink(frames[t], cfg.max_side)
-                    b, _ = _shrink(frames[t + gap], cfg.max_side)
-                    futures.append(pool.submit(flow_curve, a, b, scale))
+                planned, submitted, scale = set(starts), {}, 1.0
+
+                def pair_ready(frames: dict[int, np.ndarray], index: int) -> None:
+                    # A pair's flow starts as soon as its second frame is read: flow and decoding overlap.
+                    nonlocal scale
+                    t = index - gap
+                    if t in planned and t in frames:
+                        a, scale = _shrink(frames[t], cfg.max_side)
+                        b, _ = _shrink(frames[index], cfg.max_side)
+                        submitted[t] = pool.submit(flow_curve, a, b, scale)
+
+                _, starts = _usable_pairs(src, info, starts, gap, entry, pair_ready)
+                futures = [submitted[t] for t in starts]  # a pair past a damaged prefix is computed, not used
                 entry.update(flow_scale=scale, starts=starts)
                 for fut in futures:
                     try:
