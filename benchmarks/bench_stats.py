@@ -16,6 +16,7 @@ from pathlib import Path
 
 import harness
 from harness import best, rate
+from stats_long import long_clip, worker_gen_long, worker_long
 
 FPS, FRAMES = 240, 240
 FULL, SMALL = (1280, 720), (427, 240)  # SMALL: the WILD recipe's x3-downsampled size
@@ -37,9 +38,6 @@ PAN_AY, PAN_PY = 0.35, 90.0  # vy(t) = PAN_AY cos(2 pi t / PAN_PY)
 ROT_AMP, ROT_PERIOD = 2.0, 120.0  # theta(t) = ROT_AMP sin(2 pi t / ROT_PERIOD) deg: up to 0.10 deg/frame
 ZOOM_AMP, ZOOM_PERIOD = 0.03, 200.0  # s(t) = 1 + ZOOM_AMP sin(2 pi t / ZOOM_PERIOD)
 OBJ_RADIUS, OBJ_START, OBJ_VEL = 110.0, (160.0, 250.0), (4.2, 0.9)  # px, px, px/frame
-# The long clip (issue 20: stats >= 3x faster on a 60-s clip): 1280x720 H.264 (x264 veryfast, its default GOP of
-# 250 frames, B-frames), a textured pan with sensor noise; stats' default 20 pairs, DIS.
-LONG_VERSION, LONG_PAIRS, LONG_TARGET = 1, 20, 3.0
 
 
 # -- the scene (also gives the true curve) ---------------------------------------------------------------------
@@ -213,69 +211,6 @@ def worker_group(spec: dict) -> dict:
     return {"available": True, "runs": runs, "truth": truth.tolist(), "profile": rows}
 
 
-def worker_gen_long(spec: dict) -> dict:
-    """Encode the long clip: a slow back-and-forth sub-pixel pan over a texture, noise from a bank of 7 fields."""
-    import av
-    import cv2
-    import numpy as np
-    from textures import textured_image
-
-    (w, h), fps, num = FULL, spec["fps"], int(round(spec["seconds"] * spec["fps"]))
-    root = Path(spec["inputs"])
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    t0 = time.perf_counter()
-    tex = (textured_image(h + 8, 2 * w, seed=2) * 255.0).astype(np.float32)
-    rng = np.random.default_rng(1)
-    noise = [rng.normal(0.0, NOISE_SIGMA, (h, w, 3)).astype(np.float32) for _ in range(7)]
-    with av.open(str(root / "long.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(X264_CRF), "preset": X264_PRESET}
-        for t in range(num):
-            x = 300.0 * (1 - math.cos(2 * math.pi * t / (10 * fps))) + 40.0 * math.sin(2 * math.pi * t / fps)
-            m = np.float32([[1, 0, x], [0, 1, 4 + 3 * math.sin(2 * math.pi * t / (3 * fps))]])
-            img = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-            img = np.clip(img + noise[t % 7], 0, 255).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    stats = {"frames": num, "fps": fps, "bytes": (root / "long.mp4").stat().st_size,
-             "seconds": time.perf_counter() - t0}
-    (root / "done").write_text(json.dumps(stats) + "\n")
-    return stats
-
-
-def worker_long(spec: dict) -> dict:
-    """``stats`` on the long clip, seeking to the measured frames and decoding every frame up to the last one
-    (``source_pairs.SEEK_FRAMES``; an older tree without it always decodes all), alternating; the outputs of both
-    are compared."""
-    from blursynth.stats import source_pairs
-
-    harness.cli_here(["--version"])  # imports
-    out = Path(spec["out"])
-
-    def one(seek: bool) -> dict:
-        source_pairs.SEEK_FRAMES = seek
-        shutil.rmtree(out, ignore_errors=True)
-        args = ["stats", f"LONG={spec['clip']}", "--flow", "dis", "--flow-threshold", THRESHOLDS,
-                "--pairs-per-source", str(spec["pairs"]), "--seed", "0", "--device", "cpu", "--out", str(out), "-q"]
-        _, fig = harness.timed(lambda: harness.cli_here(args))
-        doc = json.loads((out / "blurred_area_ratio.json").read_text())
-        return {"n": 1, **fig, "datasets": doc["datasets"], "csv": (out / "blurred_area_ratio.csv").read_text()}
-
-    runs = harness.alternate([("seek", lambda: one(True)), ("sequential", lambda: one(False))], spec["repeat"],
-                             "clip")
-    shutil.rmtree(out, ignore_errors=True)
-    same = all(a["datasets"] == b["datasets"] and a["csv"] == b["csv"]
-               for a in runs["seek"] for b in runs["sequential"])
-    for rs in runs.values():
-        for r in rs:
-            del r["datasets"], r["csv"]
-    return {"runs": runs, "identical": same}
-
-
 WORKERS = {"gen": worker_gen, "group": worker_group, "gen_long": worker_gen_long, "long": worker_long}
 
 
@@ -286,31 +221,6 @@ def ensure_inputs(bench: harness.Bench) -> tuple[Path, dict]:
         print(f"generating inputs in {inputs} (once; ~30 s on 2 cores) ...", flush=True)
         bench.child("gen", {"inputs": str(inputs), "frames": FRAMES})
     return inputs, json.loads((inputs / "done").read_text())
-
-
-def long_clip(bench: harness.Bench, args, repeat: int) -> dict:
-    """Seconds of ``stats`` per long clip, seeking against decoding every frame, alternating in one child."""
-    inputs = bench.work / f"stats_long_v{LONG_VERSION}_{args.long_seconds:g}s_{args.long_fps}fps"
-    if not (inputs / "done").exists():
-        print(f"generating the {args.long_seconds:g}-s clip in {inputs} (once; ~5 min for 60 s at 240 fps on 2 "
-              "cores) ...", flush=True)
-        bench.child("gen_long", {"inputs": str(inputs), "seconds": args.long_seconds, "fps": args.long_fps},
-                    timeout=3600)
-    gen = json.loads((inputs / "done").read_text())
-    print(f"long clip: {gen['frames']} frames ({args.long_seconds:g} s @ {args.long_fps} fps), 1280x720 H.264 "
-          f"{gen['bytes'] / 1e6:.0f} MB; stats --flow dis, {LONG_PAIRS} pairs, {repeat} round(s)", flush=True)
-    spec = {"clip": str(inputs / "long.mp4"), "pairs": LONG_PAIRS, "repeat": repeat,
-            "out": str(bench.work / f"stats_long_out_{os.getpid()}")}
-    res = bench.child("long", spec, timeout=args.timeout)
-    b = {name: best(rs) for name, rs in res["runs"].items()}
-    seek, seq = b["seek"]["seconds"], b["sequential"]["seconds"]
-    harness.table(("stats on the long clip", "best s", "runs s", "CPU s"),
-                  [(name, f"{r['seconds']:.2f}", " ".join(f"{x['seconds']:.2f}" for x in res["runs"][name]),
-                    f"{r['cpu_s']:.1f}") for name, r in b.items()])
-    print(f"outputs (JSON datasets, CSV) identical with and without seeking: {'yes' if res['identical'] else 'NO'}")
-    harness.verdict("stats speed-up on the long clip (sequential s / seek s)", seq / seek, LONG_TARGET)
-    return {"frames": gen["frames"], "seek_s": seek, "sequential_s": seq, "ratio": seq / seek,
-            "identical": res["identical"], "runs": res["runs"]}
 
 
 def main(argv: list[str] | None = None) -> int:
