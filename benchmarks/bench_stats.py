@@ -16,7 +16,7 @@ from pathlib import Path
 
 import harness
 from harness import best, rate
-from stats_long import long_clip, worker_gen_long, worker_long
+from stats_long import long_clip, worker_gen_long, worker_long  # the 60-s clip (issue 20)
 
 FPS, FRAMES = 240, 240
 FULL, SMALL = (1280, 720), (427, 240)  # SMALL: the WILD recipe's x3-downsampled size
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-seconds", type=float, default=60.0, help="length of the long clip (0 skips it; default: 60)")
     p.add_argument("--long-fps", type=int, default=240, help="frame rate of the long clip (default: %(default)s)")
     p.add_argument("--long-only", action="store_true", help="measure only the long clip (seeking vs decoding all)")
+    p.add_argument("--baseline-tree", default=None,
+                   help="also time the long clip with the package of this tree (e.g. a git worktree of the base)")
     args = harness.parse(p, WORKERS, argv)
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     if set(methods) - set(METHODS):

@@ -1,6 +1,7 @@
 """The long-clip part of bench_stats.py (issue 20): seconds of ``blursynth stats`` per 60-s clip, seeking to the
 measured frames (``source_pairs.SEEK_FRAMES``, the default) against decoding every frame up to the last one
-measured, alternating in one child; the outputs of both are compared.
+measured and, with ``--baseline-tree``, against the package of another tree (the code before issue 20, which also
+waited for every frame before starting the flow); alternating, and the outputs of all runs are compared.
 
 The clip: 1280x720 H.264 (x264 veryfast, CRF 14, its default GOP of 250 frames with B-frames, as
 bench_average.py), a slow back-and-forth sub-pixel pan over a texture with sensor noise; ``stats`` with its default
@@ -60,36 +61,26 @@ def worker_gen_long(spec: dict) -> dict:
 
 
 def worker_long(spec: dict) -> dict:
-    """``stats`` on the long clip, seeking to the measured frames and decoding every frame up to the last one
-    (``source_pairs.SEEK_FRAMES``; an older tree without it always decodes all), alternating; the outputs of both
-    are compared."""
+    """One ``stats`` run on the long clip, seeking or not (``source_pairs.SEEK_FRAMES``; a tree without it decodes
+    every frame up to the last one measured); its figures and outputs."""
     from blursynth.stats import source_pairs
 
-    harness.cli_here(["--version"])  # imports
+    harness.cli_here(["--version"])  # imports, outside the clock
+    source_pairs.SEEK_FRAMES = spec["seek"]
     out = Path(spec["out"])
-
-    def one(seek: bool) -> dict:
-        source_pairs.SEEK_FRAMES = seek
-        shutil.rmtree(out, ignore_errors=True)
-        args = ["stats", f"LONG={spec['clip']}", "--flow", "dis", "--flow-threshold", THRESHOLDS,
-                "--pairs-per-source", str(spec["pairs"]), "--seed", "0", "--device", "cpu", "--out", str(out), "-q"]
-        _, fig = harness.timed(lambda: harness.cli_here(args))
-        doc = json.loads((out / "blurred_area_ratio.json").read_text())
-        return {"n": 1, **fig, "datasets": doc["datasets"], "csv": (out / "blurred_area_ratio.csv").read_text()}
-
-    runs = harness.alternate([("seek", lambda: one(True)), ("sequential", lambda: one(False))], spec["repeat"],
-                             "clip")
     shutil.rmtree(out, ignore_errors=True)
-    same = all(a["datasets"] == b["datasets"] and a["csv"] == b["csv"]
-               for a in runs["seek"] for b in runs["sequential"])
-    for rs in runs.values():
-        for r in rs:
-            del r["datasets"], r["csv"]
-    return {"runs": runs, "identical": same}
+    args = ["stats", f"LONG={spec['clip']}", "--flow", "dis", "--flow-threshold", THRESHOLDS,
+            "--pairs-per-source", str(spec["pairs"]), "--seed", "0", "--device", "cpu", "--out", str(out), "-q"]
+    _, fig = harness.timed(lambda: harness.cli_here(args))
+    doc = json.loads((out / "blurred_area_ratio.json").read_text())
+    csv = (out / "blurred_area_ratio.csv").read_text()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"n": 1, **fig, "datasets": doc["datasets"], "csv": csv}
 
 
 def long_clip(bench: harness.Bench, args, repeat: int) -> dict:
-    """Seconds of ``stats`` per long clip, seeking against decoding every frame, alternating in one child."""
+    """Seconds of ``stats`` per long clip: seeking, decoding every frame, and optionally the package of
+    ``--baseline-tree``, alternating, each run in a fresh child."""
     inputs = bench.work / f"stats_long_v{LONG_VERSION}_{args.long_seconds:g}s_{args.long_fps}fps"
     if not (inputs / "done").exists():
         print(f"generating the {args.long_seconds:g}-s clip in {inputs} (once; ~5 min for 60 s at 240 fps on 2 "
@@ -99,15 +90,25 @@ def long_clip(bench: harness.Bench, args, repeat: int) -> dict:
     gen = json.loads((inputs / "done").read_text())
     print(f"long clip: {gen['frames']} frames ({args.long_seconds:g} s @ {args.long_fps} fps), 1280x720 H.264 "
           f"{gen['bytes'] / 1e6:.0f} MB; stats --flow dis, {LONG_PAIRS} pairs, {repeat} round(s)", flush=True)
-    spec = {"clip": str(inputs / "long.mp4"), "pairs": LONG_PAIRS, "repeat": repeat,
-            "out": str(bench.work / f"stats_long_out_{os.getpid()}")}
-    res = bench.child("long", spec, timeout=args.timeout)
-    b = {name: best(rs) for name, rs in res["runs"].items()}
-    seek, seq = b["seek"]["seconds"], b["sequential"]["seconds"]
-    harness.table(("stats on the long clip", "best s", "runs s", "CPU s"),
-                  [(name, f"{r['seconds']:.2f}", " ".join(f"{x['seconds']:.2f}" for x in res["runs"][name]),
+    plan = [("seek", True, None), ("sequential", False, None)]
+    if args.baseline_tree:  # the package as it was, e.g. a `git worktree` of the commit before issue 20
+        plan.append(("baseline tree", False, {"PYTHONPATH": str(Path(args.baseline_tree).resolve())}))
+    spec = {"clip": str(inputs / "long.mp4"), "pairs": LONG_PAIRS, "out": str(bench.work / f"stats_long_{os.getpid()}")}
+    runs: dict[str, list] = {name: [] for name, *_ in plan}
+    for r in range(repeat):  # a b c a b c: every configuration sees the same background load
+        for name, seek, env in plan:
+            res = bench.child("long", {**spec, "seek": seek}, env=env, timeout=args.timeout)
+            runs[name].append(res)
+            print(f"  round {r + 1}/{repeat}  {name:<14} {res['seconds']:6.2f} s  CPU {res['cpu_s']:5.1f} s",
+                  flush=True)
+    outputs = {(json.dumps(res.pop("datasets"), sort_keys=True), res.pop("csv")) for rs in runs.values() for res in rs}
+    b = {name: best(rs) for name, rs in runs.items()}
+    harness.table(("stats on the long clip", "best s", "runs s", "CPU s (best)"),
+                  [(name, f"{r['seconds']:.2f}", " ".join(f"{x['seconds']:.2f}" for x in runs[name]),
                     f"{r['cpu_s']:.1f}") for name, r in b.items()])
-    print(f"outputs (JSON datasets, CSV) identical with and without seeking: {'yes' if res['identical'] else 'NO'}")
-    harness.verdict("stats speed-up on the long clip (sequential s / seek s)", seq / seek, LONG_TARGET)
-    return {"frames": gen["frames"], "seek_s": seek, "sequential_s": seq, "ratio": seq / seek,
-            "identical": res["identical"], "runs": res["runs"]}
+    print(f"outputs (JSON datasets, CSV) identical in every run: {'yes' if len(outputs) == 1 else 'NO'}")
+    ratios = {name: r["seconds"] / b["seek"]["seconds"] for name, r in b.items() if name != "seek"}
+    for name, ratio in ratios.items():
+        harness.verdict(f"stats speed-up on the long clip ({name} s / seek s)", ratio, LONG_TARGET)
+    return {"frames": gen["frames"], "best_s": {k: v["seconds"] for k, v in b.items()}, "ratios": ratios,
+            "identical": len(outputs) == 1, "runs": runs}

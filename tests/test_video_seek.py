@@ -2,7 +2,7 @@
 
 Every clip shows its frame index as its brightness (``40 + 2 i``), so a frame's index is checked against the
 picture itself (the oracle), not only against ``read_video``. Clips: H.264 with and without B-frames, a GOP of
-8, in MP4 and in Matroska (whose 1 ms clock rounds 240 fps pts unevenly); clips that must fall back to
+8, open and closed, in MP4 and in Matroska (whose 1 ms clock rounds 240 fps pts unevenly); clips that must fall back to
 sequential decoding: variable frame rate, a raw H.264 stream without pts, a truncated file.
 """
 
@@ -37,9 +37,9 @@ def numbered(n: int = N) -> np.ndarray:
     return np.stack([np.clip(level(i) - 8 + tex, 0, 255).astype(np.uint8) for i in range(n)])
 
 
-def h264(path: Path, bframes: int, gop: int = 8, n: int = N) -> Path:
+def h264(path: Path, bframes: int, gop: int = 8, n: int = N, extra: str = "") -> Path:
     opts = {"g": str(gop), "bf": str(bframes), "crf": "4", "preset": "ultrafast" if bframes == 0 else "veryfast",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"}
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}{extra}"}
     return write_video(path, numbered(n), fps=240, codec="libx264", options=opts)
 
 
@@ -47,7 +47,8 @@ def h264(path: Path, bframes: int, gop: int = 8, n: int = N) -> Path:
 def clips(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("seek")
     return {"bframes.mp4": h264(root / "bframes.mp4", 3), "no-bframes.mkv": h264(root / "no-bframes.mkv", 0),
-            "bframes.mkv": h264(root / "bframes.mkv", 2)}
+            "bframes.mkv": h264(root / "bframes.mkv", 2),
+            "open-gop.mkv": h264(root / "open-gop.mkv", 3, extra=":open-gop=1")}  # leading B-frames before each I
 
 
 def sequential(path: Path) -> list[np.ndarray]:
@@ -68,7 +69,7 @@ def seeked(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
 
 
 @pytest.mark.parametrize("skip", [True, False], ids=["skip-nonref", "decode-all"])
-@pytest.mark.parametrize("name", ["bframes.mp4", "no-bframes.mkv", "bframes.mkv"])
+@pytest.mark.parametrize("name", ["bframes.mp4", "no-bframes.mkv", "bframes.mkv", "open-gop.mkv"])
 def test_sparse_random_frames_equal_sequential_decoding(clips, name, skip, monkeypatch):
     path = clips[name]
     frames = sequential(path)
