@@ -397,3 +397,58 @@ def test_encode_sum_of_mixed_frames_matches_float64_oracle():
     assert np.abs(got - exact).max() <= 0.5 + 1e-3
     assert (got == np.rint(exact)).mean() > 0.999
     assert math.isclose(float(np.abs(got - exact).mean()), 0.25, abs_tol=0.02)  # rounding, not truncation
+
+
+# -- the root-table estimate of encode_sum ------------------------------------------------------------------
+@pytest.mark.parametrize("gamma", [1.0, 1.8, 2.2, 2.4, 3.0, 5.0])
+@pytest.mark.parametrize("n", [1, 7, 13])
+def test_encode_sum_is_exact_at_every_boundary_for_any_gamma(gamma, n):
+    """Whichever estimate encode_sum takes (a square-root table, a fourth-root table, or cv2.pow where no table
+    is close enough), sums on either side of every half-code boundary encode to the exact rounded value."""
+    crf = create_crf("gamma", gamma)
+    _, q = crf.inverse_lut(8, 23)
+    k = np.arange(1, 256)
+    t = np.ceil(((k - 0.5) / 255) ** gamma * n * q).astype(np.int64)  # first sum at or above k - 0.5
+    sums = np.concatenate([t - 1, t, t + 1, [0, n * q]])
+    sums = sums[(sums >= 0) & (sums <= n * q)]
+    exact = 255 * (sums / (n * q)) ** (1 / gamma)
+    clear = np.abs(exact - np.floor(exact) - 0.5) > 1e-9
+    got = encode(sums.reshape(1, -1, 1), n, q, crf, "numpy").ravel().astype(int)
+    np.testing.assert_array_equal(got[clear], np.floor(exact + 0.5).astype(int)[clear])
+    np.testing.assert_array_equal(got, encode(sums.reshape(1, -1, 1), n, q, crf, "torch64").ravel())
+
+
+@pytest.mark.parametrize(("name", "gamma", "root"), [("gamma", 2.2, 2), ("srgb", 2.2, 2), ("gamma", 2.4, 4),
+                                                     ("gamma", 5.0, None), ("linear", 2.2, None)])
+def test_estimate_table_is_within_one_code_of_every_sum(name, gamma, root):
+    from blursynth.ops.crf import estimate_table
+
+    crf = create_crf(name, gamma)
+    n = 9
+    _, q = crf.inverse_lut(8, 13)
+    got = estimate_table(crf, n, q)
+    if root is None:
+        assert got is None
+        return
+    table, r = got
+    assert r == root and table.dtype == np.uint8 and table.shape == (256,)
+    rng = np.random.default_rng(2)
+    sums = np.concatenate([rng.integers(0, n * q + 1, 200_000), np.arange(0, 5000), [n * q]])
+    j = np.rint(255 * (sums / (n * q)) ** (1 / root)).astype(int)  # the index, in float64
+    exact = reference_encode(name, sums, n, q) if name == "srgb" else 255 * (sums / (n * q)) ** (1 / gamma)
+    assert np.abs(table[j].astype(float) - exact).max() < 1.5  # within one code of the rounded value
+
+
+def test_encode_sum_writes_into_out():
+    crf = create_crf("gamma")
+    lut, q = crf.inverse_lut(8, 7)
+    frame = all_codes_image()
+    sums = lut[frame] * 7
+    image = np.zeros((2, *frame.shape), np.uint8)
+    got = encode_sum(sums, 7, q, crf, scratch={}, out=image[1])
+    np.testing.assert_array_equal(image[1], frame)
+    assert np.shares_memory(got, image) and not image[0].any()
+    with pytest.raises(ValueError, match="C-contiguous uint8"):
+        encode_sum(sums, 7, q, crf, out=np.zeros((16, 32, 3), np.uint8)[:, ::2])
+    with pytest.raises(ValueError, match="C-contiguous uint8"):
+        encode_sum(sums, 7, q, crf, out=np.zeros(frame.shape, np.int32))

@@ -25,6 +25,7 @@ import numpy as np
 
 from blursynth.errors import ConfigError
 from blursynth.ops.crf import CRF, encode_sum
+from blursynth.ops.window_sum import lookup, window_outputs
 from blursynth.ops.windows import Window
 
 if TYPE_CHECKING:  # torch is imported on use: a CPU streaming run never pays its ~1.3 s import
@@ -80,21 +81,15 @@ def window_output(total, n: int, ch: Channel, scratch: dict | None = None):
     return np.divide(total, np.float32(n * ch.q), dtype=np.float32)  # in float32: no 8-byte copy of the frame
 
 
-def lookup(frame: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Map a frame through an integer table. Shape (H, W, 3) uint8/uint16 -> int32, into ``out`` if given."""
-    if frame.dtype == np.uint8:
-        return cv2.LUT(frame, lut, dst=out)  # vectorised, ~0.5 ms for a 1280x720 RGB frame
-    return np.take(lut, frame, out=out)
-
-
 class StreamingAccumulator:
     """Running integer sums on the CPU.
 
     All arrays are allocated once and reused: a fresh 11 MB int32 array per frame costs more in page
     faults than the lookup itself (measured 2.4 vs 0.5 ms per 1280x720 frame). When no two windows share
-    a frame (the GOPRO/LODE default) frames are looked up straight into the running sum and never kept;
-    otherwise the linearised frames of the current windows are kept in a small pool so that frames leaving
-    a window can be subtracted.
+    a frame (the GOPRO/LODE default) the window's frames are held as decoded and summed, when the last one
+    arrives, in cache-sized strips (:func:`blursynth.ops.window_sum.window_outputs`); otherwise running sums
+    are kept, and the linearised frames of the current windows in a small pool so that frames leaving a
+    window can be subtracted.
 
     Args:
         windows: the plan, sorted by start.
@@ -113,8 +108,8 @@ class StreamingAccumulator:
         self._sums: list[np.ndarray] | None = None
         self._empty = True
         self._buf: dict[int, list[np.ndarray]] = {}
+        self._held: list[np.ndarray] = []  # disjoint windows: the current window's frames, as pushed
         self._pool: list[list[np.ndarray]] = []
-        self._scratch: list[np.ndarray] | None = None
         self._encode_scratch: dict = {}
         planned = all(b.start >= a.stop for a, b in zip(self.windows, self.windows[1:], strict=False))
         if disjoint and not planned:
@@ -151,11 +146,11 @@ class StreamingAccumulator:
             self._advance(self.windows[self._next].start)
         self._hi = index + 1
         if self._is_needed(index):
-            if self._sums is None:
-                self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
             if self._disjoint:
-                self._add_direct(frame)
+                self._held.append(frame)
             else:
+                if self._sums is None:
+                    self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
                 linear = self._pool.pop() if self._pool else [np.empty(frame.shape, np.int32) for _ in self.channels]
                 for c, ch in enumerate(self.channels):
                     lookup(frame, ch.lut, out=linear[c])
@@ -166,16 +161,6 @@ class StreamingAccumulator:
     def finish(self) -> Emitted:
         """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
         return []
-
-    def _add_direct(self, frame: np.ndarray) -> None:
-        for c, ch in enumerate(self.channels):
-            if self._empty:
-                lookup(frame, ch.lut, out=self._sums[c])
-            else:
-                if self._scratch is None:
-                    self._scratch = [np.empty(frame.shape, np.int32) for _ in self.channels]
-                np.add(self._sums[c], lookup(frame, ch.lut, out=self._scratch[c]), out=self._sums[c])
-        self._empty = False
 
     def _add(self, linear: list[np.ndarray]) -> None:
         for c, lin in enumerate(linear):
@@ -190,8 +175,8 @@ class StreamingAccumulator:
         if start <= self._lo:
             return
         self._lo = start
-        if self._disjoint:  # everything summed so far belongs to windows already emitted
-            self._empty = True
+        if self._disjoint:  # every frame held so far belongs to windows already emitted
+            self._held = []
             return
         drop = [i for i in self._buf if i < start]
         keep = [i for i in self._buf if i >= start]
@@ -211,6 +196,13 @@ class StreamingAccumulator:
         while self._next < len(self.windows) and self.windows[self._next].stop <= self._hi:
             w = self.windows[self._next]
             self._advance(w.start)
+            if self._disjoint:
+                if len(self._held) != w.n:
+                    raise RuntimeError(f"window {w}: {len(self._held)} frames held, expected {w.n}")
+                out.append((w, window_outputs(self._held, self.channels, self._encode_scratch)))
+                self._held = []
+                self._next += 1
+                continue
             encoded = []
             for c, ch in enumerate(self.channels):
                 total = self._sums[c]

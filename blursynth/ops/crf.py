@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import ConfigError
-from blursynth.ops.images import work_array
+from blursynth.ops.images import work_array, work_view
 
 if TYPE_CHECKING:  # imported on use by the torch paths only
     import torch
@@ -210,7 +210,41 @@ def rounding_thresholds(crf: CRF, n: int, q: int) -> np.ndarray:
     return out
 
 
-def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None):
+@functools.lru_cache(maxsize=256)
+def estimate_table(crf: CRF, n: int, q: int) -> tuple[np.ndarray, int] | None:
+    """A table that estimates the encoded value of a sum of ``n`` frames from a root of it, within one code.
+
+    ``j = round(255 (S / (n q))^(1/r))``, with r = 2 (one ``cv2.sqrt``) or 4 (two), in float32 (a conversion,
+    the roots, ``cv2.convertScaleAbs``) cuts [0, n q] into 256 intervals of S. The curves we re-apply are close
+    to linear in such a root (``255 u^(r/gamma)`` rises at most ~1.5 codes per step of j for gamma <= 2.2 and
+    r = 2), so the exact codes of each interval span at most 3 values and ``table[j]``, the middle one, is within
+    one code of every S in it; :func:`encode_sum`'s exact correction then fixes the rest. Interval ends are
+    widened by 1e-3 of a step (float32 rounding is ~5e-5 of a step). ~0.6 ms per 1280x720 window where
+    ``cv2.pow`` takes ~4 ms.
+
+    Returns:
+        (uint8 (256,) table, r), or None where no root keeps every interval within 3 codes (the float
+        estimate, :meth:`CRF.encode`, is used then). The linear curve needs neither.
+    """
+    if crf.name == "linear":
+        return None
+    t = rounding_thresholds(crf, n, q)[1:256]
+    top = n * q
+    j = np.arange(256, dtype=np.float64)
+    for root in (2, 4):
+        step = top ** (1.0 / root) / 255.0  # S^(1/root) per step of j
+        lo = np.clip(np.floor((np.maximum(j - 0.5 - 1e-3, 0.0) * step) ** root), 0, top)
+        hi = np.clip(np.ceil(((j + 0.5 + 1e-3) * step) ** root), 0, top)
+        code_lo = np.searchsorted(t, lo, side="right")  # codes rise with S: the ends bound the interval's codes
+        code_hi = np.searchsorted(t, hi, side="right")
+        if np.all(code_hi - code_lo <= 2):
+            table = ((code_lo + code_hi) // 2).astype(np.uint8)
+            table.setflags(write=False)
+            return table, root
+    return None
+
+
+def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None, out: np.ndarray | None = None):
     """Turn an exact integer sum of n linearised frames into the encoded uint8 image.
 
     Args:
@@ -221,33 +255,58 @@ def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None):
         crf: the camera response to re-apply.
         scratch: optional dict in which the CPU path keeps its work arrays between calls (reusing them
             avoids ~5 ms of page faults per 1280x720 window).
+        out: optional uint8 array of ``sums``' shape that the CPU path writes into (e.g. a strip of the
+            window's image, ops/window_sum.py); else a fresh array.
 
     Returns:
         uint8 array or tensor of the same shape: round(255 * g(sums / (n q))), rounded half up and decided
         exactly in integers (see :func:`rounding_thresholds`), so both paths return identical bytes.
     """
     if isinstance(sums, np.ndarray):
-        return _encode_numpy(sums, n, q, crf, {} if scratch is None else scratch)
+        return _encode_numpy(sums, n, q, crf, {} if scratch is None else scratch, out)
     return _encode_torch(sums, n, q, crf)
 
 
-def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict) -> np.ndarray:
+def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict, out: np.ndarray | None) -> np.ndarray:
     shape = sums.shape
     flat = np.ascontiguousarray(sums).reshape(-1, shape[-2] * shape[-1]) if sums.ndim >= 2 else sums[None]
-    est = crf.encode(flat, 1.0 / (n * q), scratch)  # float32 estimate, within one code of exact
-    # Exact correction of the float estimate (off by one in ~1e-4 of pixels near a rounding boundary):
-    # v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by cv2.LUT (0.5 ms per pass).
+    estimate = estimate_table(crf, n, q)
+    if estimate is not None:  # within one code of exact, from a root of the sum (see estimate_table)
+        table, root = estimate
+        x = work_view(scratch, "sum_x", flat.shape, np.float32)
+        np.copyto(x, flat, casting="unsafe")
+        for _ in range(root // 2):
+            cv2.sqrt(x, dst=x)
+        j = cv2.convertScaleAbs(x, dst=work_view(scratch, "sum_j", flat.shape, np.uint8),
+                                alpha=255.0 / (n * q) ** (1.0 / root))
+        est = cv2.LUT(j, table, dst=work_view(scratch, "sum_est", flat.shape, np.uint8))
+    else:  # float32 estimate, within one code of exact
+        est = crf.encode(flat, 1.0 / (n * q), scratch)
+    # Exact correction of the estimate: v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by
+    # cv2.LUT (0.5 ms per pass) and the two steps applied where the comparisons hold (saturating).
+    t = _thresholds32(crf, n, q)
+    bound = work_view(scratch, "sum_bound", flat.shape, np.int32)
+    below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT,
+                        dst=work_view(scratch, "sum_lt", flat.shape, np.uint8))
+    above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE,
+                        dst=work_view(scratch, "sum_ge", flat.shape, np.uint8))
+    if out is None:
+        result = est.copy()  # a fresh array: it is handed to the caller
+    else:
+        if not out.flags.c_contiguous or out.shape != shape or out.dtype != np.uint8:
+            raise ValueError(f"out: expected a C-contiguous uint8 array of shape {shape}")
+        result = out.reshape(flat.shape)
+        np.copyto(result, est)
+    cv2.add(result, 1, dst=result, mask=above)
+    cv2.subtract(result, 1, dst=result, mask=below)
+    return result.reshape(shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds32(crf: CRF, n: int, q: int) -> np.ndarray:
     t = rounding_thresholds(crf, n, q).astype(np.int32)
-    bound = work_array(scratch, "bound", flat.shape, np.int32)
-    below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT, dst=work_array(scratch, "lt", flat.shape,
-                                                                                         np.uint8))
-    above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE, dst=work_array(scratch, "ge", flat.shape,
-                                                                                      np.uint8))
-    cv2.bitwise_and(above, 1, dst=above)
-    cv2.bitwise_and(below, 1, dst=below)
-    out = cv2.add(est, above)  # a fresh array: it is handed to the caller
-    cv2.subtract(out, below, dst=out)
-    return out.reshape(shape)
+    t.setflags(write=False)
+    return t
 
 
 def _encode_torch(sums: torch.Tensor, n: int, q: int, crf: CRF) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import cv2
@@ -35,6 +36,17 @@ def work_array(scratch: dict, name: str, shape: tuple, dtype=np.float32) -> np.n
     if arr is None or arr.shape != shape or arr.dtype != dtype:
         arr = scratch[name] = np.empty(shape, dtype)
     return arr
+
+
+def work_view(scratch: dict, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+    """Like :func:`work_array`, for work done in strips of varying height: one flat buffer per name, as large
+    as the largest request so far, of which a C-contiguous view of ``shape`` is returned. A short last strip
+    then costs no new allocation (a fresh array of a few hundred KB is an mmap, page-faulted in each time)."""
+    size = math.prod(shape)
+    buf = scratch.get(name)
+    if buf is None or buf.dtype != dtype or buf.size < size:
+        buf = scratch[name] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 def downsampled_size(width: int, height: int, factor: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ the two runners cannot drift apart (same CRF channels, same reader, same metadat
 
 from __future__ import annotations
 
+
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
@@ -98,8 +99,21 @@ def probe_source_repeats(source: Source, info: SourceInfo,
     return probe_repeats(frames, info.num_frames)
 
 
+#: Decoded frames the decode thread may run ahead of the accumulator, in bytes (4 to 32 frames): the CPU
+#: accumulator works in bursts (a whole window when its last frame arrives, ops/window_sum.py), and a queue
+#: of 4 frames stalled the decoder through each burst (issue 20: 0.5-0.9 s of 2.7 s blocked, 720p).
+PREFETCH_BYTES = 48 << 20
+
+
+def prefetch_depth(info: SourceInfo, downsample: int = 1) -> int:
+    """Frames to decode ahead: :data:`PREFETCH_BYTES` worth of decoded frames, 4 to 32."""
+    frame_bytes = info.width * info.height * 3 * (2 if info.bit_depth > 8 else 1) // max(1, downsample) ** 2
+    return max(4, min(32, PREFETCH_BYTES // max(1, frame_bytes)))
+
+
 def read_source(unit: AverageUnit) -> Iterator[tuple[int, np.ndarray]]:
-    """The unit's ``(index, frame)`` pairs, decoded and downsampled in a background thread (4 frames ahead).
+    """The unit's ``(index, frame)`` pairs, decoded and downsampled in a background thread, up to
+    :func:`prefetch_depth` frames ahead.
 
     Downsampling runs in the decode thread too (cv2 releases the GIL), so it overlaps with averaging. With
     a repeat cadence only the first frame of each instant is converted and yielded, numbered by instant.
@@ -114,7 +128,7 @@ def read_source(unit: AverageUnit) -> Iterator[tuple[int, np.ndarray]]:
         decoded = drop_repeats(decoded, repeats)
     if unit.config.downsample > 1:
         decoded = downsample_frames(decoded, unit.config.downsample)
-    return prefetch(decoded, depth=4)
+    return prefetch(decoded, depth=prefetch_depth(unit.info, unit.config.downsample))
 
 
 def create_unit_accumulator(unit: AverageUnit, windows: Sequence[Window], device: str, *, online: bool = False,
