@@ -697,3 +697,42 @@ def test_overwrite_with_other_objects_uses_the_new_objects(inputs, uniform, tmp_
     assert [r["source"] for r in store.records] == ["JPEGImages/2008_000009.jpg"]
     sources = {o["source"] for r in load(out) for o in r["meta"]["objects"]}
     assert sources == {"JPEGImages/2008_000009.jpg"}, sources
+
+
+def test_backgrounds_read_ahead_give_the_bytes_of_reading_in_turn(inputs, main, tmp_path, monkeypatch):
+    """run_local_unit decodes backgrounds in a reader thread, ahead of the sample being rendered; a sample is a
+    pure function of (seed, split, index), so reading each background in turn gives the same shards."""
+    import blursynth.recipes.local as local_recipe
+
+    calls = []
+
+    def in_turn(items, depth):
+        calls.append(depth)
+        return iter(items)
+
+    monkeypatch.setattr(local_recipe, "prefetch", in_turn)
+    cfg = base_config(inputs, tmp_path / "out")
+    run_local(cfg)
+    assert calls and all(d == local_recipe.BACKGROUNDS_AHEAD for d in calls)
+    for shard in sorted(main.out.rglob("*.h5")):
+        if shard.name == "objects.h5":
+            continue
+        a, b = read_h5(shard), read_h5(tmp_path / "out" / shard.relative_to(main.out))
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{shard.name}:{key}")
+
+
+def test_synthesize_reports_the_skipped_draws_of_a_background_read_ahead(inputs, tmp_path):
+    from blursynth.errors import SourceError
+    from blursynth.recipes.local_sample import BackgroundDraw, synthesize
+
+    bg = SimpleNamespace(path="/x/bad.png", key="bad.png")
+    error = SourceError("/x/bad.png", "no decodable background after 8 draws")
+    draw = BackgroundDraw(bg, None, 0, 0, ({"path": "/x/a.png", "reason": "r1"}, {"path": "/x/b.png", "reason": "r2"}),
+                          error)
+    seen = []
+    cfg = base_config(inputs, tmp_path / "out")
+    with pytest.raises(SourceError, match="no decodable background"):
+        synthesize(cfg, SimpleNamespace(size=(8, 8)), "train", 0, None, np.arange(1), seen.append, background=draw)
+    assert seen == [{"path": "/x/a.png", "reason": "r1"}, {"path": "/x/b.png", "reason": "r2"}]

@@ -20,18 +20,22 @@ from pathlib import Path
 from blursynth.config import LocalConfig
 from blursynth.errors import ConfigError, InputError, SourceError
 from blursynth.io.backgrounds import Background, discover_backgrounds
+from blursynth.io.prefetch import prefetch
 from blursynth.objects.build import build_store
 from blursynth.objects.splits import open_store
 from blursynth.objects.store import STORE_NAME
 from blursynth.ops.splits import assign_splits
 from blursynth.recipes.camera import camera_settings
-from blursynth.recipes.local_sample import LocalContext, synthesize
+from blursynth.recipes.local_sample import LocalContext, draw_background, synthesize
 from blursynth.run.preflight import preflight
 from blursynth.run.progress import ProgressSink
 from blursynth.run.sink import UnitSink
 from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, finished_unit
 
 log = logging.getLogger("blursynth.local")
+
+#: Samples whose backgrounds are decoded ahead of the one being rendered (one 1280x720 image each).
+BACKGROUNDS_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,15 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
                     compression=cfg.compression, extra_datasets=extras, progress=progress)
     lost = 0
+    # Backgrounds are drawn and decoded one sample ahead in a reader thread (cv2.imread releases the GIL): PNG
+    # decoding, most of the floor's time, overlaps with rendering and writing (issue 20).
+    draws = prefetch(((i, draw_background(cfg, unit.context, unit.split, i)) for i in range(slot.first, slot.stop)),
+                     depth=BACKGROUNDS_AHEAD)
     try:
-        for index in range(slot.first, slot.stop):
+        for index, draw in draws:
             try:
-                sample = synthesize(cfg, unit.context, unit.split, index, store, objects[unit.split], sink.skip)
+                sample = synthesize(cfg, unit.context, unit.split, index, store, objects[unit.split], sink.skip,
+                                    background=draw)
             except SourceError as exc:  # no decodable background: this sample is lost, the run goes on
                 log.warning("%s: %s", exc.path, exc.reason)
                 lost += 1
@@ -153,6 +162,8 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     except BaseException:
         sink.abort()
         raise
+    finally:
+        draws.close()
     if lost:
         result.status = "partial" if result.samples else "failed"
     progress.source_finished(unit.key, result.status, result.samples, result.reason)

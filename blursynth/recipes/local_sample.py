@@ -76,22 +76,35 @@ def odd_frames(rng: np.random.Generator, frames: tuple[int, int]) -> int:
     return lo + 2 * int(rng.integers(0, (hi - lo) // 2 + 1))
 
 
-def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, store: ObjectStore,
-               objects: np.ndarray, skip: Callable[[dict], None] = lambda record: None) -> Sample:
-    """Draw and render sample ``index`` of ``split``.
+@dataclass(frozen=True)
+class BackgroundDraw:
+    """Sample ``index``'s background, drawn and decoded (by ``run_local_unit`` in a reader thread, ahead of
+    the sample, so that PNG decoding overlaps with rendering and writing the one before).
 
-    Args:
-        objects: the bank indices ``split`` may use (``objects/splits.object_splits``).
-        skip: called with ``{path, reason}`` for every background that could not be decoded (another one is
-            drawn in its place).
-
-    Raises:
-        SourceError: no decodable background after :data:`MAX_BACKGROUND_ATTEMPTS` draws.
+    Attributes:
+        background: the background drawn last (the one decoded, or the last that failed).
+        scene: its (height, width) crop, C-contiguous and owned by the draw (the sample paints on it); None
+            when no draw could be decoded.
+        y0, x0: the crop's corner.
+        skipped: ``{path, reason}`` of every draw that could not be decoded, in draw order.
+        error: set when :data:`MAX_BACKGROUND_ATTEMPTS` draws all failed.
     """
-    crf = create_crf(cfg.crf, cfg.gamma)
+
+    background: Background
+    scene: np.ndarray | None
+    y0: int
+    x0: int
+    skipped: tuple[dict, ...] = ()
+    error: SourceError | None = None
+
+
+def draw_background(cfg: LocalConfig, ctx: LocalContext, split: str, index: int) -> BackgroundDraw:
+    """Draw (from the sample's own generator) and decode sample ``index``'s background and crop; a pure
+    function of (seed, split, index), safe to call from another thread."""
     height, width = ctx.size
     backgrounds = ctx.backgrounds[split]
     bg_rng = create_rng(cfg.seed, "local", split, index, "background")
+    skipped = []
     for _attempt in range(MAX_BACKGROUND_ATTEMPTS):
         bg = backgrounds[int(bg_rng.integers(len(backgrounds)))]
         try:
@@ -100,12 +113,39 @@ def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, stor
                 raise SourceError(bg.path, f"decoded size {image.shape[1]}x{image.shape[0]} differs from its header")
             break
         except SourceError as exc:
-            skip({"path": exc.path, "reason": exc.reason})
+            skipped.append({"path": exc.path, "reason": exc.reason})
     else:
-        raise SourceError(bg.path, f"no decodable background after {MAX_BACKGROUND_ATTEMPTS} draws")
+        error = SourceError(bg.path, f"no decodable background after {MAX_BACKGROUND_ATTEMPTS} draws")
+        return BackgroundDraw(bg, None, 0, 0, tuple(skipped), error)
     y0 = int(bg_rng.integers(0, bg.size[0] - height + 1))
     x0 = int(bg_rng.integers(0, bg.size[1] - width + 1))
     scene = np.ascontiguousarray(image[y0 : y0 + height, x0 : x0 + width])
+    return BackgroundDraw(bg, scene, y0, x0, tuple(skipped))
+
+
+def synthesize(cfg: LocalConfig, ctx: LocalContext, split: str, index: int, store: ObjectStore,
+               objects: np.ndarray, skip: Callable[[dict], None] = lambda record: None,
+               background: BackgroundDraw | None = None) -> Sample:
+    """Draw and render sample ``index`` of ``split``.
+
+    Args:
+        objects: the bank indices ``split`` may use (``objects/splits.object_splits``).
+        skip: called with ``{path, reason}`` for every background that could not be decoded (another one is
+            drawn in its place).
+        background: this sample's :func:`draw_background`, when it was made ahead (it is made here
+            otherwise); its scene is painted on.
+
+    Raises:
+        SourceError: no decodable background after :data:`MAX_BACKGROUND_ATTEMPTS` draws.
+    """
+    crf = create_crf(cfg.crf, cfg.gamma)
+    height, width = ctx.size
+    draw = background if background is not None else draw_background(cfg, ctx, split, index)
+    for record in draw.skipped:
+        skip(record)
+    if draw.error is not None:
+        raise draw.error
+    bg, y0, x0, scene = draw.background, draw.y0, draw.x0, draw.scene
 
     rng = create_rng(cfg.seed, "local", split, index, "objects")
     n = odd_frames(rng, cfg.frames)

@@ -8,7 +8,6 @@ the two runners cannot drift apart (same CRF channels, same reader, same metadat
 
 from __future__ import annotations
 
-
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
