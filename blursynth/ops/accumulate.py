@@ -5,9 +5,11 @@ completes, encoded back to uint8 by :func:`blursynth.ops.crf.encode_sum`. Frames
 integer lookup table and summed in exact integers, so both paths produce the same sums; the forward CRF is
 the same torch function, so on the same device they produce the same bytes.
 
-* :class:`StreamingAccumulator` keeps one running int32 sum per output: each frame is looked up (``cv2.LUT``)
-  and added once; frames leaving the window are subtracted (or the sum restarted when that is cheaper).
-  No window is ever recomputed from scratch, and only the frames of the current window are held.
+* :class:`StreamingAccumulator`: where no two windows share a frame (the GOPRO/LODE default) it holds the
+  window's frames as decoded and, when the last one arrives, sums and encodes them in cache-sized strips
+  (:mod:`blursynth.ops.window_sum`); otherwise it keeps one running int32 sum per output, adds each frame once
+  (``cv2.LUT``) and subtracts frames leaving the window (or restarts the sum when that is cheaper). No window
+  is ever recomputed from scratch, and only the frames of the current window are held.
 * :class:`TorchAccumulator` uploads frames in batches, looks them up on the device, takes an int64 prefix
   sum along time and reads every window as ``P[stop] - P[start]``.
 """
