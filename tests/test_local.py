@@ -714,13 +714,16 @@ def test_backgrounds_read_ahead_give_the_bytes_of_reading_in_turn(inputs, main, 
     cfg = base_config(inputs, tmp_path / "out")
     run_local(cfg)
     assert calls and all(d == local_recipe.BACKGROUNDS_AHEAD for d in calls)
+    compared = 0
     for shard in sorted(main.out.rglob("*.h5")):
         if shard.name == "objects.h5":
             continue
+        compared += 1
         a, b = read_h5(shard), read_h5(tmp_path / "out" / shard.relative_to(main.out))
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{shard.name}:{key}")
+    assert compared == 8  # 40 samples in shards of 5
 
 
 def test_synthesize_reports_the_skipped_draws_of_a_background_read_ahead(inputs, tmp_path):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import blursynth.ops.accumulate as accumulate
 import blursynth.ops.window_sum as window_sum
-from blursynth.ops.accumulate import Channel, StreamingAccumulator, window_output
-from blursynth.ops.crf import create_crf
+from blursynth.ops.accumulate import Channel, StreamingAccumulator
+from blursynth.ops.crf import create_crf, rounding_thresholds
 from blursynth.ops.window_sum import lookup, strip_rows, window_outputs
 from blursynth.ops.windows import Window
 
@@ -23,11 +24,19 @@ def frames_of(n: int, shape=(37, 23, 3), bits: int = 8, seed: int = 0) -> list[n
 
 
 def whole_frame(frames, channels):
-    """The reference: whole-frame int64 sums through numpy indexing, then the accumulator's own outputs."""
+    """The reference, independent of the encoder: whole-frame int64 sums through numpy indexing; a code is the
+    number of decision thresholds at or below the sum (``searchsorted``), a mean the float32 quotient."""
     outs = []
+    n = len(frames)
     for ch in channels:
         total = sum(ch.lut.astype(np.int64)[f] for f in frames)
-        outs.append(window_output(np.ascontiguousarray(total, dtype=np.int32), len(frames), ch))
+        if ch.output == "code" and ch.crf.name != "linear":
+            t = rounding_thresholds(ch.crf, n, ch.q)[1:256]
+            outs.append(np.searchsorted(t, total, side="right").astype(np.uint8))
+        elif ch.output == "code":  # the identity table: round half up of 255 S / (n q)
+            outs.append(((2 * 255 * total + n * ch.q) // (2 * n * ch.q)).astype(np.uint8))
+        else:
+            outs.append(np.divide(total.astype(np.int32), np.float32(n * ch.q), dtype=np.float32))
     return outs
 
 
@@ -119,3 +128,49 @@ def test_prefetch_depth_holds_a_burst_of_frames_within_a_memory_budget():
     assert prefetch_depth(info(320, 240)) == 32  # at most 32
     assert prefetch_depth(info(1280, 720, 16)) == PREFETCH_BYTES // (1280 * 720 * 6)
     assert prefetch_depth(info(3840, 2160), downsample=3) == PREFETCH_BYTES // (1280 * 720 * 3)
+
+
+@pytest.mark.parametrize("shape", [(37, 23), (37, 23, 4), (5, 7, 1), (1, 9, 3)])
+def test_strips_of_other_layouts(monkeypatch, shape):
+    monkeypatch.setattr(window_sum, "STRIP_BYTES", 100)
+    frames = frames_of(7, shape=shape, seed=7)
+    frames[2] = frames[2][::-1]  # a non-contiguous frame
+    channels = all_channels(8, 13)
+    for g, w in zip(window_outputs(frames, channels, {}), whole_frame(frames, channels), strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_window_outputs_needs_int32_tables():
+    ch = Channel.create(create_crf("gamma"), 8, 7)
+    bad = Channel(ch.crf, ch.lut.astype(np.int64), ch.q)
+    with pytest.raises(TypeError, match="int32"):
+        window_outputs(frames_of(3), [bad], {})
+
+
+def test_long_windows_are_summed_frame_by_frame_with_the_same_bytes(monkeypatch):
+    """A disjoint window too long to hold within the budget goes into running sums instead: same bytes."""
+    ch = all_channels(8, 13)
+    windows = [Window(0, 0, 13), Window(1, 13, 3), Window(2, 20, 11)]
+    frames = frames_of(31, seed=9)
+    assert accumulate.holds_window(13, frames[0], len(ch))
+    monkeypatch.setattr(accumulate, "HOLD_BYTES", 5 * frames[0].nbytes)
+    monkeypatch.setattr(accumulate, "holds_window", lambda n, frame, _: n * frame.nbytes <= accumulate.HOLD_BYTES)
+    acc = StreamingAccumulator(windows, ch)
+    emitted = {}
+    for i, f in enumerate(frames):
+        for w, enc in acc.push(i, f):
+            emitted[w.index] = enc
+        assert len(acc._held) <= 3  # only the 3-frame window is held
+    for w in windows:
+        for g, r in zip(emitted[w.index], whole_frame(frames[w.start : w.stop], ch), strict=True):
+            np.testing.assert_array_equal(g, r)
+
+
+def test_hold_budget():
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    assert accumulate.holds_window(13, frame, 1)  # 36 MB
+    assert accumulate.holds_window(23, frame, 1)  # 64 MB: WILD's longest window at full size
+    assert not accumulate.holds_window(65, frame, 1)  # 180 MB: summed frame by frame
+    big = np.zeros((2160, 3840, 3), np.uint8)
+    assert accumulate.holds_window(13, big, 1)  # 13 bytes per value <= the 16 the running sums take
+    assert not accumulate.holds_window(17, big, 1)

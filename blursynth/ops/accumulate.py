@@ -27,6 +27,7 @@ import numpy as np
 
 from blursynth.errors import ConfigError
 from blursynth.ops.crf import CRF, encode_sum
+from blursynth.ops.images import work_array
 from blursynth.ops.window_sum import lookup, window_outputs
 from blursynth.ops.windows import Window
 
@@ -81,6 +82,18 @@ def window_output(total, n: int, ch: Channel, scratch: dict | None = None):
     if not isinstance(total, np.ndarray):
         total = total.cpu().numpy()
     return np.divide(total, np.float32(n * ch.q), dtype=np.float32)  # in float32: no 8-byte copy of the frame
+
+
+#: A disjoint window's decoded frames are held (and summed in strips, ops/window_sum.py) while they take at
+#: most this many bytes, or at most twice the bytes of the running int32 sums (sum and scratch) they replace;
+#: longer windows are summed frame by frame into running sums (same bytes). 13 frames of 720p take 36 MB.
+HOLD_BYTES = 64 << 20
+
+
+def holds_window(n: int, frame: np.ndarray, channels: int) -> bool:
+    """Whether a disjoint window of ``n`` frames like ``frame`` is held and summed in strips."""
+    held = n * frame.nbytes
+    return held <= HOLD_BYTES or held <= 2 * 8 * frame.size * channels
 
 
 class StreamingAccumulator:
@@ -148,8 +161,12 @@ class StreamingAccumulator:
             self._advance(self.windows[self._next].start)
         self._hi = index + 1
         if self._is_needed(index):
-            if self._disjoint:
+            if self._disjoint and holds_window(self.windows[self._next].n, frame, len(self.channels)):
                 self._held.append(frame)
+            elif self._disjoint:  # a window too long to hold: frames go straight into running sums
+                if self._sums is None:
+                    self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
+                self._add_direct(frame)
             else:
                 if self._sums is None:
                     self._sums = [np.empty(frame.shape, np.int32) for _ in self.channels]
@@ -164,6 +181,15 @@ class StreamingAccumulator:
         """Nothing is pending at the end of a complete source; windows past a truncation are dropped."""
         return []
 
+    def _add_direct(self, frame: np.ndarray) -> None:
+        for c, ch in enumerate(self.channels):
+            if self._empty:
+                lookup(frame, ch.lut, out=self._sums[c])
+            else:
+                looked_up = work_array(self._encode_scratch, f"frame{c}", frame.shape, np.int32)
+                np.add(self._sums[c], lookup(frame, ch.lut, out=looked_up), out=self._sums[c])
+        self._empty = False
+
     def _add(self, linear: list[np.ndarray]) -> None:
         for c, lin in enumerate(linear):
             if self._empty:
@@ -177,8 +203,9 @@ class StreamingAccumulator:
         if start <= self._lo:
             return
         self._lo = start
-        if self._disjoint:  # every frame held so far belongs to windows already emitted
+        if self._disjoint:  # every frame held or summed so far belongs to windows already emitted
             self._held = []
+            self._empty = True
             return
         drop = [i for i in self._buf if i < start]
         keep = [i for i in self._buf if i >= start]
@@ -198,7 +225,7 @@ class StreamingAccumulator:
         while self._next < len(self.windows) and self.windows[self._next].stop <= self._hi:
             w = self.windows[self._next]
             self._advance(w.start)
-            if self._disjoint:
+            if self._held:
                 if len(self._held) != w.n:
                     raise RuntimeError(f"window {w}: {len(self._held)} frames held, expected {w.n}")
                 out.append((w, window_outputs(self._held, self.channels, self._encode_scratch)))

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import ConfigError
-from blursynth.ops.images import work_array, work_view
+from blursynth.ops.images import work_view
 
 if TYPE_CHECKING:  # imported on use by the torch paths only
     import torch
@@ -100,10 +100,10 @@ class CRF:
             uint8 array of the shape of ``linear`` (at most 4 channels, as OpenCV requires).
         """
         scratch = {} if scratch is None else scratch
-        out = work_array(scratch, "code", linear.shape, np.uint8)
+        out = work_view(scratch, "code", linear.shape, np.uint8)
         if linear.dtype.kind in "iu" and self.name == "linear":  # sums of a non-negative table: no clip needed
             return cv2.convertScaleAbs(linear, dst=out, alpha=255.0 * scale)
-        x = work_array(scratch, "x", linear.shape, np.float32)
+        x = work_view(scratch, "x", linear.shape, np.float32)
         if linear.dtype.kind in "iu":
             np.copyto(x, linear, casting="unsafe")
         else:  # pow and convertScaleAbs would take |y|
@@ -116,8 +116,8 @@ class CRF:
         if scale != 1.0:  # sRGB: IEC 61966-2-1, in float32 numpy
             x *= np.float32(scale)
         np.clip(x, 0.0, 1.0, out=x)
-        low = np.multiply(x, np.float32(12.92), out=work_array(scratch, "low", x.shape, np.float32))
-        dark = np.less_equal(x, np.float32(0.0031308), out=work_array(scratch, "dark", x.shape, np.bool_))
+        low = np.multiply(x, np.float32(12.92), out=work_view(scratch, "low", x.shape, np.float32))
+        dark = np.less_equal(x, np.float32(0.0031308), out=work_view(scratch, "dark", x.shape, np.bool_))
         np.power(x, np.float32(1 / 2.4), out=x)  # numpy's float32 pow: OpenCV's differs in the last bit
         x *= np.float32(1.055)
         x -= np.float32(0.055)
@@ -264,6 +264,8 @@ def encode_sum(sums, n: int, q: int, crf: CRF, scratch: dict | None = None, out:
     """
     if isinstance(sums, np.ndarray):
         return _encode_numpy(sums, n, q, crf, {} if scratch is None else scratch, out)
+    if out is not None:
+        raise ValueError("out: only for numpy sums (the torch path returns a tensor)")
     return _encode_torch(sums, n, q, crf)
 
 

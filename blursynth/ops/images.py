@@ -46,7 +46,7 @@ def work_view(scratch: dict, name: str, shape: tuple, dtype=np.float32) -> np.nd
     buf = scratch.get(name)
     if buf is None or buf.dtype != dtype or buf.size < size:
         buf = scratch[name] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
+    return buf.reshape(-1)[:size].reshape(shape)
 
 
 def downsampled_size(width: int, height: int, factor: int) -> tuple[int, int]:

@@ -37,7 +37,7 @@ def lookup(frame: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) ->
     """Map a frame through an integer table. Shape (H, W, 3) uint8/uint16 -> int32, into ``out`` if given."""
     if frame.dtype != np.uint8:
         return np.take(lut, frame, out=out)
-    if frame.ndim == 3 and frame.flags.c_contiguous and (out is None or out.flags.c_contiguous):
+    if frame.ndim == 3 and frame.shape[0] and frame.flags.c_contiguous and (out is None or out.flags.c_contiguous):
         # As one (H, W * C) channel: cv2.LUT on a 3-channel image is ~1.6x slower per value.
         flat = cv2.LUT(frame.reshape(frame.shape[0], -1), lut,
                        dst=None if out is None else out.reshape(frame.shape[0], -1))
@@ -69,6 +69,8 @@ def window_outputs(frames: Sequence[np.ndarray], channels: Sequence[Channel], sc
     shape = frames[0].shape
     if any(f.shape != shape for f in frames):
         raise ValueError(f"frames of one window differ in shape: {sorted({f.shape for f in frames})}")
+    if any(ch.lut.dtype != np.int32 for ch in channels):  # cv2.LUT would silently write a new array
+        raise TypeError("window_outputs needs int32 lookup tables")
     frames = [np.ascontiguousarray(f) for f in frames]
     outs = [np.empty(shape, np.uint8 if ch.output == "code" else np.float32) for ch in channels]
     rows = strip_rows(shape)

@@ -34,7 +34,8 @@ from blursynth.run.units import ShardSlot, UnitResult, allocate_slots, finished_
 
 log = logging.getLogger("blursynth.local")
 
-#: Samples whose backgrounds are decoded ahead of the one being rendered (one 1280x720 image each).
+#: Decoded backgrounds queued ahead of the sample being rendered (plus one the reader thread holds while the
+#: queue is full): one image each.
 BACKGROUNDS_AHEAD = 2
 
 
@@ -142,8 +143,8 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
                     compression=cfg.compression, extra_datasets=extras, progress=progress)
     lost = 0
-    # Backgrounds are drawn and decoded one sample ahead in a reader thread (cv2.imread releases the GIL): PNG
-    # decoding, most of the floor's time, overlaps with rendering and writing (issue 20).
+    # Backgrounds are drawn and decoded up to BACKGROUNDS_AHEAD samples ahead in a reader thread (cv2.imread
+    # releases the GIL): PNG decoding, most of the floor's time, overlaps with rendering and writing (issue 20).
     draws = prefetch(((i, draw_background(cfg, unit.context, unit.split, i)) for i in range(slot.first, slot.stop)),
                      depth=BACKGROUNDS_AHEAD)
     try:
