@@ -24,6 +24,8 @@ PNG_LEVEL = 6  # zlib's default, as most tools write PNGs
 INPUTS_VERSION = 1  # bump when a generator changes so cached inputs are regenerated
 TARGET = 0.25  # local(N=13) at the default --substeps auto / floor, samples per second (issue 18)
 TARGET_K1 = 0.5  # local(N=13) at --substeps 1 / floor
+TARGET_K1_ISSUE20 = 0.9  # the same ratio, issue 20's target
+TARGET_VS_BASELINE = 2.0  # local(N=13, auto) / the same run of --baseline-tree (issue 20: the tree issue 18 left)
 CROP = (256, 256)
 DISTS = ("numpy", "opencv-contrib-python-headless", "h5py", "pillow", "blursynth")
 
@@ -233,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                    "library's default, auto); 'local N=13 K=1' is always measured next to them")
     p.add_argument("--no-profile", action="store_true", help="skip the cProfile run of local N=13")
     p.add_argument("--what-if", action="store_true", help="also run the floor and local N=13 with glibc malloc tuned")
+    p.add_argument("--baseline-tree", default=None, help="also run local N=13 (main K and K=1) with the package of "
+                   "this tree (e.g. a `git worktree` of an older commit), alternating with the rest")
     args = harness.parse(p, WORKERS, argv)
     k = args.samples or (12 if args.quick else 100)
     repeat = max(1, args.repeat or (1 if args.quick else 2))
@@ -249,12 +253,18 @@ def main(argv: list[str] | None = None) -> int:
              "floor crop": ("floor", {"crop": CROP}), "local N=13 crop": ("local", {"frames": 13, "crop": CROP})}
     specs = {name: (kind, {**base, **extra, "out": str(runs_dir / name.replace(" ", "_"))})
              for name, (kind, extra) in specs.items()}
+    envs: dict[str, dict] = {}
+    if args.baseline_tree:  # the same worker (this script) importing the other tree's package first
+        tree = {"PYTHONPATH": str(Path(args.baseline_tree).resolve())}
+        for name in ("local N=13", "local N=13 K=1"):
+            specs[f"baseline {name}"] = (specs[name][0], {**specs[name][1], "out": specs[name][1]["out"] + "_base"})
+            envs[f"baseline {name}"] = tree
     print(f"{k} samples per run, shard size {base['shard_size']}, {repeat} round(s), each run in a fresh process",
           flush=True)
     try:
         rep["imports"] = bench.child("imports", {})
-        runs = rep["runs"] = harness.alternate([(name, lambda s=s: bench.child(*s)) for name, s in specs.items()],
-                                             repeat, "samples")
+        runs = rep["runs"] = harness.alternate([(name, lambda s=s, e=envs.get(name): bench.child(*s, env=e))
+                                              for name, s in specs.items()], repeat, "samples")
         if not args.no_profile:
             print("local N=13 under cProfile", flush=True)
             rep["profile"] = bench.child("profile", specs["local N=13"][1])
@@ -277,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             (f"local, 2 moving ({ks(res['local N=7'])})", 7, full, res["local N=7"], floor),
             ("floor, crop", "-", crop, floor_c, floor_c),
             (f"local, 2 moving, crop ({ks(res['local N=13 crop'])})", 13, crop, res["local N=13 crop"], floor_c)]
+    if args.baseline_tree:
+        rows += [(f"baseline tree: local ({ks(res['baseline local N=13'])})", 13, full, res["baseline local N=13"],
+                  floor),
+                 ("baseline tree: local (K=1)", 13, full, res["baseline local N=13 K=1"], floor)]
     if args.what_if:
         w = rep["what_if"]
         rows += [("what-if malloc tuned: floor", "-", full, w["floor"], w["floor"]),
@@ -294,6 +308,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rep["pass"] = harness.verdict(f"pipeline / floor (N=13, 1280x720, {main_k})", rate(l13) / rate(floor), TARGET)
     rep["pass_k1"] = harness.verdict("pipeline / floor (N=13, 1280x720, K=1)", rate(l13k1) / rate(floor), TARGET_K1)
+    rep["pass_k1_issue20"] = harness.verdict("pipeline / floor (N=13, 1280x720, K=1), issue 20",
+                                             rate(l13k1) / rate(floor), TARGET_K1_ISSUE20)
+    if args.baseline_tree:
+        b13, b13k1 = res["baseline local N=13"], res["baseline local N=13 K=1"]
+        rep["pass_vs_baseline"] = harness.verdict(f"local (N=13, {main_k}) / baseline tree", rate(l13) / rate(b13),
+                                                  TARGET_VS_BASELINE)
+        print(f"  K=1 / baseline tree: {rate(l13k1) / rate(b13k1):.2f}; per round, {main_k}: "
+              + ", ".join(f"{rate(a) / rate(b):.2f}" for a, b in zip(runs["local N=13"], runs["baseline local N=13"],
+                                                                   strict=True)))
     print(f"  per round (run back to back): {', '.join(f'{r:.2f}' for r in paired)}; by CPU time per sample: "
           f"{cpu_ratio:.2f}; N=7: {rate(res['local N=7']) / rate(floor):.2f}; crop {crop}: "
           f"{rate(res['local N=13 crop']) / rate(floor_c):.2f} of the crop floor; {main_k} / K=1: "
