@@ -152,9 +152,8 @@ def test_long_windows_are_summed_frame_by_frame_with_the_same_bytes(monkeypatch)
     ch = all_channels(8, 13)
     windows = [Window(0, 0, 13), Window(1, 13, 3), Window(2, 20, 11)]
     frames = frames_of(31, seed=9)
-    assert accumulate.holds_window(13, frames[0], len(ch))
-    monkeypatch.setattr(accumulate, "HOLD_BYTES", 5 * frames[0].nbytes)
-    monkeypatch.setattr(accumulate, "holds_window", lambda n, frame, _: n * frame.nbytes <= accumulate.HOLD_BYTES)
+    assert window_sum.holds_window(13, frames[0], len(ch))
+    monkeypatch.setattr(accumulate, "holds_window", lambda n, frame, _: n * frame.nbytes <= 5 * frame.nbytes)
     acc = StreamingAccumulator(windows, ch)
     emitted = {}
     for i, f in enumerate(frames):
@@ -168,9 +167,9 @@ def test_long_windows_are_summed_frame_by_frame_with_the_same_bytes(monkeypatch)
 
 def test_hold_budget():
     frame = np.zeros((720, 1280, 3), np.uint8)
-    assert accumulate.holds_window(13, frame, 1)  # 36 MB
-    assert accumulate.holds_window(23, frame, 1)  # 64 MB: WILD's longest window at full size
-    assert not accumulate.holds_window(65, frame, 1)  # 180 MB: summed frame by frame
+    assert window_sum.holds_window(13, frame, 1)  # 36 MB
+    assert window_sum.holds_window(23, frame, 1)  # 64 MB: WILD's longest window at full size
+    assert not window_sum.holds_window(65, frame, 1)  # 180 MB: summed frame by frame
     big = np.zeros((2160, 3840, 3), np.uint8)
-    assert accumulate.holds_window(13, big, 1)  # 13 bytes per value <= the 16 the running sums take
-    assert not accumulate.holds_window(17, big, 1)
+    assert window_sum.holds_window(13, big, 1)  # 13 bytes per value <= the 16 the running sums take
+    assert not window_sum.holds_window(17, big, 1)

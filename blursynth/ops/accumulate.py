@@ -28,7 +28,7 @@ import numpy as np
 from blursynth.errors import ConfigError
 from blursynth.ops.crf import CRF, encode_sum
 from blursynth.ops.images import work_array
-from blursynth.ops.window_sum import lookup, window_outputs
+from blursynth.ops.window_sum import holds_window, lookup, window_outputs
 from blursynth.ops.windows import Window
 
 if TYPE_CHECKING:  # torch is imported on use: a CPU streaming run never pays its ~1.3 s import
@@ -82,18 +82,6 @@ def window_output(total, n: int, ch: Channel, scratch: dict | None = None):
     if not isinstance(total, np.ndarray):
         total = total.cpu().numpy()
     return np.divide(total, np.float32(n * ch.q), dtype=np.float32)  # in float32: no 8-byte copy of the frame
-
-
-#: A disjoint window's decoded frames are held (and summed in strips, ops/window_sum.py) while they take at
-#: most this many bytes, or at most twice the bytes of the running int32 sums (sum and scratch) they replace;
-#: longer windows are summed frame by frame into running sums (same bytes). 13 frames of 720p take 36 MB.
-HOLD_BYTES = 64 << 20
-
-
-def holds_window(n: int, frame: np.ndarray, channels: int) -> bool:
-    """Whether a disjoint window of ``n`` frames like ``frame`` is held and summed in strips."""
-    held = n * frame.nbytes
-    return held <= HOLD_BYTES or held <= 2 * 8 * frame.size * channels
 
 
 class StreamingAccumulator:

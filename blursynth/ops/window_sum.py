@@ -88,3 +88,16 @@ def window_outputs(frames: Sequence[np.ndarray], channels: Sequence[Channel], sc
             else:
                 np.divide(total, np.float32(n * ch.q), out=out[r0:r1], dtype=np.float32)
     return outs
+
+
+#: A disjoint window's decoded frames are held (and summed in strips, ops/window_sum.py) while they take at
+#: most this many bytes, or at most twice the bytes of the running int32 sums (sum and scratch) they replace;
+#: longer windows are summed frame by frame into running sums by the streaming accumulator (same bytes). 13
+#: frames of 720p take 36 MB.
+HOLD_BYTES = 64 << 20
+
+
+def holds_window(n: int, frame: np.ndarray, channels: int) -> bool:
+    """Whether a disjoint window of ``n`` frames like ``frame`` is held and summed in strips."""
+    held = n * frame.nbytes
+    return held <= HOLD_BYTES or held <= 2 * 8 * frame.size * channels
