@@ -143,32 +143,54 @@ def run_local_unit(unit: LocalUnit, out: str | Path, progress: ProgressSink | No
     sink = UnitSink(out, unit.key, unit.context.store_path, (slot,), result, layouts=cfg.layout,
                     compression=cfg.compression, extra_datasets=extras, progress=progress)
     lost = 0
-    # Backgrounds are drawn and decoded up to BACKGROUNDS_AHEAD samples ahead in a reader thread (cv2.imread
-    # releases the GIL): PNG decoding, most of the floor's time, overlaps with rendering and writing (issue 20).
-    draws = prefetch(((i, draw_background(cfg, unit.context, unit.split, i)) for i in range(slot.first, slot.stop)),
-                     depth=BACKGROUNDS_AHEAD)
+    samples = prefetch(_rendered(unit, store, objects[unit.split]), depth=1)
     try:
-        for index, draw in draws:
-            try:
-                sample = synthesize(cfg, unit.context, unit.split, index, store, objects[unit.split], sink.skip,
-                                    background=draw)
-            except SourceError as exc:  # no decodable background: this sample is lost, the run goes on
-                log.warning("%s: %s", exc.path, exc.reason)
+        for index, skipped, sample, error in samples:
+            for record in skipped:  # backgrounds that could not be decoded, in draw order
+                sink.skip(record)
+            if error is not None:  # no decodable background: this sample is lost, the run goes on
+                log.warning("%s: %s", error.path, error.reason)
                 lost += 1
                 if lost == 1:  # the unit reports its first loss; every loss is in the shard marker
-                    result.path, result.reason = exc.path, exc.reason
-                sink.fail(index, exc.path, exc.reason)
+                    result.path, result.reason = error.path, error.reason
+                sink.fail(index, error.path, error.reason)
                 continue
             sink.add(index, sample)  # advances the samples bar
     except BaseException:
         sink.abort()
         raise
     finally:
-        draws.close()
+        samples.close()
     if lost:
         result.status = "partial" if result.samples else "failed"
     progress.source_finished(unit.key, result.status, result.samples, result.reason)
     return result
+
+
+def _rendered(unit: LocalUnit, store, objects):
+    """``(index, skipped draws, sample or None, SourceError or None)`` of every sample of the unit, in order.
+
+    Three stages, one thread each (issue 20): backgrounds are drawn and decoded up to
+    :data:`BACKGROUNDS_AHEAD` samples ahead (``draw_background``; cv2.imread releases the GIL), samples are
+    rendered in the thread that runs this generator (``run_local_unit`` prefetches it), and the caller writes.
+    PNG decoding (most of the I/O floor), rendering and HDF5 writing then overlap. A sample is a pure function
+    of (seed, split, index) and the skipped draws are reported by the caller in order, so shards and records
+    are those of doing everything in turn; the sink is only ever used by the caller's thread.
+    """
+    cfg, slot = unit.config, unit.slot
+    draws = prefetch(((i, draw_background(cfg, unit.context, unit.split, i)) for i in range(slot.first, slot.stop)),
+                     depth=BACKGROUNDS_AHEAD)
+    try:
+        for index, draw in draws:
+            try:
+                sample = synthesize(cfg, unit.context, unit.split, index, store, objects,
+                                    background=dataclasses.replace(draw, skipped=()))
+            except SourceError as exc:
+                yield index, draw.skipped, None, exc
+                continue
+            yield index, draw.skipped, sample, None
+    finally:
+        draws.close()
 
 
 def run_local(cfg: LocalConfig, progress: ProgressSink | None = None):
