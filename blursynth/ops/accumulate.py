@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from blursynth.errors import ConfigError
-from blursynth.ops.crf import CRF, encode_sum
+from blursynth.ops.crf import CRF
 from blursynth.ops.images import work_array
-from blursynth.ops.window_sum import holds_window, lookup, window_outputs
+from blursynth.ops.window_sum import holds_window, lookup, window_output, window_outputs
 from blursynth.ops.windows import Window
 
 if TYPE_CHECKING:  # torch is imported on use: a CPU streaming run never pays its ~1.3 s import
@@ -71,17 +71,6 @@ class Channel:
         vmax = (1 << bit_depth) - 1
         lut = (np.arange(vmax + 1) == vmax).astype(np.int32)
         return cls(CRF("linear"), lut, 1, "saturation")
-
-
-def window_output(total, n: int, ch: Channel, scratch: dict | None = None):
-    """A window's integer sum (numpy array or torch tensor) as the channel's output: uint8 code values
-    (:func:`encode_sum`) or, for ``mean``/``saturation`` channels, the float32 mean ``total / (n q)``
-    (a numpy array either way for those)."""
-    if ch.output == "code":
-        return encode_sum(total, n, ch.q, ch.crf, scratch=scratch)
-    if not isinstance(total, np.ndarray):
-        total = total.cpu().numpy()
-    return np.divide(total, np.float32(n * ch.q), dtype=np.float32)  # in float32: no 8-byte copy of the frame
 
 
 class StreamingAccumulator:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import ConfigError
-from blursynth.ops.images import work_view
+from blursynth.ops.images import work_array
 
 if TYPE_CHECKING:  # imported on use by the torch paths only
     import torch
@@ -100,10 +100,10 @@ class CRF:
             uint8 array of the shape of ``linear`` (at most 4 channels, as OpenCV requires).
         """
         scratch = {} if scratch is None else scratch
-        out = work_view(scratch, "code", linear.shape, np.uint8)
+        out = work_array(scratch, "code", linear.shape, np.uint8)
         if linear.dtype.kind in "iu" and self.name == "linear":  # sums of a non-negative table: no clip needed
             return cv2.convertScaleAbs(linear, dst=out, alpha=255.0 * scale)
-        x = work_view(scratch, "x", linear.shape, np.float32)
+        x = work_array(scratch, "x", linear.shape, np.float32)
         if linear.dtype.kind in "iu":
             np.copyto(x, linear, casting="unsafe")
         else:  # pow and convertScaleAbs would take |y|
@@ -116,8 +116,8 @@ class CRF:
         if scale != 1.0:  # sRGB: IEC 61966-2-1, in float32 numpy
             x *= np.float32(scale)
         np.clip(x, 0.0, 1.0, out=x)
-        low = np.multiply(x, np.float32(12.92), out=work_view(scratch, "low", x.shape, np.float32))
-        dark = np.less_equal(x, np.float32(0.0031308), out=work_view(scratch, "dark", x.shape, np.bool_))
+        low = np.multiply(x, np.float32(12.92), out=work_array(scratch, "low", x.shape, np.float32))
+        dark = np.less_equal(x, np.float32(0.0031308), out=work_array(scratch, "dark", x.shape, np.bool_))
         np.power(x, np.float32(1 / 2.4), out=x)  # numpy's float32 pow: OpenCV's differs in the last bit
         x *= np.float32(1.055)
         x -= np.float32(0.055)
@@ -275,23 +275,23 @@ def _encode_numpy(sums: np.ndarray, n: int, q: int, crf: CRF, scratch: dict, out
     estimate = estimate_table(crf, n, q)
     if estimate is not None:  # within one code of exact, from a root of the sum (see estimate_table)
         table, root = estimate
-        x = work_view(scratch, "sum_x", flat.shape, np.float32)
+        x = work_array(scratch, "sum_x", flat.shape, np.float32)
         np.copyto(x, flat, casting="unsafe")
         for _ in range(root // 2):
             cv2.sqrt(x, dst=x)
-        j = cv2.convertScaleAbs(x, dst=work_view(scratch, "sum_j", flat.shape, np.uint8),
+        j = cv2.convertScaleAbs(x, dst=work_array(scratch, "sum_j", flat.shape, np.uint8),
                                 alpha=255.0 / (n * q) ** (1.0 / root))
-        est = cv2.LUT(j, table, dst=work_view(scratch, "sum_est", flat.shape, np.uint8))
+        est = cv2.LUT(j, table, dst=work_array(scratch, "sum_est", flat.shape, np.uint8))
     else:  # float32 estimate, within one code of exact
         est = crf.encode(flat, 1.0 / (n * q), scratch)
     # Exact correction of the estimate: v = e - [S < T[e]] + [S >= T[e + 1]], with the thresholds gathered by
     # cv2.LUT (0.5 ms per pass) and the two steps applied where the comparisons hold (saturating).
     t = _thresholds32(crf, n, q)
-    bound = work_view(scratch, "sum_bound", flat.shape, np.int32)
+    bound = work_array(scratch, "sum_bound", flat.shape, np.int32)
     below = cv2.compare(flat, cv2.LUT(est, t[:256], dst=bound), cv2.CMP_LT,
-                        dst=work_view(scratch, "sum_lt", flat.shape, np.uint8))
+                        dst=work_array(scratch, "sum_lt", flat.shape, np.uint8))
     above = cv2.compare(flat, cv2.LUT(est, t[1:], dst=bound), cv2.CMP_GE,
-                        dst=work_view(scratch, "sum_ge", flat.shape, np.uint8))
+                        dst=work_array(scratch, "sum_ge", flat.shape, np.uint8))
     if out is None:
         result = est.copy()  # a fresh array: it is handed to the caller
     else:

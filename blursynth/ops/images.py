@@ -30,18 +30,12 @@ def to_gray8(frame: np.ndarray) -> np.ndarray:
 
 def work_array(scratch: dict, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
     """The uninitialised array ``scratch[name]`` of this shape and dtype, made once and reused by later calls:
-    a fresh 11 MB array per 1280x720 frame costs more in page faults than most single passes over it."""
-    arr = scratch.get(name)
-    shape = tuple(shape)
-    if arr is None or arr.shape != shape or arr.dtype != dtype:
-        arr = scratch[name] = np.empty(shape, dtype)
-    return arr
+    a fresh 11 MB array per 1280x720 frame costs more in page faults than most single passes over it.
 
-
-def work_view(scratch: dict, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
-    """Like :func:`work_array`, for work done in strips of varying height: one flat buffer per name, as large
-    as the largest request so far, of which a C-contiguous view of ``shape`` is returned. A short last strip
-    then costs no new allocation (a fresh array of a few hundred KB is an mmap, page-faulted in each time)."""
+    One flat buffer per name, as large as the largest request so far, of which a C-contiguous view of
+    ``shape`` is returned, so work done in strips of varying height (ops/window_sum.py) costs no new
+    allocation for a short last strip either. The view is overwritten by the next request of the same name.
+    """
     size = math.prod(shape)
     buf = scratch.get(name)
     if buf is None or buf.dtype != dtype or buf.size < size:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from blursynth.ops.crf import encode_sum
-from blursynth.ops.images import work_view
+from blursynth.ops.images import work_array
 
 if TYPE_CHECKING:
     from blursynth.ops.accumulate import Channel
@@ -43,6 +43,17 @@ def lookup(frame: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) ->
                        dst=None if out is None else out.reshape(frame.shape[0], -1))
         return flat.reshape(frame.shape)
     return cv2.LUT(frame, lut, dst=out)  # ~0.9 ms for a 1280x720 RGB frame
+
+
+def window_output(total, n: int, ch: Channel, scratch: dict | None = None, out: np.ndarray | None = None):
+    """A window's integer sum (numpy array or torch tensor) as the channel's output: uint8 code values
+    (:func:`encode_sum`) or, for ``mean``/``saturation`` channels, the float32 mean ``total / (n q)``
+    (a numpy array either way for those); written into ``out`` when given (numpy sums only)."""
+    if ch.output == "code":
+        return encode_sum(total, n, ch.q, ch.crf, scratch=scratch, out=out)
+    if not isinstance(total, np.ndarray):
+        total = total.cpu().numpy()
+    return np.divide(total, np.float32(n * ch.q), out=out, dtype=np.float32)  # float32: no 8-byte frame copy
 
 
 def strip_rows(shape: tuple[int, ...]) -> int:
@@ -77,16 +88,13 @@ def window_outputs(frames: Sequence[np.ndarray], channels: Sequence[Channel], sc
     for r0 in range(0, shape[0], rows):
         r1 = min(shape[0], r0 + rows)
         strip_shape = (r1 - r0, *shape[1:])
-        total = work_view(scratch, "strip_sum", strip_shape, np.int32)
-        looked_up = work_view(scratch, "strip_lut", strip_shape, np.int32)
+        total = work_array(scratch, "strip_sum", strip_shape, np.int32)
+        looked_up = work_array(scratch, "strip_lut", strip_shape, np.int32)
         for ch, out in zip(channels, outs, strict=True):
             lookup(frames[0][r0:r1], ch.lut, out=total)
             for f in frames[1:]:
                 np.add(total, lookup(f[r0:r1], ch.lut, out=looked_up), out=total)
-            if ch.output == "code":
-                encode_sum(total, n, ch.q, ch.crf, scratch=scratch, out=out[r0:r1])
-            else:
-                np.divide(total, np.float32(n * ch.q), out=out[r0:r1], dtype=np.float32)
+            window_output(total, n, ch, scratch, out=out[r0:r1])
     return outs
 
 

@@ -183,8 +183,7 @@ def _rendered(unit: LocalUnit, store, objects):
     try:
         for index, draw in draws:
             try:
-                sample = synthesize(cfg, unit.context, unit.split, index, store, objects,
-                                    background=dataclasses.replace(draw, skipped=()))
+                sample = synthesize(cfg, unit.context, unit.split, index, store, objects, background=draw)
             except SourceError as exc:
                 yield index, draw.skipped, None, exc
                 continue
