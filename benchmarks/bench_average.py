@@ -20,6 +20,7 @@ X264_PRESET, X264_CRF = "veryfast", 14  # with the sensor noise below: ~24 KB/fr
 NOISE_SIGMA = 4.0  # per-frame sensor noise, 8-bit code values
 MODES = ("AUTO", "SLICE", "FRAME", "NONE")  # PyAV thread_type; NONE = one thread
 TARGET_B_OVER_A, TARGET_B_OVER_C = 0.8, 10.0
+TARGET_SUBSTEPS_VS_BASELINE = 2.0  # --substeps 8 / --baseline-tree (issue 20: the tree issue 18 left)
 MEM_TOLERANCE_MB = 32.0  # peak(2N) may exceed peak(N) by at most max(this, 5 %)
 DISTS = ("av", "numpy", "torch", "opencv-contrib-python-headless", "h5py", "blursynth")
 
@@ -145,9 +146,12 @@ def worker_decode(spec: dict) -> dict:
 
 
 def _run_average(spec: dict):
+    import blursynth
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
+    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
+        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
     harness.as_the_cli()
 
     shutil.rmtree(spec["out"], ignore_errors=True)
@@ -172,9 +176,12 @@ def worker_exposure(spec: dict) -> dict:
     average of the same windows (the ratio's baseline)."""
     import torch  # noqa: F401 - imported before the clock, as the other workers' imports (~1.3 s once per process)
 
+    import blursynth
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
+    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
+        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
     harness.as_the_cli()
     shutil.rmtree(spec["out"], ignore_errors=True)
     cfg = AverageConfig(inputs=(spec["clip"],), out=spec["out"], device="cpu", frames=(7, 7),
@@ -263,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(issue 18's target: >= 10 input frames/s at K = 8)")
     p.add_argument("--interpolation", default="balanced", help="--interpolation preset(s) of the --substeps runs, "
                    "comma-separated (balanced, quality, fast)")
+    p.add_argument("--baseline-tree", default=None, help="also run the --substeps presets with the package of this "
+                   "checkout (git worktree add --detach DIR REV), alternating, against issue 20's 2x target")
     args = harness.parse(p, WORKERS, argv)
     if args.frames < 13:
         p.error("--frames must be at least 13 (one window)")
@@ -298,13 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.substeps:
         clip_k, _ = ensure_clip(bench, 56)
         k = args.substeps if args.substeps == "auto" else int(args.substeps)
-        runs = [("K = 1", 1, "balanced")] + [(f"K = {k}, {p}", k, p) for p in args.interpolation.split(",")]
-        for name, value, preset in runs:
-            print(f"continuous exposure: --frames 7 --substeps {value} --interpolation {preset} on 56 frames",
-                  flush=True)
-            rep.setdefault("exposure", {})[name] = bench.child("exposure", {
-                "clip": str(clip_k), "out": str(bench.work / "runs" / "k"), "substeps": value,
-                "interpolation": preset})
+        runs = [("K = 1", 1, "balanced", None)] + [(f"K = {k}, {p}", k, p, None) for p in args.interpolation.split(",")]
+        if args.baseline_tree:  # the same worker importing the other tree's package first, alternating
+            runs += [(f"baseline tree: K = {k}, {p}", k, p, Path(args.baseline_tree).resolve())
+                     for p in args.interpolation.split(",")]
+        print(f"continuous exposure: --frames 7 --substeps {k} on 56 frames, presets {args.interpolation}", flush=True)
+        plan = [(name, lambda value=value, preset=preset, tree=tree: bench.child("exposure", {
+            "clip": str(clip_k), "out": str(bench.work / "runs" / ("k_base" if tree else "k")), "substeps": value,
+            "interpolation": preset, "package": str(tree / "blursynth") if tree else None},
+            env={"PYTHONPATH": str(tree)} if tree else None)) for name, value, preset, tree in runs]
+        k_runs = rep["exposure_runs"] = harness.alternate(plan, repeat if args.baseline_tree else 1, "frames")
+        rep["exposure"] = {name: best(rs) for name, rs in k_runs.items()}
 
     rows = []
     for name, r in n.items():
@@ -340,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, kk in others:
             print(f"   continuous exposure {name}: {rate(kk):.2f} input frames/s = {rate(kk) / rate(k1):.3f} x the "
                   f"plain average of the same windows ({rate(k1):.1f} frames/s); target at K = 8: >= 10 frames/s")
+        for name, kk in [(n, r) for n, r in others if f"baseline tree: {n}" in rep["exposure"]]:
+            old, rounds = rep["exposure"][f"baseline tree: {name}"], rep["exposure_runs"]
+            passed.append(harness.verdict(f"{name} / baseline tree", rate(kk) / rate(old), TARGET_SUBSTEPS_VS_BASELINE))
+            print("   per round: " + ", ".join(f"{rate(a) / rate(b):.2f}" for a, b in
+                                               zip(rounds[name], rounds[f"baseline tree: {name}"], strict=True)))
     if b.get("rss_halves_mb"):
         print("(b) RSS within the run: max {:.0f} MB in the first half, {:.0f} MB in the second".format(
             *b["rss_halves_mb"]))

@@ -144,9 +144,13 @@ class ExposureAccumulator:
         flow_backward: a second instance of the flow backend, for the backward flows in a thread of their own.
     """
 
-    #: The flows (two threads) and the synthesis (a worker thread) already occupy both cores: the runner runs
-    #: OpenCV and torch kernels on one thread each (:func:`blursynth.ops.accumulate.single_threaded_kernels`).
-    own_threads = True
+    #: OpenCV keeps its thread pool here (unlike the plain accumulators, whose runner pins kernels to one
+    #: thread: :func:`blursynth.ops.accumulate.single_threaded_kernels`). The synthesis worker is the
+    #: bottleneck (its bicubic gathers are ~85 % of a window's wall time on one thread) and its ``remap``,
+    #: ``resize`` and blends split rows over the pool with the same bytes: at 720p, N = 7, K = 8 on 2 cores,
+    #: 1.25-1.3x the input frames/s of pinned kernels (docs/continuous-exposure.md). Process workers still
+    #: cap the pool (``--workers``: one thread each).
+    own_threads = False
 
     def __init__(self, windows: Sequence[Window], channels: Sequence[Channel], *, substeps: int | str,
                  duty_cycle: float, flow: FlowBackend, device: str | torch.device = "cpu",
