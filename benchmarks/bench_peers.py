@@ -7,8 +7,8 @@ Every contender averages back-to-back windows of N = 7 frames of the same H.264 
 bench_average.py's generator: a textured pan with zoom and roll; the noisy clip adds sigma-4 sensor noise,
 ~47 Mbit/s; the smooth one none) and is timed from its first decoded frame to its last output, imports done:
 
-* (a) the floor: PyAV decode to RGB in its fastest threading mode for this clip (AUTO, SLICE, FRAME and none are
-  all measured; the best is the baseline);
+* (a) the floor: PyAV decode to RGB in its fastest threading mode for this clip (AUTO, SLICE, FRAME and none, each
+  in the caller's thread and in a thread of its own, are all measured; the best is the baseline);
 * blursynth: ``run_average(--frames 7)`` in-process, as the ``blursynth`` command runs it (process settings of
   run/host.py), writing HDF5 shards with exact rounding;
 * ffmpeg ``tmix=frames=7`` (the ``ffmpeg`` binary, all threads): a running 7-frame mean of the coded values,
@@ -51,23 +51,17 @@ def worker_blursynth(spec: dict) -> dict:
 
 
 def _windows(clip: str, mode: str, start, add, finish) -> int:
-    """Decode ``clip`` (PyAV ``mode``) and feed back-to-back windows of N frames; frames decoded."""
-    import av
-
+    """Decode ``clip`` (``mode``: bench_average.MODES) and feed back-to-back windows of N frames; frames decoded."""
     n, k = 0, 0
-    with av.open(clip) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = mode
-        for frame in container.decode(stream):
-            rgb = frame.to_ndarray(format="rgb24")
-            if k == 0:
-                start(rgb)
-            else:
-                add(rgb)
-            n, k = n + 1, k + 1
-            if k == N:
-                finish()
-                k = 0
+    for rgb in ba.decoded(clip, mode):
+        if k == 0:
+            start(rgb)
+        else:
+            add(rgb)
+        n, k = n + 1, k + 1
+        if k == N:
+            finish()
+            k = 0
     return n
 
 
