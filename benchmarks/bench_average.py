@@ -19,8 +19,8 @@ CLIP_VERSION = 1  # bump when the generator changes so cached clips are regenera
 X264_PRESET, X264_CRF = "veryfast", 14  # with the sensor noise below: ~24 KB/frame, ~47 Mbit/s at 240 fps
 NOISE_SIGMA = 4.0  # per-frame sensor noise, 8-bit code values
 #: PyAV thread_type (NONE = one thread), decoded in the caller's thread or, "+thread", in a thread of its own that
-#: hands frames over through a queue: the second is faster here (SLICE 420-540 against 330-385 frames/s on the
-#: smooth clip, with less CPU; the main thread's malloc arena pays for every freed frame), so both count.
+#: hands frames over through a queue: the second is usually faster here (smooth clip, SLICE: 400-540 against
+#: 330-500 frames/s, with less CPU; why is not established), so both count and the fastest is the floor.
 MODES = ("AUTO", "SLICE", "FRAME", "NONE", "AUTO+thread", "SLICE+thread", "FRAME+thread", "NONE+thread")
 TARGET_B_OVER_A, TARGET_B_OVER_C = 0.8, 10.0
 TARGET_SUBSTEPS_VS_BASELINE = 2.0  # --substeps 8 / --baseline-tree (issue 20: the tree issue 18 left)
@@ -119,54 +119,17 @@ def worker_import(spec: dict) -> dict:
     return {}
 
 
-def decoded(clip: str, mode: str, fn=None):
-    """Every frame of ``clip`` as RGB, decoded with PyAV's ``thread_type`` ``mode`` (:data:`MODES`; "+thread":
-    in a thread of its own, 16 frames ahead); ``fn`` is applied to each frame in the decoding thread and its
-    result is what comes out (the frame where it returns None)."""
-    import queue
-    import threading
-
-    import av
-
-    kind, _, where = mode.partition("+")
-
-    def frames():
-        with av.open(clip) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = kind
-            for frame in container.decode(stream):
-                rgb = frame.to_ndarray(format="rgb24")
-                out = None if fn is None else fn(rgb)
-                yield rgb if out is None else out
-
-    if where != "thread":
-        yield from frames()
-        return
-    handoff: queue.Queue = queue.Queue(16)
-
-    def produce() -> None:
-        try:
-            for item in frames():
-                handoff.put(item)
-        finally:
-            handoff.put(None)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    while (item := handoff.get()) is not None:
-        yield item
-    thread.join()
-
-
 def decode(clip: str, mode: str, fn=None) -> int:
-    """Decode every frame to RGB in ``mode`` (:func:`decoded`; ``fn`` applied to each); frames."""
-    return sum(1 for _ in decoded(clip, mode, fn))
+    """Decode every frame to RGB in ``mode`` (:func:`harness.decoded`; ``fn`` applied to each); frames."""
+    return sum(1 for _ in harness.decoded(clip, mode, fn))
 
 
 def worker_decode(spec: dict) -> dict:
-    """(a): PyAV in one threading mode, or ``read_video`` (mode ``read_video``)."""
+    """(a): PyAV in one threading mode, or ``read_video`` (mode ``read_video``), with the process settings of the
+    runs it is compared with (huge pages off; no measurable effect on decoding alone)."""
     from blursynth.io.video import probe_video, read_video
 
+    harness.as_the_cli()
     clip = spec["clip"]
     if spec["mode"] == "read_video":
         info = probe_video(clip)

@@ -53,7 +53,7 @@ def worker_blursynth(spec: dict) -> dict:
 def _windows(clip: str, mode: str, start, add, finish) -> int:
     """Decode ``clip`` (``mode``: bench_average.MODES) and feed back-to-back windows of N frames; frames decoded."""
     n, k = 0, 0
-    for rgb in ba.decoded(clip, mode):
+    for rgb in harness.decoded(clip, mode):
         if k == 0:
             start(rgb)
         else:

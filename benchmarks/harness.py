@@ -297,6 +297,65 @@ def cli_here(args: list[str]) -> None:
         sys.argv = saved
 
 
+def decoded(clip: str, mode: str, fn=None):
+    """Every frame of ``clip`` as RGB, decoded with PyAV's ``thread_type`` ``mode`` (bench_average.MODES; "+thread":
+    in a thread of its own, 16 frames ahead); ``fn`` is applied to each frame in the decoding thread and its
+    result is what comes out (the frame where it returns None)."""
+    import queue
+    import threading
+
+    import av
+
+    kind, _, where = mode.partition("+")
+
+    def frames():
+        with av.open(clip) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = kind
+            for frame in container.decode(stream):
+                rgb = frame.to_ndarray(format="rgb24")
+                out = None if fn is None else fn(rgb)
+                yield rgb if out is None else out
+
+    if where != "thread":
+        yield from frames()
+        return
+    handoff: queue.Queue = queue.Queue(16)
+    failed: list[BaseException] = []
+    stop = threading.Event()  # the consumer left early: the producer closes the file and ends
+
+    def offer(item) -> bool:
+        """Hand ``item`` over unless the consumer has left; whether it was handed over."""
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in frames():
+                if not offer(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            failed.append(exc)
+        finally:
+            offer(None)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not None:
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def shard_metas(out: str | Path) -> list[tuple[Path, int, dict]]:
     """(shard file, index, meta) of every sample in the HDF5 shards under ``out`` (the on-disk format)."""
     import h5py
