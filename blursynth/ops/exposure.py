@@ -146,7 +146,7 @@ class ExposureAccumulator:
 
     #: OpenCV keeps its thread pool here (unlike the plain accumulators, whose runner pins kernels to one
     #: thread: :func:`blursynth.ops.accumulate.single_threaded_kernels`). The synthesis worker is the
-    #: bottleneck (its bicubic gathers are ~85 % of a window's wall time on one thread) and its ``remap``,
+    #: bottleneck (its bicubic gathers are most of a window's wall time on one thread) and its ``remap``,
     #: ``resize`` and blends split rows over the pool with the same bytes: at 720p, N = 7, K = 8 on 2 cores,
     #: 1.25-1.3x the input frames/s of pinned kernels (docs/continuous-exposure.md). Process workers still
     #: cap the pool (``--workers``: one thread each).
