@@ -23,7 +23,7 @@ NOISE_SIGMA = 4.0  # per-frame sensor noise, 8-bit code values
 #: 330-500 frames/s, with less CPU; why is not established), so both count and the fastest is the floor.
 MODES = ("AUTO", "SLICE", "FRAME", "NONE", "AUTO+thread", "SLICE+thread", "FRAME+thread", "NONE+thread")
 TARGET_B_OVER_A, TARGET_B_OVER_C = 0.8, 10.0
-TARGET_SUBSTEPS_VS_BASELINE = 2.0  # --substeps 8 / --baseline-tree (issue 20: the tree issue 18 left)
+TARGET_SUBSTEPS_VS_BASELINE = 2.0  # --substeps 8 / --baseline-tree (issue 20; adc6a63, the tree before it)
 MEM_TOLERANCE_MB = 32.0  # peak(2N) may exceed peak(N) by at most max(this, 5 %)
 DISTS = ("av", "numpy", "torch", "opencv-contrib-python-headless", "h5py", "blursynth")
 
@@ -140,12 +140,10 @@ def worker_decode(spec: dict) -> dict:
 
 
 def _run_average(spec: dict):
-    import blursynth
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
-    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
-        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
+    harness.check_package(spec)
     harness.as_the_cli()
 
     shutil.rmtree(spec["out"], ignore_errors=True)
@@ -170,12 +168,10 @@ def worker_exposure(spec: dict) -> dict:
     average of the same windows (the ratio's baseline)."""
     import torch  # noqa: F401 - imported before the clock, as the other workers' imports (~1.3 s once per process)
 
-    import blursynth
     from blursynth.config import AverageConfig
     from blursynth.recipes.average import run_average
 
-    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
-        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
+    harness.check_package(spec)
     harness.as_the_cli()
     shutil.rmtree(spec["out"], ignore_errors=True)
     cfg = AverageConfig(inputs=(spec["clip"],), out=spec["out"], device="cpu", frames=(7, 7),

@@ -30,12 +30,9 @@ def worker_decode_x3(spec: dict) -> dict:
 
 
 def worker_wild(spec: dict) -> dict:
-    import blursynth
     import blursynth.recipes.average  # noqa: F401  (imports are not timed)
 
-    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
-        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
-
+    harness.check_package(spec)
     harness.cli_here(["--version"])
     out = Path(spec["out"])
     shutil.rmtree(out, ignore_errors=True)

@@ -367,6 +367,15 @@ def shard_metas(out: str | Path) -> list[tuple[Path, int, dict]]:
     return found
 
 
+def check_package(spec: dict) -> None:
+    """In a worker given ``spec["package"]`` (another tree's ``blursynth`` folder, put first on PYTHONPATH): fail
+    unless that is the package imported, so a baseline is never silently this tree."""
+    import blursynth
+
+    if spec.get("package") and not blursynth.__file__.startswith(spec["package"]):
+        raise RuntimeError(f"expected blursynth from {spec['package']}, imported {blursynth.__file__}")
+
+
 def as_the_cli() -> None:
     """In a worker about to run blursynth in-process: the process settings the ``blursynth`` command applies at
     start (``blursynth/run/host.py``), where the measured revision has them (older ones ran without)."""
