@@ -31,6 +31,7 @@ give in the time the target allows. Figures and what they mean: benchmarks/READM
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -103,8 +104,9 @@ def worker_wild_windows(spec: dict) -> dict:
     """The package's WILD run (untimed): the pairs (j, j + 1) inside the windows it keeps."""
     out = Path(spec["out"])
     harness.cli_here(["average", spec["clip"], str(out), "--recipe", "wild", "--flow", "dis", "--device", "cpu", "-q"])
-    pairs = sorted({j for _, _, m in harness.shard_metas(out) for j in m["frames"][:-1]})
-    return {"pairs": pairs, "windows": len(harness.shard_metas(out))}
+    metas = [m for _, _, m in harness.shard_metas(out)]
+    shutil.rmtree(out, ignore_errors=True)
+    return {"pairs": sorted({j for m in metas for j in m["frames"][:-1]}), "windows": len(metas)}
 
 
 def worker_wild_bound(spec: dict) -> dict:
